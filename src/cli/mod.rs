@@ -1,0 +1,247 @@
+//! The command line: the clap definitions of ferry's seven commands, the flags they share, and
+//! dispatch. Each command lives in its own file as `XArgs` with `async fn run(self, ctx)`.
+//! Commands turn arguments into plain structs for the engine and the store, and return data that
+//! `output` renders; nothing here decides what ferry does.
+
+pub mod backfill;
+pub mod check_config;
+pub mod export;
+pub mod generate;
+pub mod inspect_store;
+pub mod migrate;
+pub mod push;
+pub mod watch;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, ConfigError, Loaded};
+use crate::exit::{EXIT_CODES_HELP, Exit};
+use crate::output::Output;
+
+const ABOUT: &str = "Watch EVM chains and SEDA batches, record them in one redb file, \
+and deliver them to EVM chains and sinks exactly once in effect.";
+
+const EXAMPLES: &str = "\
+Examples:
+  ferry check-config                 check ferry.yaml offline
+  ferry check-config --online        also talk to every chain's RPCs
+  ferry watch                        run as a daemon: ingest and deliver continuously
+  ferry push --json                  one-shot for cron: sync, deliver, wait, summarize
+  ferry inspect-store summary        what the state file holds (works while watch runs)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = ABOUT,
+    after_help = format!("{EXAMPLES}\n\n{EXIT_CODES_HELP}"),
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command understands.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// Config file.
+    #[arg(
+        short = 'c',
+        long,
+        global = true,
+        env = "FERRY_CONFIG",
+        default_value = "ferry.yaml",
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
+
+    /// State file; overrides `store:` in the config.
+    #[arg(long, global = true, env = "FERRY_STORE", value_name = "FILE")]
+    pub store: Option<PathBuf>,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub quiet: u8,
+
+    /// When to use colour.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    /// Print results as JSON on stdout (logs stay on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour a stream, given whether it is a terminal. `NO_COLOR` turns `auto` off.
+    pub fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => is_terminal && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Watch(watch::WatchArgs),
+    Push(push::PushArgs),
+    Backfill(backfill::BackfillArgs),
+    InspectStore(inspect_store::InspectStoreArgs),
+    Export(export::ExportArgs),
+    Migrate(migrate::MigrateArgs),
+    CheckConfig(check_config::CheckConfigArgs),
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
+}
+
+/// What every command gets besides its own arguments.
+pub struct Ctx {
+    pub global: GlobalArgs,
+    pub cancel: CancellationToken,
+    pub out: Output,
+}
+
+impl Ctx {
+    pub fn new(global: GlobalArgs, cancel: CancellationToken) -> Self {
+        let out = Output::new(global.json, global.color.enabled(std::io::stdout().is_terminal()));
+        Self { global, cancel, out }
+    }
+
+    /// Loads and validates the config; any error-severity problem is a [`ConfigError`] (exit 2).
+    pub fn load_config(&self) -> Result<Loaded, ConfigError> {
+        config::load_and_validate(&self.global.config)
+    }
+
+    /// The state file: `--store`, else the config's `store:`, else `ferry.redb` beside the config.
+    pub fn store_path(&self, loaded: Option<&Loaded>) -> PathBuf {
+        if let Some(path) = &self.global.store {
+            return path.clone();
+        }
+        match loaded {
+            Some(loaded) => loaded.store_path(),
+            None => config_dir(&self.global.config).join("ferry.redb"),
+        }
+    }
+
+    /// The state file for commands that do not need the config (inspect-store, export, migrate):
+    /// `--store` wins; otherwise the config is read only to find `store:`, and a missing config
+    /// file falls back to `ferry.redb` beside where it would be.
+    pub fn store_path_without_config(&self) -> Result<PathBuf, ConfigError> {
+        if self.global.store.is_some() || !self.global.config.exists() {
+            return Ok(self.store_path(None));
+        }
+        let loaded = self.load_config()?;
+        Ok(self.store_path(Some(&loaded)))
+    }
+}
+
+fn config_dir(config: &Path) -> PathBuf {
+    match config.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Runs one command to its end and says how the process should exit.
+pub async fn dispatch(command: Command, ctx: Ctx) -> eyre::Result<Exit> {
+    match command {
+        Command::Watch(args) => args.run(&ctx).await,
+        Command::Push(args) => args.run(&ctx).await,
+        Command::Backfill(args) => args.run(&ctx).await,
+        Command::InspectStore(args) => args.run(&ctx).await,
+        Command::Export(args) => args.run(&ctx).await,
+        Command::Migrate(args) => args.run(&ctx).await,
+        Command::CheckConfig(args) => args.run(&ctx).await,
+        Command::Generate(args) => args.run(&ctx),
+    }
+}
+
+/// The `after_help` of a command: its examples, then the exit-code contract.
+fn after_help(examples: &str) -> String {
+    format!("Examples:\n{examples}\n\n{EXIT_CODES_HELP}")
+}
+
+/// The error for commands whose engine part is not built yet: said plainly, exit 1, nothing done.
+fn not_built(what: &str, issue: &str) -> eyre::Report {
+    eyre::Report::new(crate::exit::ExitError::new(
+        Exit::Failure,
+        format!("{what} is not built yet ({issue}); nothing was done"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_parse_after_the_command() {
+        let cli = Cli::try_parse_from([
+            "ferry",
+            "check-config",
+            "-c",
+            "x.yaml",
+            "--json",
+            "-vv",
+            "--color",
+            "never",
+        ])
+        .expect("parses");
+        assert_eq!(cli.global.config, PathBuf::from("x.yaml"));
+        assert!(cli.global.json);
+        assert_eq!(cli.global.verbose, 2);
+        assert_eq!(cli.global.color, ColorChoice::Never);
+    }
+
+    #[test]
+    fn verbose_and_quiet_conflict() {
+        assert!(Cli::try_parse_from(["ferry", "-v", "-q", "check-config"]).is_err());
+    }
+
+    #[test]
+    fn every_command_has_examples() {
+        let cmd = Cli::command();
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let help = sub.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            assert!(help.contains("Examples:"), "`ferry {}` has no examples", sub.get_name());
+            assert!(help.contains("Exit codes:"), "`ferry {}` lists no exit codes", sub.get_name());
+        }
+    }
+}

@@ -1,0 +1,713 @@
+//! Reading `ferry.yaml`: parse, remember where every key is, substitute `${VAR}`, and deserialize
+//! item by item so that one bad chain does not hide the problems of the next.
+//!
+//! The file is parsed twice from the same text: yaml-rust2's event parser gives the line and
+//! column of every key path (`chains.base.rpc[0]`), serde_yaml gives the value tree serde reads.
+//! Each chain, source, target and route is deserialized on its own with `serde_path_to_error`; after
+//! an error the offending key is removed and the item read again, so several unknown keys in one
+//! chain are all reported. Sources and targets carry their `kind` as a tag, which is read here by
+//! hand: serde's internally tagged enums lose the path of errors inside them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+use super::secrets::Redactor;
+use super::types::*;
+use super::{Diagnostic, Severity};
+
+/// Looks up an environment variable; injectable so tests need not touch the process environment.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment as an [`EnvLookup`].
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Line and column (both 1-based) of every key path in the file.
+#[derive(Debug, Clone, Default)]
+pub struct Positions {
+    by_path: HashMap<String, (usize, usize)>,
+}
+
+impl Positions {
+    /// Where `path` is written; a path that is not in the file (a missing key) falls back to its
+    /// nearest written parent.
+    pub fn find(&self, path: &str) -> Option<(usize, usize)> {
+        let mut path = path;
+        loop {
+            if let Some(pos) = self.by_path.get(path) {
+                return Some(*pos);
+            }
+            let cut = path.rfind(['.', '['])?;
+            path = &path[..cut];
+        }
+    }
+
+    fn insert(&mut self, path: String, mark: Marker) {
+        // yaml-rust2 lines are 1-based, columns 0-based.
+        self.by_path.entry(path).or_insert((mark.line(), mark.col() + 1));
+    }
+}
+
+/// Walks parser events keeping the key path of the node being read.
+#[derive(Default)]
+struct PositionRecorder {
+    positions: Positions,
+    stack: Vec<Frame>,
+}
+
+enum Frame {
+    Mapping { path: String, key: Option<String> },
+    Sequence { path: String, next: usize },
+}
+
+impl PositionRecorder {
+    /// The path of a value node starting now, and records its position. Returns `None` for a
+    /// mapping key (recorded as the current key instead).
+    fn start_node(&mut self, scalar: Option<&str>, mark: Marker) -> Option<String> {
+        match self.stack.last_mut() {
+            None => Some(String::new()),
+            Some(Frame::Mapping { path, key }) => match key.take() {
+                Some(k) => Some(join_key(path, &k)),
+                None => {
+                    let k = scalar.unwrap_or("?").to_string();
+                    self.positions.insert(join_key(path, &k), mark);
+                    *key = Some(k);
+                    None
+                }
+            },
+            Some(Frame::Sequence { path, next }) => {
+                let item = format!("{path}[{next}]");
+                *next += 1;
+                self.positions.insert(item.clone(), mark);
+                Some(item)
+            }
+        }
+    }
+}
+
+impl MarkedEventReceiver for PositionRecorder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        match ev {
+            Event::Scalar(value, ..) => {
+                self.start_node(Some(&value), mark);
+            }
+            Event::Alias(_) => {
+                self.start_node(None, mark);
+            }
+            Event::MappingStart(..) => {
+                let is_value = self.start_node(None, mark);
+                let path = is_value.unwrap_or_else(|| "?".into());
+                self.stack.push(Frame::Mapping { path, key: None });
+            }
+            Event::SequenceStart(..) => {
+                let is_value = self.start_node(None, mark);
+                let path = is_value.unwrap_or_else(|| "?".into());
+                self.stack.push(Frame::Sequence { path, next: 0 });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
+}
+
+fn join_key(parent: &str, key: &str) -> String {
+    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
+}
+
+/// Reading a config collects diagnostics against one file.
+pub(super) struct Reader<'a> {
+    pub file: String,
+    pub positions: Positions,
+    pub diagnostics: Vec<Diagnostic>,
+    pub redactor: Redactor,
+    env: EnvLookup<'a>,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(file: String, env: EnvLookup<'a>) -> Self {
+        Self {
+            file,
+            positions: Positions::default(),
+            diagnostics: Vec::new(),
+            redactor: Redactor::default(),
+            env,
+        }
+    }
+
+    pub fn env(&self, name: &str) -> Option<String> {
+        (self.env)(name)
+    }
+
+    pub fn error(&mut self, key: &str, message: impl Into<String>, suggestion: Option<String>) {
+        self.push(key, Severity::Error, message.into(), suggestion);
+    }
+
+    pub fn warn(&mut self, key: &str, message: impl Into<String>, suggestion: Option<String>) {
+        self.push(key, Severity::Warning, message.into(), suggestion);
+    }
+
+    fn push(&mut self, key: &str, severity: Severity, message: String, suggestion: Option<String>) {
+        let (line, column) = self.positions.find(key).unwrap_or((1, 1));
+        self.diagnostics.push(Diagnostic {
+            file: self.file.clone(),
+            line,
+            column,
+            key: key.to_string(),
+            severity,
+            message: self.redactor.redact(&message),
+            suggestion: suggestion.map(|s| self.redactor.redact(&s)),
+        });
+    }
+
+    /// Parses the text into a value tree with positions; `None` (with a diagnostic) when the YAML
+    /// itself is broken.
+    pub fn parse(&mut self, text: &str) -> Option<Value> {
+        let mut recorder = PositionRecorder::default();
+        if let Err(e) = Parser::new_from_str(text).load(&mut recorder, false) {
+            let mark = e.marker();
+            self.diagnostics.push(Diagnostic {
+                file: self.file.clone(),
+                line: mark.line(),
+                column: mark.col() + 1,
+                key: String::new(),
+                severity: Severity::Error,
+                message: format!("not valid YAML: {}", e.info()),
+                suggestion: None,
+            });
+            return None;
+        }
+        self.positions = recorder.positions;
+        match serde_yaml::from_str::<Value>(text) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+                let message = e.to_string();
+                let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+                self.diagnostics.push(Diagnostic {
+                    file: self.file.clone(),
+                    line,
+                    column,
+                    key: String::new(),
+                    severity: Severity::Error,
+                    message: format!("not valid YAML: {message}"),
+                    suggestion: None,
+                });
+                None
+            }
+        }
+    }
+
+    /// Replaces `${VAR}` and `${VAR:-default}` in every string of the tree; `$$` is a literal `$`.
+    /// A string that is exactly one reference takes the type its value reads as (`chain_id:
+    /// ${CHAIN_ID}` gives a number).
+    pub fn substitute(&mut self, value: &mut Value, path: &str) {
+        match value {
+            Value::String(s) => {
+                if !s.contains('$') {
+                    return;
+                }
+                match substitute_str(s, self.env) {
+                    Ok((text, substituted)) => {
+                        for v in &substituted {
+                            self.redactor.remember(v);
+                        }
+                        let whole = substituted.len() == 1 && is_single_reference(s);
+                        *value = if whole { retype(text) } else { Value::String(text) };
+                    }
+                    Err(problem) => {
+                        self.error(path, problem.message(), problem.suggestion());
+                        *value = Value::Null;
+                    }
+                }
+            }
+            Value::Sequence(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    self.substitute(item, &format!("{path}[{i}]"));
+                }
+            }
+            Value::Mapping(map) => {
+                for (k, v) in map.iter_mut() {
+                    let key = key_text(k);
+                    self.substitute(v, &join_key(path, &key));
+                }
+            }
+            Value::Tagged(tagged) => self.substitute(&mut tagged.value, path),
+            _ => {}
+        }
+    }
+
+    /// Deserializes the whole tree, item by item.
+    pub fn config(&mut self, root: Value) -> Config {
+        let mut config = Config {
+            store: None,
+            chains: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            targets: BTreeMap::new(),
+            routes: Vec::new(),
+        };
+        let root = match root {
+            Value::Null => {
+                self.warn("", "the config is empty", Some("start from config-examples/minimal.yaml".into()));
+                return config;
+            }
+            Value::Mapping(map) => map,
+            other => {
+                self.error(
+                    "",
+                    format!("the config must be a mapping of sections, found {}", kind_of(&other)),
+                    None,
+                );
+                return config;
+            }
+        };
+        for (k, v) in root {
+            let key = key_text(&k);
+            match key.as_str() {
+                "store" => config.store = self.item::<Option<PathBuf>>("store", v).flatten(),
+                "chains" => {
+                    for (name, item) in self.named_items("chains", v) {
+                        if let Some(chain) = self.item::<Chain>(&format!("chains.{name}"), item) {
+                            config.chains.insert(name, chain);
+                        }
+                    }
+                }
+                "sources" => {
+                    for (name, item) in self.named_items("sources", v) {
+                        if let Some(source) = self.source(&name, item) {
+                            config.sources.insert(name, source);
+                        }
+                    }
+                }
+                "targets" => {
+                    for (name, item) in self.named_items("targets", v) {
+                        if let Some(target) = self.target(&name, item) {
+                            config.targets.insert(name, target);
+                        }
+                    }
+                }
+                "routes" => match v {
+                    Value::Sequence(items) => {
+                        for (i, item) in items.into_iter().enumerate() {
+                            if let Some(route) = self.item::<Route>(&format!("routes[{i}]"), item) {
+                                config.routes.push(route);
+                            }
+                        }
+                    }
+                    Value::Null => {}
+                    other => self.error(
+                        "routes",
+                        format!("`routes` must be a list, found {}", kind_of(&other)),
+                        None,
+                    ),
+                },
+                _ => self.unknown_key("", &key, TOP_LEVEL_KEYS),
+            }
+        }
+        config
+    }
+
+    /// The entries of a named section (`chains`, `sources`, `targets`).
+    fn named_items(&mut self, section: &str, value: Value) -> Vec<(String, Value)> {
+        match value {
+            Value::Mapping(map) => map.into_iter().map(|(k, v)| (key_text(&k), v)).collect(),
+            Value::Null => Vec::new(),
+            other => {
+                self.error(
+                    section,
+                    format!("`{section}` must be a mapping of name → settings, found {}", kind_of(&other)),
+                    None,
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn source(&mut self, name: &str, value: Value) -> Option<Source> {
+        let path = format!("sources.{name}");
+        let (kind, value) = self.take_kind(&path, value, SOURCE_KINDS)?;
+        match kind.as_str() {
+            "evm" => self.item(&path, value).map(Source::Evm),
+            "seda" => self.item(&path, value).map(Source::Seda),
+            _ => None,
+        }
+    }
+
+    fn target(&mut self, name: &str, value: Value) -> Option<Target> {
+        let path = format!("targets.{name}");
+        let (kind, value) = self.take_kind(&path, value, TARGET_KINDS)?;
+        match kind.as_str() {
+            "seda-prover" => self.item(&path, value).map(Target::SedaProver),
+            "evm-call" => self.item(&path, value).map(Target::EvmCall),
+            "webhook" => self.item(&path, value).map(Target::Webhook),
+            "jsonl" => self.item(&path, value).map(Target::Jsonl),
+            "redis-stream" => self.item(&path, value).map(Target::RedisStream),
+            _ => None,
+        }
+    }
+
+    /// Reads and removes the `kind:` tag of a source or target.
+    fn take_kind(&mut self, path: &str, value: Value, kinds: &[&str]) -> Option<(String, Value)> {
+        let Value::Mapping(mut map) = value else {
+            self.error(
+                path,
+                format!("`{path}` must be a mapping with a `kind`, found {}", kind_of(&value)),
+                None,
+            );
+            return None;
+        };
+        let kind_path = format!("{path}.kind");
+        match map.remove("kind") {
+            Some(Value::String(kind)) if kinds.contains(&kind.as_str()) => Some((kind, Value::Mapping(map))),
+            Some(Value::String(kind)) => {
+                let suggestion = nearest(&kind, kinds).map(|k| format!("did you mean `{k}`?"));
+                self.error(
+                    &kind_path,
+                    format!("unknown kind `{kind}`; expected one of {}", list(kinds)),
+                    suggestion,
+                );
+                None
+            }
+            Some(other) => {
+                self.error(&kind_path, format!("`kind` must be a string, found {}", kind_of(&other)), None);
+                None
+            }
+            None => {
+                self.error(path, format!("missing `kind`; expected one of {}", list(kinds)), None);
+                None
+            }
+        }
+    }
+
+    /// Deserializes one item. After an error, the offending key is removed and the item read
+    /// again, so that every unknown or mistyped key of the item is reported, not only the first.
+    pub fn item<T: DeserializeOwned>(&mut self, path: &str, mut value: Value) -> Option<T> {
+        let mut removed: Vec<Vec<Seg>> = Vec::new();
+        for _ in 0..32 {
+            let error = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+                Ok(item) => return if removed.is_empty() { Some(item) } else { None },
+                Err(e) => e,
+            };
+            let mut segs: Vec<Seg> = error.path().iter().filter_map(Seg::from_serde).collect();
+            let message = error.inner().to_string();
+            if let Some((field, expected)) = parse_unknown_field(&message) {
+                if segs.last().is_none_or(|s| s != &Seg::Key(field.clone())) {
+                    segs.push(Seg::Key(field.clone()));
+                }
+                let parent = render(path, &segs[..segs.len() - 1]);
+                self.unknown_key(&parent, &field, &expected.iter().map(String::as_str).collect::<Vec<_>>());
+            } else if let Some(field) = parse_missing_field(&message) {
+                let mut full = segs.clone();
+                full.push(Seg::Key(field.clone()));
+                // A key removed after an earlier error is reported once, not again as missing.
+                if !removed.contains(&full) {
+                    self.error(&render(path, &full), format!("missing `{field}`"), None);
+                }
+                return None;
+            } else {
+                self.error(&render(path, &segs), tidy_serde_message(&message), None);
+            }
+            if segs.is_empty() || !remove_at(&mut value, &segs) {
+                return None;
+            }
+            removed.push(segs);
+        }
+        None
+    }
+
+    pub fn unknown_key(&mut self, parent: &str, key: &str, expected: &[&str]) {
+        let suggestion = nearest(key, expected).map(|k| format!("did you mean `{k}`?"));
+        let message = if expected.is_empty() {
+            format!("unknown key `{key}`")
+        } else {
+            format!("unknown key `{key}`; expected one of {}", list(expected))
+        };
+        self.error(&join_key(parent, key), message, suggestion);
+    }
+}
+
+pub const TOP_LEVEL_KEYS: &[&str] = &["store", "chains", "sources", "targets", "routes"];
+pub const SOURCE_KINDS: &[&str] = &["evm", "seda"];
+pub const TARGET_KINDS: &[&str] = &["seda-prover", "evm-call", "webhook", "jsonl", "redis-stream"];
+
+/// One step of a key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl Seg {
+    fn from_serde(seg: &serde_path_to_error::Segment) -> Option<Seg> {
+        match seg {
+            serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+            serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+            serde_path_to_error::Segment::Enum { variant } => Some(Seg::Key(variant.clone())),
+            serde_path_to_error::Segment::Unknown => None,
+        }
+    }
+}
+
+fn render(prefix: &str, segs: &[Seg]) -> String {
+    let mut path = prefix.to_string();
+    for seg in segs {
+        match seg {
+            Seg::Key(k) => path = join_key(&path, k),
+            Seg::Index(i) => path.push_str(&format!("[{i}]")),
+        }
+    }
+    path
+}
+
+/// Removes the node at `segs`; false when there is nothing there to remove.
+fn remove_at(value: &mut Value, segs: &[Seg]) -> bool {
+    let Some((last, parents)) = segs.split_last() else { return false };
+    let mut node = value;
+    for seg in parents {
+        node = match (seg, node) {
+            (Seg::Key(k), Value::Mapping(map)) => match map.get_mut(k.as_str()) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Seg::Index(i), Value::Sequence(items)) => match items.get_mut(*i) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, node) {
+        (Seg::Key(k), Value::Mapping(map)) => map.remove(k.as_str()).is_some(),
+        (Seg::Index(i), Value::Sequence(items)) if *i < items.len() => {
+            // Keep indices stable for later errors: replace instead of shifting.
+            items[*i] = Value::Null;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// `unknown field `x`, expected one of `a`, `b`` → (x, [a, b]).
+fn parse_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest.split('`').skip(1).step_by(2).map(str::to_string).collect();
+    Some((field.to_string(), expected))
+}
+
+fn parse_missing_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    Some(rest.split_once('`')?.0.to_string())
+}
+
+/// serde's messages name Rust types; say what the user wrote and what is wanted instead.
+fn tidy_serde_message(message: &str) -> String {
+    message
+        .replace("expected u64", "expected a whole number ≥ 0")
+        .replace("expected u32", "expected a whole number ≥ 0")
+        .replace("expected a boolean", "expected true or false")
+        .replace("invalid type: ", "wrong type: ")
+}
+
+pub(super) fn key_text(key: &Value) -> String {
+    match key {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "~".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+fn list(items: &[&str]) -> String {
+    items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// The candidate closest to `word`, when it is close enough to be what was meant.
+pub fn nearest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
+        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Why a `${…}` reference could not be substituted. Never holds a value, only names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SubstProblem {
+    Unset(String),
+    Unterminated,
+    BadName(String),
+}
+
+impl SubstProblem {
+    fn message(&self) -> String {
+        match self {
+            SubstProblem::Unset(var) => format!("environment variable `{var}` is not set"),
+            SubstProblem::Unterminated => "`${` without a closing `}`".into(),
+            SubstProblem::BadName(name) => format!("`${{{name}}}` is not a valid variable name"),
+        }
+    }
+
+    fn suggestion(&self) -> Option<String> {
+        match self {
+            SubstProblem::Unset(var) => Some(format!("export {var}=…, or write `${{{var}:-default}}`")),
+            SubstProblem::Unterminated => Some("close it with `}`, or write `$$` for a literal `$`".into()),
+            SubstProblem::BadName(_) => Some("names are letters, digits and `_`".into()),
+        }
+    }
+}
+
+/// Substitutes `${VAR}`, `${VAR:-default}` and `$$` in `s`. Returns the text and the values that
+/// came from the environment (so they can be redacted).
+pub fn substitute_str(s: &str, env: EnvLookup<'_>) -> Result<(String, Vec<String>), SubstProblem> {
+    let mut out = String::with_capacity(s.len());
+    let mut substituted = Vec::new();
+    let mut rest = s;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix('{') {
+            let end = tail.find('}').ok_or(SubstProblem::Unterminated)?;
+            let inner = &tail[..end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            let valid = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                return Err(SubstProblem::BadName(inner.to_string()));
+            }
+            match (env(name), default) {
+                (Some(v), _) if !v.is_empty() || default.is_none() => {
+                    out.push_str(&v);
+                    substituted.push(v);
+                }
+                (_, Some(d)) => out.push_str(d),
+                (None, None) => return Err(SubstProblem::Unset(name.to_string())),
+                (Some(_), None) => unreachable!("handled by the first arm"),
+            }
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok((out, substituted))
+}
+
+fn is_single_reference(s: &str) -> bool {
+    s.starts_with("${") && s.ends_with('}') && s[2..s.len() - 1].find(['}', '$']).is_none()
+}
+
+/// A substituted value read as a YAML scalar: numbers and booleans take their type.
+fn retype(text: String) -> Value {
+    match serde_yaml::from_str::<Value>(&text) {
+        Ok(v @ (Value::Number(_) | Value::Bool(_))) => v,
+        _ => Value::String(text),
+    }
+}
+
+/// The whole parse of one file: diagnostics, positions and (when the structure was readable) the
+/// config.
+pub(super) fn read<'a>(text: &str, file: String, env: EnvLookup<'a>) -> (Option<Config>, Reader<'a>) {
+    let mut reader = Reader::new(file, env);
+    let Some(mut value) = reader.parse(text) else {
+        return (None, reader);
+    };
+    // Merge keys and tags are not part of ferry's format; say so rather than misread them.
+    if let Value::Tagged(t) = &value {
+        reader.error("", format!("YAML tags such as `{}` are not supported", t.tag), None);
+        return (None, reader);
+    }
+    reader.substitute(&mut value, "");
+    let config = reader.config(value);
+    (Some(config), reader)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "HOST" => Some("rpc.example".into()),
+            "ID" => Some("8453".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn substitution_forms() {
+        let sub = |s: &str| substitute_str(s, &env).map(|(t, _)| t);
+        assert_eq!(sub("https://${HOST}/x"), Ok("https://rpc.example/x".into()));
+        assert_eq!(sub("${NOPE:-fallback}"), Ok("fallback".into()));
+        assert_eq!(sub("${EMPTY:-fallback}"), Ok("fallback".into()));
+        assert_eq!(sub("${EMPTY}"), Ok(String::new()));
+        assert_eq!(sub("cost $$5 and $x"), Ok("cost $5 and $x".into()));
+        assert_eq!(sub("${NOPE}"), Err(SubstProblem::Unset("NOPE".into())));
+        assert_eq!(sub("${HOST"), Err(SubstProblem::Unterminated));
+        assert_eq!(sub("${1X}"), Err(SubstProblem::BadName("1X".into())));
+        assert_eq!(sub("${}"), Err(SubstProblem::BadName(String::new())));
+        // Never panics on odd input, including multi-byte characters next to `$`.
+        for s in ["$", "$$$", "${", "}${é}", "é$é", "${é:-é}", "$\u{1F600}{x}"] {
+            let _ = sub(s);
+        }
+    }
+
+    #[test]
+    fn positions_of_keys_and_items() {
+        let text = "chains:\n  base:\n    chain_id: 1\n    rpc:\n      - http://a\n      - http://b\n";
+        let (_, reader) = read(text, "f.yaml".into(), &env);
+        assert_eq!(reader.positions.find("chains.base"), Some((2, 3)));
+        assert_eq!(reader.positions.find("chains.base.chain_id"), Some((3, 5)));
+        assert_eq!(reader.positions.find("chains.base.rpc[1]"), Some((6, 9)));
+        assert_eq!(reader.positions.find("chains.base.missing"), Some((2, 3)));
+    }
+
+    #[test]
+    fn whole_reference_takes_the_type_of_its_value() {
+        let text = "chains:\n  base:\n    chain_id: ${ID}\n    rpc: [\"http://${HOST}\"]\n";
+        let (config, reader) = read(text, "f.yaml".into(), &env);
+        assert!(reader.diagnostics.is_empty(), "{:?}", reader.diagnostics);
+        let config = config.expect("parsed");
+        assert_eq!(config.chains["base"].chain_id, 8453);
+        assert_eq!(config.chains["base"].rpc, vec!["http://rpc.example".to_string()]);
+    }
+
+    #[test]
+    fn every_unknown_key_of_an_item_is_reported() {
+        let text = "chains:\n  base:\n    chain_idd: 1\n    rpcs: []\n    rpc: [x]\n    chain_id: 1\n";
+        let (_, reader) = read(text, "f.yaml".into(), &env);
+        let keys: Vec<_> = reader.diagnostics.iter().map(|d| (d.key.as_str(), d.line)).collect();
+        assert_eq!(keys, vec![("chains.base.chain_idd", 3), ("chains.base.rpcs", 4)]);
+        assert_eq!(reader.diagnostics[0].suggestion.as_deref(), Some("did you mean `chain_id`?"));
+    }
+}

@@ -1,0 +1,300 @@
+//! The serde types of `ferry.yaml`: the whole schema of DESIGN.md §1, nothing else.
+//!
+//! Every struct denies unknown fields. Names (of chains, sources, targets) are map keys, so that
+//! routes and sources refer to them by name. Values that need checking beyond their type
+//! (addresses, event declarations, env vars) stay as written here and are checked by
+//! `validate`, which can report all problems at once with their line and column.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::values::{Duration, Gwei};
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Path of the redb state file; relative paths are relative to the config file.
+    /// Default: `ferry.redb` next to the config file. `--store` overrides it.
+    #[serde(default)]
+    pub store: Option<PathBuf>,
+    #[serde(default)]
+    pub chains: BTreeMap<String, Chain>,
+    #[serde(default)]
+    pub sources: BTreeMap<String, Source>,
+    #[serde(default)]
+    pub targets: BTreeMap<String, Target>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+/// An EVM network, as a source or a destination.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chain {
+    pub chain_id: u64,
+    /// RPC URLs, tried in order (failover).
+    pub rpc: Vec<String>,
+    /// Depth at which a block counts as final. Exclusive with `finality`.
+    #[serde(default)]
+    pub confirmations: Option<u64>,
+    /// Use the node's `safe` or `finalized` block tag instead of a depth.
+    #[serde(default)]
+    pub finality: Option<FinalityTag>,
+    #[serde(default = "defaults::poll_interval")]
+    pub poll_interval: Duration,
+    #[serde(default = "defaults::max_block_range")]
+    pub max_block_range: u64,
+    /// Requests per second to this chain's RPCs; unlimited when absent.
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
+    /// Per-request timeout.
+    #[serde(default = "defaults::request_timeout")]
+    pub request_timeout: Duration,
+    /// The key that signs transactions to this chain (destinations only).
+    #[serde(default)]
+    pub signer: Option<Signer>,
+    /// `check-config --online` warns when the signer holds less than this, in ether (e.g. `0.05`).
+    #[serde(default)]
+    pub min_balance: Option<Ether>,
+    #[serde(default)]
+    pub gas: Option<GasPolicy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinalityTag {
+    Safe,
+    Finalized,
+}
+
+/// Where a signing key comes from. The key itself never appears in the config.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signer {
+    /// Name of an environment variable holding a hex private key.
+    #[serde(default)]
+    pub key_env: Option<String>,
+    /// Path of an encrypted JSON keystore file (relative to the config file)...
+    #[serde(default)]
+    pub keystore: Option<PathBuf>,
+    /// ...and the environment variable holding its password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+/// An amount of ether written as a decimal (`0.05`, `"1.5"`), kept as written and parsed by validation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Ether(pub serde_yaml::Value);
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GasPolicy {
+    /// Hard cap on the max fee per gas (legacy: gas price), in gwei.
+    pub max_fee_gwei: Gwei,
+    /// Priority fee per gas, in gwei; the node's suggestion when absent.
+    #[serde(default)]
+    pub priority_fee_gwei: Option<Gwei>,
+    /// How much a replacement raises both fees, in percent (nodes require at least 10).
+    #[serde(default = "defaults::bump_percent")]
+    pub bump_percent: u32,
+    /// Replace a transaction not mined after this long.
+    #[serde(default = "defaults::bump_after")]
+    pub bump_after: Duration,
+    /// Send legacy (type 0) transactions instead of EIP-1559.
+    #[serde(default)]
+    pub legacy: bool,
+}
+
+/// Where items come from.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Source {
+    Evm(EvmSource),
+    Seda(SedaSource),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvmSource {
+    /// Name of a chain in `chains`.
+    pub chain: String,
+    /// First block to ingest when the store has no cursor yet.
+    #[serde(default)]
+    pub start_block: u64,
+    #[serde(default)]
+    pub contracts: Vec<StaticContract>,
+    #[serde(default)]
+    pub factories: Vec<Factory>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticContract {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub address: String,
+    /// Solidity event declarations, e.g. `event Transfer(address indexed from, address indexed to, uint256 value)`.
+    pub events: Vec<String>,
+}
+
+/// A contract whose event names a child contract; the children's events are watched too.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Factory {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub address: String,
+    /// The creation event, as a Solidity declaration.
+    pub event: String,
+    /// The parameter of `event` that holds the child's address.
+    pub child_param: String,
+    /// Events emitted by the children, as Solidity declarations.
+    pub child_events: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SedaSource {
+    /// Base URL of the SEDA chain's REST API.
+    pub url: String,
+    /// First batch number to fetch when the store has no cursor yet.
+    #[serde(default)]
+    pub start_batch: u64,
+    #[serde(default = "defaults::seda_poll_interval")]
+    pub poll_interval: Duration,
+    #[serde(default = "defaults::request_timeout")]
+    pub request_timeout: Duration,
+}
+
+/// Where items go.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Target {
+    SedaProver(SedaProverTarget),
+    EvmCall(EvmCallTarget),
+    Webhook(WebhookTarget),
+    Jsonl(JsonlTarget),
+    RedisStream(RedisStreamTarget),
+}
+
+/// Post SEDA batches to a Prover (or a Core, whose prover is read on-chain) on each chain.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SedaProverTarget {
+    /// Chain name → contract.
+    pub chains: BTreeMap<String, ProverContract>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProverContract {
+    #[serde(default)]
+    pub prover: Option<String>,
+    #[serde(default)]
+    pub core: Option<String>,
+}
+
+/// Call one function on a contract on each chain, arguments taken from the item.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvmCallTarget {
+    /// Solidity declaration, e.g. `function postBatch(uint64 height, bytes32 root)`.
+    pub function: String,
+    /// Function parameter name → where its value comes from.
+    #[serde(default)]
+    pub args: BTreeMap<String, CallArg>,
+    /// Chain name → contract address.
+    pub chains: BTreeMap<String, String>,
+    #[serde(default)]
+    pub already_done: Option<AlreadyDone>,
+}
+
+/// One argument: an item field (`field: height`) or a literal (`value: 0x…`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallArg {
+    #[serde(default)]
+    pub field: Option<String>,
+    #[serde(default)]
+    pub value: Option<serde_yaml::Value>,
+}
+
+/// How to tell that an item is already on a destination.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlreadyDone {
+    /// A view function, e.g. `function lastBatchHeight() view returns (uint64)`.
+    #[serde(default)]
+    pub view: Option<String>,
+    /// Comparison of the view's result with an item field, e.g. `>= height`.
+    #[serde(default)]
+    pub compare: Option<String>,
+    /// Revert errors that mean "already there", e.g. `BatchAlreadyExists(uint64)`.
+    #[serde(default)]
+    pub revert_errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    pub url: String,
+    /// Environment variable holding the HMAC-SHA256 key that signs each body.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "defaults::request_timeout")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlTarget {
+    /// A file path (relative to the config file), or `-` for stdout.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisStreamTarget {
+    pub url: String,
+    pub stream: String,
+    /// Approximate cap on the stream's length (`XADD MAXLEN ~`).
+    #[serde(default)]
+    pub maxlen: Option<u64>,
+}
+
+/// `source → [targets]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub source: String,
+    pub targets: Vec<String>,
+}
+
+mod defaults {
+    use super::Duration;
+
+    pub fn poll_interval() -> Duration {
+        Duration::from_secs(2)
+    }
+    pub fn seda_poll_interval() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn request_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn bump_after() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn max_block_range() -> u64 {
+        2_000
+    }
+    pub fn bump_percent() -> u32 {
+        12
+    }
+}
