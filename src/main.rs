@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use ferry::cli::{self, Cli, Ctx};
 use ferry::config::ConfigError;
+use ferry::exit::ExitError;
 use ferry::exit::{self, Exit};
 use ferry::{output, signals, telemetry};
 
@@ -62,6 +63,9 @@ fn report_error(report: eyre::Report) -> Exit {
     if let Some(config) = report.chain().find_map(|e| e.downcast_ref::<ConfigError>()) {
         eprint!("{}", ferry::config::render_diagnostics(&config.diagnostics));
         eprintln!("error: {config}");
+    } else if let Some(refusal) = report.chain().find_map(|e| e.downcast_ref::<ExitError>()) {
+        // An expected refusal, said plainly: no report sections, no backtrace.
+        eprintln!("error: {refusal}");
     } else {
         eprintln!("Error: {report:?}");
     }

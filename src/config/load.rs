@@ -48,9 +48,13 @@ impl Positions {
         }
     }
 
-    fn insert(&mut self, path: String, mark: Marker) {
+    /// Records where `path` is written; the first position wins. Returns the first position when
+    /// `path` was already written (a duplicate key).
+    fn insert(&mut self, path: String, mark: Marker) -> Option<(usize, usize)> {
         // yaml-rust2 lines are 1-based, columns 0-based.
-        self.by_path.entry(path).or_insert((mark.line(), mark.col() + 1));
+        let here = (mark.line(), mark.col() + 1);
+        let first = *self.by_path.entry(path).or_insert(here);
+        (first != here).then_some(first)
     }
 }
 
@@ -59,6 +63,8 @@ impl Positions {
 struct PositionRecorder {
     positions: Positions,
     stack: Vec<Frame>,
+    /// Keys written twice in one mapping: (path, first position, repeated position).
+    duplicates: Vec<(String, (usize, usize), (usize, usize))>,
 }
 
 enum Frame {
@@ -76,7 +82,10 @@ impl PositionRecorder {
                 Some(k) => Some(join_key(path, &k)),
                 None => {
                     let k = scalar.unwrap_or("?").to_string();
-                    self.positions.insert(join_key(path, &k), mark);
+                    let full = join_key(path, &k);
+                    if let Some(first) = self.positions.insert(full.clone(), mark) {
+                        self.duplicates.push((full, first, (mark.line(), mark.col() + 1)));
+                    }
                     *key = Some(k);
                     None
                 }
@@ -128,6 +137,7 @@ pub(super) struct Reader<'a> {
     pub positions: Positions,
     pub diagnostics: Vec<Diagnostic>,
     pub redactor: Redactor,
+    broken: std::collections::BTreeSet<String>,
     env: EnvLookup<'a>,
 }
 
@@ -138,6 +148,7 @@ impl<'a> Reader<'a> {
             positions: Positions::default(),
             diagnostics: Vec::new(),
             redactor: Redactor::default(),
+            broken: Default::default(),
             env,
         }
     }
@@ -185,6 +196,20 @@ impl<'a> Reader<'a> {
             return None;
         }
         self.positions = recorder.positions;
+        if !recorder.duplicates.is_empty() {
+            for (key, first, (line, column)) in recorder.duplicates {
+                self.diagnostics.push(Diagnostic {
+                    file: self.file.clone(),
+                    line,
+                    column,
+                    message: format!("duplicate key: `{key}` is already set at line {}", first.0),
+                    key,
+                    severity: Severity::Error,
+                    suggestion: Some("keep one of them".into()),
+                });
+            }
+            return None;
+        }
         match serde_yaml::from_str::<Value>(text) {
             Ok(value) => Some(value),
             Err(e) => {
@@ -274,22 +299,37 @@ impl<'a> Reader<'a> {
                 "store" => config.store = self.item::<Option<PathBuf>>("store", v).flatten(),
                 "chains" => {
                     for (name, item) in self.named_items("chains", v) {
-                        if let Some(chain) = self.item::<Chain>(&format!("chains.{name}"), item) {
-                            config.chains.insert(name, chain);
+                        match self.item::<Chain>(&format!("chains.{name}"), item) {
+                            Some(chain) => {
+                                config.chains.insert(name, chain);
+                            }
+                            None => {
+                                self.broken.insert(format!("chains.{name}"));
+                            }
                         }
                     }
                 }
                 "sources" => {
                     for (name, item) in self.named_items("sources", v) {
-                        if let Some(source) = self.source(&name, item) {
-                            config.sources.insert(name, source);
+                        match self.source(&name, item) {
+                            Some(source) => {
+                                config.sources.insert(name, source);
+                            }
+                            None => {
+                                self.broken.insert(format!("sources.{name}"));
+                            }
                         }
                     }
                 }
                 "targets" => {
                     for (name, item) in self.named_items("targets", v) {
-                        if let Some(target) = self.target(&name, item) {
-                            config.targets.insert(name, target);
+                        match self.target(&name, item) {
+                            Some(target) => {
+                                config.targets.insert(name, target);
+                            }
+                            None => {
+                                self.broken.insert(format!("targets.{name}"));
+                            }
                         }
                     }
                 }
@@ -392,7 +432,9 @@ impl<'a> Reader<'a> {
         let mut removed: Vec<Vec<Seg>> = Vec::new();
         for _ in 0..32 {
             let error = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
-                Ok(item) => return if removed.is_empty() { Some(item) } else { None },
+                // After removals the item is still checked further: the config already failed,
+                // and its other problems are worth reporting in the same run.
+                Ok(item) => return Some(item),
                 Err(e) => e,
             };
             let mut segs: Vec<Seg> = error.path().iter().filter_map(Seg::from_serde).collect();
@@ -423,13 +465,18 @@ impl<'a> Reader<'a> {
     }
 
     pub fn unknown_key(&mut self, parent: &str, key: &str, expected: &[&str]) {
-        let suggestion = nearest(key, expected).map(|k| format!("did you mean `{k}`?"));
-        let message = if expected.is_empty() {
-            format!("unknown key `{key}`")
-        } else {
-            format!("unknown key `{key}`; expected one of {}", list(expected))
+        let suggestion = match nearest(key, expected) {
+            Some(k) => Some(format!("did you mean `{k}`?")),
+            None if expected.is_empty() => None,
+            None => Some(format!("valid keys here: {}", list(expected))),
         };
-        self.error(&join_key(parent, key), message, suggestion);
+        self.error(&join_key(parent, key), format!("unknown key `{key}`"), suggestion);
+    }
+
+    /// Whether `path` (e.g. `sources.evm1`) is written in the file but could not be read; checks
+    /// that refer to it by name stay quiet rather than claim it does not exist.
+    pub fn is_broken(&self, path: &str) -> bool {
+        self.broken.contains(path)
     }
 }
 
@@ -547,7 +594,7 @@ pub fn nearest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
     candidates
         .iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), *c))
-        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1) && *d < c.len().max(word.len()))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use alloy::dyn_abi::DynSolType;
 use alloy::json_abi::{Error as AbiError, Event, Function};
 use alloy::primitives::{Address, U256};
 
@@ -15,7 +16,10 @@ use super::types::*;
 pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) {
     let chain_names: Vec<&str> = config.chains.keys().map(String::as_str).collect();
     let mut chain_ids: BTreeMap<u64, &str> = BTreeMap::new();
-    for (name, chain) in &config.chains {
+    // In file order, so that a repeated chain id is reported where it is repeated.
+    let mut in_file_order: Vec<(&String, &Chain)> = config.chains.iter().collect();
+    in_file_order.sort_by_key(|(name, _)| r.positions.find(&format!("chains.{name}")));
+    for (name, chain) in in_file_order {
         let path = format!("chains.{name}");
         if let Some(first) = chain_ids.insert(chain.chain_id, name) {
             r.error(
@@ -93,7 +97,7 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) {
     let mut pairs = BTreeSet::new();
     for (i, route) in config.routes.iter().enumerate() {
         let path = format!("routes[{i}]");
-        if !config.sources.contains_key(&route.source) {
+        if !config.sources.contains_key(&route.source) && !r.is_broken(&format!("sources.{}", route.source)) {
             r.error(
                 &format!("{path}.source"),
                 format!("no source named `{}`", route.source),
@@ -106,7 +110,7 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) {
         }
         for (j, target) in route.targets.iter().enumerate() {
             let key = format!("{path}.targets[{j}]");
-            if !config.targets.contains_key(target) {
+            if !config.targets.contains_key(target) && !r.is_broken(&format!("targets.{target}")) {
                 r.error(&key, format!("no target named `{target}`"), suggest_name(target, &target_names));
             }
             if !pairs.insert((route.source.as_str(), target.as_str())) {
@@ -258,7 +262,7 @@ fn check_env_set(r: &mut Reader<'_>, key: &str, var: &str) -> bool {
 }
 
 fn check_evm_source(r: &mut Reader<'_>, path: &str, source: &EvmSource, chains: &[&str]) {
-    if !chains.contains(&source.chain.as_str()) {
+    if !chains.contains(&source.chain.as_str()) && !r.is_broken(&format!("chains.{}", source.chain)) {
         r.error(
             &format!("{path}.chain"),
             format!("no chain named `{}`", source.chain),
@@ -326,9 +330,21 @@ fn check_events(r: &mut Reader<'_>, path: &str, events: &[String]) {
     }
 }
 
+/// The first parameter whose type is not a Solidity type (`uint257`, `adress`). alloy's
+/// declaration parser accepts any identifier as a type, since it could name a struct.
+fn bad_param_type<'p>(types: impl IntoIterator<Item = std::borrow::Cow<'p, str>>) -> Option<String> {
+    types.into_iter().find(|ty| DynSolType::parse(ty).is_err()).map(|ty| ty.into_owned())
+}
+
 fn parse_event(r: &mut Reader<'_>, key: &str, decl: &str) -> Option<Event> {
     match Event::parse(decl.trim()) {
-        Ok(event) => Some(event),
+        Ok(event) => {
+            if let Some(ty) = bad_param_type(event.inputs.iter().map(|p| p.selector_type())) {
+                r.error(key, format!("`{ty}` is not a Solidity type"), None);
+                return None;
+            }
+            Some(event)
+        }
         Err(e) => {
             r.error(
                 key,
@@ -343,6 +359,10 @@ fn parse_event(r: &mut Reader<'_>, key: &str, decl: &str) -> Option<Event> {
 fn check_evm_call(r: &mut Reader<'_>, path: &str, t: &EvmCallTarget, config: &Config, chains: &[&str]) {
     let fkey = format!("{path}.function");
     match Function::parse(t.function.trim()) {
+        Ok(function) if bad_param_type(function.inputs.iter().map(|p| p.selector_type())).is_some() => {
+            let ty = bad_param_type(function.inputs.iter().map(|p| p.selector_type())).unwrap_or_default();
+            r.error(&fkey, format!("`{ty}` is not a Solidity type"), None);
+        }
         Ok(function) => {
             let params: Vec<&str> = function.inputs.iter().map(|p| p.name.as_str()).collect();
             for param in &function.inputs {
@@ -428,10 +448,14 @@ fn check_evm_call(r: &mut Reader<'_>, path: &str, t: &EvmCallTarget, config: &Co
             (None, None) => {}
         }
         for (i, decl) in done.revert_errors.iter().enumerate() {
-            if let Err(e) = AbiError::parse(decl.trim()) {
+            let parsed = AbiError::parse(decl.trim()).map_err(|e| first_line(&e.to_string())).and_then(|e| {
+                bad_param_type(e.inputs.iter().map(|p| p.selector_type()))
+                    .map_or(Ok(()), |ty| Err(format!("`{ty}` is not a Solidity type")))
+            });
+            if let Err(e) = parsed {
                 r.error(
                     &format!("{dpath}.revert_errors[{i}]"),
-                    format!("not a Solidity error declaration: {}", first_line(&e.to_string())),
+                    format!("not a Solidity error declaration: {e}"),
                     Some("write e.g. `error BatchAlreadyExists(uint64 height)`".into()),
                 );
             }
@@ -451,6 +475,7 @@ pub fn parse_compare(s: &str) -> Option<(&str, &str)> {
 /// A destination chain must exist and have a signer, since ferry sends transactions to it.
 fn check_destination(r: &mut Reader<'_>, key: &str, chain: &str, config: &Config, chains: &[&str]) {
     match config.chains.get(chain) {
+        None if r.is_broken(&format!("chains.{chain}")) => {}
         None => r.error(key, format!("no chain named `{chain}`"), suggest_name(chain, chains)),
         Some(c) if c.signer.is_none() => r.error(
             key,
@@ -544,8 +569,10 @@ fn suggest_name(word: &str, names: &[&str]) -> Option<String> {
     }
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
+/// A parser's message on one line: alloy's spans several, with a caret under the bad spot.
+fn first_line(s: &str) -> String {
+    let text: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('^')).collect();
+    text.join(" ").replace("parser error: ", "")
 }
 
 #[cfg(test)]

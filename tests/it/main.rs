@@ -1,0 +1,6 @@
+//! The one integration-test binary: every module drives the real `ferry` binary or library
+//! against real local chains (anvil), real files and real processes.
+
+mod cli;
+mod config;
+
