@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcc5e1b4f0e1d2ff80";
+const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 /// Values that must never appear in ferry's output.
 const SECRETS: [&str; 4] =
     ["not-a-key-but-a-secret-9731", "hunter2-secret-pw", "abcdef0123456789abcdef", DEV_KEY];

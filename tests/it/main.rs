@@ -3,4 +3,6 @@
 
 mod cli;
 mod config;
-
+mod contracts;
+mod devnet;
+mod online;
