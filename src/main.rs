@@ -9,6 +9,7 @@ use ferry::cli::{self, Cli, Ctx};
 use ferry::config::ConfigError;
 use ferry::exit::ExitError;
 use ferry::exit::{self, Exit};
+use ferry::store::StoreError;
 use ferry::{output, signals, telemetry};
 
 fn main() -> ExitCode {
@@ -66,6 +67,10 @@ fn report_error(report: eyre::Report) -> Exit {
     } else if let Some(refusal) = report.chain().find_map(|e| e.downcast_ref::<ExitError>()) {
         // An expected refusal, said plainly: no report sections, no backtrace.
         eprintln!("error: {refusal}");
+    } else if let Some(store) = report.chain().find_map(|e| e.downcast_ref::<StoreError>()) {
+        // A store that cannot be used is the operator's situation, not a bug: the message says
+        // what to do, a backtrace would only bury it.
+        eprintln!("error: {store}");
     } else {
         eprintln!("Error: {report:?}");
     }

@@ -28,6 +28,9 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// Line and column, both 1-based.
+pub type Position = (usize, usize);
+
 /// Line and column (both 1-based) of every key path in the file.
 #[derive(Debug, Clone, Default)]
 pub struct Positions {
@@ -64,7 +67,7 @@ struct PositionRecorder {
     positions: Positions,
     stack: Vec<Frame>,
     /// Keys written twice in one mapping: (path, first position, repeated position).
-    duplicates: Vec<(String, (usize, usize), (usize, usize))>,
+    duplicates: Vec<(String, Position, Position)>,
 }
 
 enum Frame {

@@ -198,7 +198,7 @@ async fn check_chain(plan: ChainPlan, base_dir: &Path) -> ChainReport {
                 }
             }
         }
-        rpcs.push(report.unwrap_or_else(|_| RpcReport {
+        rpcs.push(report.unwrap_or(RpcReport {
             url: masked,
             reachable: false,
             chain_id: None,

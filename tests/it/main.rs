@@ -6,3 +6,4 @@ mod config;
 mod contracts;
 mod devnet;
 mod online;
+mod store;

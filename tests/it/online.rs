@@ -130,15 +130,20 @@ async fn online_check_of_a_sound_config_exits_0() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         dir.path().join("ferry.yaml"),
-        format!(
-            "chains:\n  a:\n    chain_id: {}\n    rpc: [\"{}\"]\n    signer: {{ key_env: FERRY_TEST_FUNDED_KEY }}\n\
-targets:\n  t:\n    kind: evm-call\n    function: \"function postBatch(uint64 height, bytes32 root)\"\n{}",
-            a.chain_id(),
-            a.url(),
-            format!(
-                "    args: {{ height: {{ field: height }}, root: {{ field: root }} }}\n    chains: {{ a: \"{receiver}\" }}\n"
-            )
-        ),
+        [
+            "chains:".to_string(),
+            "  a:".into(),
+            format!("    chain_id: {}", a.chain_id()),
+            format!("    rpc: [\"{}\"]", a.url()),
+            "    signer: { key_env: FERRY_TEST_FUNDED_KEY }".into(),
+            "targets:".into(),
+            "  t:".into(),
+            "    kind: evm-call".into(),
+            "    function: \"function postBatch(uint64 height, bytes32 root)\"".into(),
+            "    args: { height: { field: height }, root: { field: root } }".into(),
+            format!("    chains: {{ a: \"{receiver}\" }}"),
+        ]
+        .join("\n"),
     )
     .expect("write config");
     let dir_path = dir.path().to_path_buf();

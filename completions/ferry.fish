@@ -1,0 +1,197 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_ferry_global_optspecs
+    string join \n c/config= store= log-format= v/verbose q/quiet color= json h/help V/version
+end
+
+function __fish_ferry_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_ferry_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_ferry_using_subcommand
+    set -l cmd (__fish_ferry_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c ferry -n "__fish_ferry_needs_command" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_needs_command" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_needs_command" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_needs_command" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_needs_command" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_needs_command" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_needs_command" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_needs_command" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_needs_command" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_needs_command" -f -a "watch" -d 'Run as a daemon: follow every source and deliver to every target until stopped'
+complete -c ferry -n "__fish_ferry_needs_command" -f -a "push" -d 'One-shot for cron: sync sources, deliver everything pending, wait for confirmations'
+complete -c ferry -n "__fish_ferry_needs_command" -f -a "backfill" -d 'Ingest a historical range of blocks, resumably; deliver only with --deliver'
+complete -c ferry -n "__fish_ferry_needs_command" -f -a "inspect-store" -d 'Show what the state file holds (read-only; works while `watch` runs)'
+complete -c ferry -n "__fish_ferry_needs_command" -f -a "export" -d 'Export the store\'s tables as JSON lines (read-only; works while `watch` runs)'
+complete -c ferry -n "__fish_ferry_needs_command" -f -a "migrate" -d 'Upgrade the state file to this ferry\'s schema (backup first, one transaction)'
+complete -c ferry -n "__fish_ferry_needs_command" -f -a "check-config" -d 'Check the config: offline by default, against the chains with --online'
+complete -c ferry -n "__fish_ferry_needs_command" -f -a "generate" -d 'Write shell completions and man pages from the command-line definitions'
+complete -c ferry -n "__fish_ferry_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferry -n "__fish_ferry_using_subcommand watch" -l metrics-addr -d 'Serve Prometheus metrics and health checks on this address' -r
+complete -c ferry -n "__fish_ferry_using_subcommand watch" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand watch" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand watch" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand watch" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand watch" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand watch" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand watch" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand watch" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand watch" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand push" -l timeout -d 'Give up waiting after this long (exit 4 if work is left)' -r
+complete -c ferry -n "__fish_ferry_using_subcommand push" -l target -d 'Only deliveries to this target (repeatable)' -r
+complete -c ferry -n "__fish_ferry_using_subcommand push" -l chain -d 'Only deliveries to this chain (repeatable)' -r
+complete -c ferry -n "__fish_ferry_using_subcommand push" -l limit -d 'At most this many deliveries' -r
+complete -c ferry -n "__fish_ferry_using_subcommand push" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand push" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand push" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand push" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand push" -l no-sync -d 'Skip ingesting sources first; deliver only what the store holds'
+complete -c ferry -n "__fish_ferry_using_subcommand push" -l dry-run -d 'Simulate every delivery and print what would be sent; send nothing'
+complete -c ferry -n "__fish_ferry_using_subcommand push" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand push" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand push" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand push" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand push" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand backfill" -l source -d 'Only this source (repeatable); all sources when absent' -r
+complete -c ferry -n "__fish_ferry_using_subcommand backfill" -l from -d 'First block of the range' -r
+complete -c ferry -n "__fish_ferry_using_subcommand backfill" -l to -d 'Last block of the range: a number, `safe` or `latest`' -r
+complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand backfill" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand backfill" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand backfill" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand backfill" -l deliver -d 'Also deliver the items found to their routes\' targets'
+complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand backfill" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -f -a "summary" -d 'Schema version, file size, rows per table and source cursors (the default)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "summary" -d 'Schema version, file size, rows per table and source cursors (the default)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l table -d 'Only this table (repeatable). Default: `meta` and every table that has rows' -r -f -a "meta\t''
+source_ids\t''
+target_ids\t''
+cursors\t''
+block_hashes\t''
+contracts\t''
+events\t''
+batches\t''
+deliveries\t''
+delivery_status\t''
+tx_intents\t''
+reorgs\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l out -d 'Write to this file (atomically: a temp file renamed when complete) instead of stdout' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand export" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand export" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand export" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand export" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand export" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand migrate" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand migrate" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand migrate" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand migrate" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand migrate" -l dry-run -d 'Print what would be done and change nothing'
+complete -c ferry -n "__fish_ferry_using_subcommand migrate" -s y -l yes -d 'Do not ask for confirmation (needed when not on a terminal)'
+complete -c ferry -n "__fish_ferry_using_subcommand migrate" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand migrate" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand migrate" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand migrate" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand migrate" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand check-config" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand check-config" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand check-config" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand check-config" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand check-config" -l online -d 'Also connect to every chain: chain id per RPC URL, contract code, signer balance, latency'
+complete -c ferry -n "__fish_ferry_using_subcommand check-config" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand check-config" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand check-config" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand check-config" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand check-config" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand generate" -l out-dir -d 'Directory that receives `completions/` and `man/`' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand generate" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand generate" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand generate" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand generate" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand generate" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand generate" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand generate" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand generate" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand generate" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "watch" -d 'Run as a daemon: follow every source and deliver to every target until stopped'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "push" -d 'One-shot for cron: sync sources, deliver everything pending, wait for confirmations'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "backfill" -d 'Ingest a historical range of blocks, resumably; deliver only with --deliver'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "inspect-store" -d 'Show what the state file holds (read-only; works while `watch` runs)'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "export" -d 'Export the store\'s tables as JSON lines (read-only; works while `watch` runs)'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "migrate" -d 'Upgrade the state file to this ferry\'s schema (backup first, one transaction)'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "check-config" -d 'Check the config: offline by default, against the chains with --online'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "generate" -d 'Write shell completions and man pages from the command-line definitions'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "summary" -d 'Schema version, file size, rows per table and source cursors (the default)'

@@ -1,0 +1,104 @@
+//! `ferry migrate`: upgrade the state file to this ferry's schema, after a backup copy.
+
+use std::io::IsTerminal;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{Ctx, after_help};
+use crate::exit::{Exit, ExitError};
+use crate::output::{Output, Paint, Render};
+use crate::store::migrate::{self, Plan, STEPS};
+use crate::store::tables::SCHEMA_VERSION;
+
+/// Upgrade the state file to this ferry's schema (backup first, one transaction).
+#[derive(Debug, Args)]
+#[command(after_help = after_help("\
+  ferry migrate --dry-run                  print the plan, change nothing
+  ferry migrate                            ask, then upgrade (on a terminal)
+  ferry migrate --yes                      upgrade without asking (scripts, CI)"))]
+pub struct MigrateArgs {
+    /// Print what would be done and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (needed when not on a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+impl MigrateArgs {
+    pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
+        let path = ctx.store_path_without_config()?;
+        let plan = migrate::plan(&path, STEPS, SCHEMA_VERSION)?;
+        if plan.is_current() {
+            ctx.out.emit(&Report { plan, done: false, dry_run: self.dry_run })?;
+            return Ok(Exit::Ok);
+        }
+        if self.dry_run {
+            ctx.out.emit(&Report { plan, done: false, dry_run: true })?;
+            return Ok(Exit::Ok);
+        }
+        if !self.yes {
+            let on_terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+            if !on_terminal {
+                return Err(ExitError::new(
+                    Exit::Usage,
+                    "refusing to migrate without confirmation: not on a terminal; pass --yes to migrate from a script",
+                )
+                .into());
+            }
+            eprint!("{}", Report { plan: plan.clone(), done: false, dry_run: true }.human(&ctx.out));
+            let confirmed = dialoguer::Confirm::new()
+                .with_prompt(format!("Upgrade {} from v{} to v{}?", path.display(), plan.from, plan.to))
+                .default(false)
+                .interact()?;
+            if !confirmed {
+                eprintln!("nothing changed");
+                return Ok(Exit::Ok);
+            }
+        }
+        let plan = migrate::run(&path)?;
+        ctx.out.emit(&Report { plan, done: true, dry_run: false })?;
+        Ok(Exit::Ok)
+    }
+}
+
+#[derive(Serialize)]
+struct Report {
+    #[serde(flatten)]
+    plan: Plan,
+    done: bool,
+    dry_run: bool,
+}
+
+impl Render for Report {
+    fn human(&self, out: &Output) -> String {
+        let p = &self.plan;
+        if p.is_current() {
+            return format!("{} is already at schema v{}; nothing to do\n", p.path.display(), p.to);
+        }
+        let mut text = String::new();
+        if self.done {
+            text.push_str(&format!(
+                "{} {} from schema v{} to v{}\n",
+                out.paint("migrated", Paint::Green),
+                p.path.display(),
+                p.from,
+                p.to
+            ));
+        } else {
+            text.push_str(&format!("plan for {}: schema v{} → v{}\n", p.path.display(), p.from, p.to));
+        }
+        for (from, to, what) in &p.steps {
+            text.push_str(&format!("  v{from} → v{to}: {what}\n"));
+        }
+        if let Some(backup) = &p.backup {
+            let verb = if self.done { "backup written to" } else { "a backup copy goes to" };
+            text.push_str(&format!("  {verb} {}\n", backup.display()));
+        }
+        if self.dry_run {
+            text.push_str("  (dry run: nothing changed)\n");
+        }
+        text
+    }
+}

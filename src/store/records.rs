@@ -1,0 +1,238 @@
+//! Values: serde records encoded with postcard behind one version byte.
+//!
+//! `[version u8][postcard bytes]`. A record type changes its layout only together with a schema
+//! version bump and a migration step that rewrites the old records; the version byte lets a reader
+//! refuse a record it does not know instead of misreading it. Decoding never panics: a record that
+//! does not decode is a damaged store.
+
+use alloy::primitives::{Address, B256, Bytes};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// A value stored in a table.
+pub trait Record: Serialize + DeserializeOwned {
+    /// Bumped (with a migration) whenever the layout changes.
+    const VERSION: u8;
+    const NAME: &'static str;
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("a {name} record has version {found}, this ferry reads version {expected}")]
+    Version { name: &'static str, found: u8, expected: u8 },
+    #[error("a {name} record does not decode: {detail}")]
+    Decode { name: &'static str, detail: String },
+}
+
+pub fn encode<R: Record>(record: &R) -> Vec<u8> {
+    // Serializing plain structs into a Vec cannot fail; an error here is a bug in a record type.
+    postcard::to_extend(record, vec![R::VERSION]).expect("records serialize")
+}
+
+pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, RecordError> {
+    let Some((&version, body)) = bytes.split_first() else {
+        return Err(RecordError::Decode { name: R::NAME, detail: "empty value".into() });
+    };
+    if version != R::VERSION {
+        return Err(RecordError::Version { name: R::NAME, found: version, expected: R::VERSION });
+    }
+    postcard::from_bytes(body).map_err(|e| RecordError::Decode { name: R::NAME, detail: e.to_string() })
+}
+
+/// Where a source stands: the next block (EVM) or batch (SEDA) to ingest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub next: u64,
+    /// Hash of the last ingested block (EVM), to notice a reorg under the cursor.
+    pub last_hash: Option<B256>,
+    pub updated_at: u64,
+}
+
+impl Record for Cursor {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "cursor";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockHash {
+    pub hash: B256,
+    pub parent: B256,
+}
+
+impl Record for BlockHash {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "block hash";
+}
+
+/// A watched contract: configured, or discovered from a factory event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contract {
+    pub source: u32,
+    /// The factory that created it; `None` for a configured address.
+    pub factory: Option<Address>,
+    /// The event that announced it, for children.
+    pub created_at: Option<crate::store::keys::EventKey>,
+}
+
+impl Record for Contract {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "contract";
+}
+
+/// One log, decoded when its declaration is known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub source: u32,
+    pub address: Address,
+    pub block_hash: B256,
+    pub tx_hash: B256,
+    pub topics: Vec<B256>,
+    pub data: Bytes,
+    /// Event name, when a configured declaration matched topic0.
+    pub name: Option<String>,
+    /// Decoded fields as JSON text, when the log decoded.
+    pub fields: Option<String>,
+}
+
+impl Record for Event {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "event";
+}
+
+/// A signed SEDA batch with what is needed to prove it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    pub block_height: u64,
+    pub batch_id: B256,
+    pub validators_root: B256,
+    pub results_root: B256,
+    /// The REST API's JSON, as received.
+    pub raw: String,
+}
+
+impl Record for Batch {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "batch";
+}
+
+/// The states of a delivery; the number is the first byte of its status-index key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum DeliveryState {
+    Pending = 0,
+    Sending = 1,
+    Sent = 2,
+    Confirmed = 3,
+    Skipped = 4,
+    Failed = 5,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 6] = [
+        DeliveryState::Pending,
+        DeliveryState::Sending,
+        DeliveryState::Sent,
+        DeliveryState::Confirmed,
+        DeliveryState::Skipped,
+        DeliveryState::Failed,
+    ];
+
+    pub fn from_byte(b: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| *s as u8 == b)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub state: DeliveryState,
+    pub attempts: u32,
+    /// Unix seconds before which a failed delivery is not retried.
+    pub next_attempt_at: Option<u64>,
+    /// Every transaction hash this delivery has had; its status is the best of them.
+    pub tx_hashes: Vec<B256>,
+    pub nonce: Option<u64>,
+    pub reason: Option<String>,
+    pub retryable: bool,
+    pub updated_at: u64,
+}
+
+impl Record for Delivery {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "delivery";
+}
+
+/// A signed transaction, written before it is broadcast so that a crash re-sends the same bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxIntent {
+    pub raw: Bytes,
+    pub hash: B256,
+    pub max_fee_per_gas: u128,
+    pub max_priority_fee_per_gas: Option<u128>,
+    pub created_at: u64,
+    pub sent_at: Option<u64>,
+    /// Replacements at the same nonce, oldest first.
+    pub replaced: Vec<B256>,
+    pub deliveries: Vec<crate::store::keys::DeliveryKey>,
+}
+
+impl Record for TxIntent {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "tx intent";
+}
+
+/// A reorg seen and handled under `confirmations: 0`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reorg {
+    pub source: u32,
+    /// First block of the orphaned branch.
+    pub from_block: u64,
+    pub depth: u64,
+    pub removed_events: u64,
+    pub detected_at: u64,
+}
+
+impl Record for Reorg {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "reorg";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_roundtrip_compactly() {
+        let event = Event {
+            source: 1,
+            address: Address::repeat_byte(1),
+            block_hash: B256::repeat_byte(2),
+            tx_hash: B256::repeat_byte(3),
+            topics: vec![B256::repeat_byte(4)],
+            data: Bytes::from_static(&[5; 32]),
+            name: Some("Ping".into()),
+            fields: Some(r#"{"seq":"1"}"#.into()),
+        };
+        let bytes = encode(&event);
+        assert_eq!(bytes[0], Event::VERSION);
+        assert!(bytes.len() < 220, "postcard keeps an event small: {} bytes", bytes.len());
+        assert_eq!(decode::<Event>(&bytes), Ok(event));
+    }
+
+    #[test]
+    fn an_unknown_version_or_garbage_is_an_error_not_a_panic() {
+        let mut bytes = encode(&Cursor { next: 5, last_hash: None, updated_at: 1 });
+        bytes[0] = 9;
+        assert!(matches!(decode::<Cursor>(&bytes), Err(RecordError::Version { found: 9, .. })));
+        assert!(matches!(decode::<Cursor>(&[]), Err(RecordError::Decode { .. })));
+        assert!(matches!(decode::<Event>(&[1, 0xff, 0xff]), Err(RecordError::Decode { .. })));
+    }
+
+    #[test]
+    fn delivery_states_map_to_index_bytes() {
+        for state in DeliveryState::ALL {
+            assert_eq!(DeliveryState::from_byte(state as u8), Some(state));
+        }
+        assert_eq!(DeliveryState::from_byte(99), None);
+    }
+}
