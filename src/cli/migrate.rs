@@ -38,15 +38,8 @@ impl MigrateArgs {
             ctx.out.emit(&Report { plan, done: false, dry_run: true })?;
             return Ok(Exit::Ok);
         }
-        if !self.yes {
-            let on_terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-            if !on_terminal {
-                return Err(ExitError::new(
-                    Exit::Usage,
-                    "refusing to migrate without confirmation: not on a terminal; pass --yes to migrate from a script",
-                )
-                .into());
-            }
+        let on_terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        if must_ask(self.yes, on_terminal)? {
             eprint!("{}", Report { plan: plan.clone(), done: false, dry_run: true }.human(&ctx.out));
             let confirmed = dialoguer::Confirm::new()
                 .with_prompt(format!("Upgrade {} from v{} to v{}?", path.display(), plan.from, plan.to))
@@ -60,6 +53,19 @@ impl MigrateArgs {
         let plan = migrate::run(&path)?;
         ctx.out.emit(&Report { plan, done: true, dry_run: false })?;
         Ok(Exit::Ok)
+    }
+}
+
+/// Whether to ask before migrating: never with `--yes`; on a terminal, yes; otherwise there is
+/// nobody to ask, and migrating unasked is refused (exit 2).
+fn must_ask(yes: bool, on_terminal: bool) -> Result<bool, ExitError> {
+    match (yes, on_terminal) {
+        (true, _) => Ok(false),
+        (false, true) => Ok(true),
+        (false, false) => Err(ExitError::new(
+            Exit::Usage,
+            "refusing to migrate without confirmation: not on a terminal; pass --yes to migrate from a script",
+        )),
     }
 }
 
@@ -100,5 +106,20 @@ impl Render for Report {
             text.push_str("  (dry run: nothing changed)\n");
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asks_on_a_terminal_refuses_without_one_unless_yes() {
+        assert!(!must_ask(true, false).expect("--yes needs no terminal"));
+        assert!(!must_ask(true, true).expect("--yes skips the question"));
+        assert!(must_ask(false, true).expect("a terminal gets a question"));
+        let refusal = must_ask(false, false).expect_err("no terminal, no --yes");
+        assert_eq!(refusal.exit, Exit::Usage);
+        assert!(refusal.message.contains("--yes"));
     }
 }
