@@ -24,18 +24,18 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-start_chain() { # chain_id -> prints the URL
+start_chain() { # chain_id url_variable: runs in this shell, so that `pids` sees the PID
     local port
     port=$(free_port)
     "$anvil" --port "$port" --chain-id "$1" --silent >"$work/anvil-$1.log" 2>&1 &
     pids+=($!)
     node scripts/devnet.mjs wait "http://127.0.0.1:$port"
-    echo "http://127.0.0.1:$port"
+    printf -v "$2" 'http://127.0.0.1:%s' "$port"
 }
 
 echo "== starting two local chains"
-src_url=$(start_chain 31337 | tail -1)
-dst_url=$(start_chain 31338 | tail -1)
+start_chain 31337 src_url
+start_chain 31338 dst_url
 echo "source      chain 31337 at $src_url"
 echo "destination chain 31338 at $dst_url"
 
