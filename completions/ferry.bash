@@ -70,17 +70,53 @@ _ferry() {
             ferry__subcmd__help,watch)
                 cmd="ferry__subcmd__help__subcmd__watch"
                 ;;
+            ferry__subcmd__help__subcmd__inspect__subcmd__store,contracts)
+                cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__contracts"
+                ;;
+            ferry__subcmd__help__subcmd__inspect__subcmd__store,cursors)
+                cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__cursors"
+                ;;
+            ferry__subcmd__help__subcmd__inspect__subcmd__store,events)
+                cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__events"
+                ;;
+            ferry__subcmd__help__subcmd__inspect__subcmd__store,reorgs)
+                cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__reorgs"
+                ;;
             ferry__subcmd__help__subcmd__inspect__subcmd__store,summary)
                 cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__summary"
+                ;;
+            ferry__subcmd__inspect__subcmd__store,contracts)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__contracts"
+                ;;
+            ferry__subcmd__inspect__subcmd__store,cursors)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__cursors"
+                ;;
+            ferry__subcmd__inspect__subcmd__store,events)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__events"
                 ;;
             ferry__subcmd__inspect__subcmd__store,help)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help"
                 ;;
+            ferry__subcmd__inspect__subcmd__store,reorgs)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__reorgs"
+                ;;
             ferry__subcmd__inspect__subcmd__store,summary)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__summary"
                 ;;
+            ferry__subcmd__inspect__subcmd__store__subcmd__help,contracts)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__contracts"
+                ;;
+            ferry__subcmd__inspect__subcmd__store__subcmd__help,cursors)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__cursors"
+                ;;
+            ferry__subcmd__inspect__subcmd__store__subcmd__help,events)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__events"
+                ;;
             ferry__subcmd__inspect__subcmd__store__subcmd__help,help)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__help"
+                ;;
+            ferry__subcmd__inspect__subcmd__store__subcmd__help,reorgs)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__reorgs"
                 ;;
             ferry__subcmd__inspect__subcmd__store__subcmd__help,summary)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__summary"
@@ -206,12 +242,44 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__export)
-            opts="-c -v -q -h -V --table --out --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h -V --format --chain --source --address --event --from-block --to-block --limit --table --out --config --store --log-format --verbose --quiet --color --json --help --version events contracts"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "jsonl csv" -- "${cur}"))
+                    return 0
+                    ;;
+                --chain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --event)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-block)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to-block)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --table)
                     COMPREPLY=($(compgen -W "meta source_ids target_ids cursors block_hashes contracts events batches deliveries delivery_status tx_intents reorgs" -- "${cur}"))
                     return 0
@@ -370,8 +438,64 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__help__subcmd__inspect__subcmd__store)
-            opts="summary"
+            opts="summary cursors contracts events reorgs"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__contracts)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__cursors)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__events)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__reorgs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -440,7 +564,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store)
-            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version summary help"
+            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version summary cursors contracts events reorgs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -473,9 +597,193 @@ _ferry() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        ferry__subcmd__inspect__subcmd__store__subcmd__help)
-            opts="summary help"
+        ferry__subcmd__inspect__subcmd__store__subcmd__contracts)
+            opts="-c -v -q -h -V --chain --address --limit --config --store --log-format --verbose --quiet --color --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --chain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__cursors)
+            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__events)
+            opts="-c -v -q -h -V --chain --source --address --event --from-block --to-block --limit --config --store --log-format --verbose --quiet --color --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --chain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --event)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-block)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to-block)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__help)
+            opts="summary cursors contracts events reorgs help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__contracts)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__cursors)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__events)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -501,6 +809,20 @@ _ferry() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__reorgs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__summary)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -508,6 +830,44 @@ _ferry() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__reorgs)
+            opts="-c -v -q -h -V --chain --config --store --log-format --verbose --quiet --color --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --chain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -40,7 +40,7 @@ complete -c ferry -n "__fish_ferry_needs_command" -f -a "watch" -d 'Run as a dae
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "push" -d 'One-shot for cron: sync sources, deliver everything pending, wait for confirmations'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "backfill" -d 'Ingest a historical range of blocks, resumably; deliver only with --deliver'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "inspect-store" -d 'Show what the state file holds (read-only; works while `watch` runs)'
-complete -c ferry -n "__fish_ferry_needs_command" -f -a "export" -d 'Export the store\'s tables as JSON lines (read-only; works while `watch` runs)'
+complete -c ferry -n "__fish_ferry_needs_command" -f -a "export" -d 'Export events or contracts as JSON lines or CSV, or raw tables as JSON lines (read-only; works while `watch` runs)'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "migrate" -d 'Upgrade the state file to this ferry\'s schema (backup first, one transaction)'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "check-config" -d 'Check the config: offline by default, against the chains with --online'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "generate" -d 'Write shell completions and man pages from the command-line definitions'
@@ -92,20 +92,24 @@ complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s q -l quiet -d '
 complete -c ferry -n "__fish_ferry_using_subcommand backfill" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s h -l help -d 'Print help'
 complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s V -l version -d 'Print version'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -s c -l config -d 'Config file' -r -F
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -l store -d 'State file; overrides `store:` in the config' -r -F
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -l color -d 'When to use colour' -r -f -a "auto\t''
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -s V -l version -d 'Print version'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -f -a "summary" -d 'Schema version, file size, rows per table and source cursors (the default)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -f -a "summary" -d 'Schema version, file size, rows per table and source cursors (the default)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -f -a "cursors" -d 'Where each source stands: the range of blocks it holds'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -f -a "contracts" -d 'Watched contracts: configured ones and factory children'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -f -a "events" -d 'Ingested events, newest filters first: chain, address, event name, block range'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -f -a "reorgs" -d 'Reorgs seen under `confirmations: 0` (or deeper than the confirmations), and what they undid'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -l store -d 'State file; overrides `store:` in the config' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
@@ -118,9 +122,81 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -s h -l help -d 'Print help'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -l address -d 'Only this address' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -l limit -d 'At most this many rows' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l source -d 'Only events of this source' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l address -d 'Only events emitted by this address' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l event -d 'Only this event (by name), or `undecoded` for logs that no declaration decoded' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l from-block -d 'Only events at or after this block' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l to-block -d 'Only events at or before this block' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l limit -d 'At most this many rows' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "summary" -d 'Schema version, file size, rows per table and source cursors (the default)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "cursors" -d 'Where each source stands: the range of blocks it holds'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "contracts" -d 'Watched contracts: configured ones and factory children'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "events" -d 'Ingested events, newest filters first: chain, address, event name, block range'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "reorgs" -d 'Reorgs seen under `confirmations: 0` (or deeper than the confirmations), and what they undid'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c ferry -n "__fish_ferry_using_subcommand export" -l table -d 'Only this table (repeatable). Default: `meta` and every table that has rows' -r -f -a "meta\t''
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l format -d 'Row format of `events` and `contracts`' -r -f -a "jsonl\t''
+csv\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l source -d 'Only events of this source' -r
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l address -d 'Only events emitted by this address' -r
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l event -d 'Only this event (by name), or `undecoded` for logs that no declaration decoded' -r
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l from-block -d 'Only events at or after this block' -r
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l to-block -d 'Only events at or before this block' -r
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l limit -d 'At most this many rows' -r
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l table -d 'Only this raw table (repeatable). Default: `meta` and every table that has rows' -r -f -a "meta\t''
 source_ids\t''
 target_ids\t''
 cursors\t''
@@ -189,9 +265,13 @@ complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_su
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "push" -d 'One-shot for cron: sync sources, deliver everything pending, wait for confirmations'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "backfill" -d 'Ingest a historical range of blocks, resumably; deliver only with --deliver'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "inspect-store" -d 'Show what the state file holds (read-only; works while `watch` runs)'
-complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "export" -d 'Export the store\'s tables as JSON lines (read-only; works while `watch` runs)'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "export" -d 'Export events or contracts as JSON lines or CSV, or raw tables as JSON lines (read-only; works while `watch` runs)'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "migrate" -d 'Upgrade the state file to this ferry\'s schema (backup first, one transaction)'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "check-config" -d 'Check the config: offline by default, against the chains with --online'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "generate" -d 'Write shell completions and man pages from the command-line definitions'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "summary" -d 'Schema version, file size, rows per table and source cursors (the default)'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "cursors" -d 'Where each source stands: the range of blocks it holds'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "contracts" -d 'Watched contracts: configured ones and factory children'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "events" -d 'Ingested events, newest filters first: chain, address, event name, block range'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "reorgs" -d 'Reorgs seen under `confirmations: 0` (or deeper than the confirmations), and what they undid'

@@ -6,6 +6,9 @@
 //   node scripts/devnet.mjs wait   URL
 //   node scripts/devnet.mjs deploy URL ARTIFACT          -> prints the contract address
 //   node scripts/devnet.mjs send   URL ADDRESS CALLDATA   -> prints the transaction hash
+//   node scripts/devnet.mjs call   URL ARTIFACT ADDRESS 'fn(uint256,address)' ARG...
+//                                  -> sends fn(args) (static uint/address/bool/bytes32 args only),
+//                                     prints the transaction hash
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -57,11 +60,19 @@ try {
     const artifact = JSON.parse(readFileSync(join(root, "tests/contracts/artifacts", `${rest[0]}.json`), "utf8"));
     const receipt = await send(url, { data: artifact.bytecode });
     console.log(receipt.contractAddress);
+  } else if (cmd === "call") {
+    const [name, to, signature, ...args] = rest;
+    const artifact = JSON.parse(readFileSync(join(root, "tests/contracts/artifacts", `${name}.json`), "utf8"));
+    const selector = artifact.methodIdentifiers[signature];
+    if (!selector) throw new Error(`${name} has no function ${signature}`);
+    const words = args.map((a) => BigInt(a === "true" ? 1 : a === "false" ? 0 : a).toString(16).padStart(64, "0"));
+    const receipt = await send(url, { to, data: "0x" + selector + words.join("") });
+    console.log(receipt.transactionHash);
   } else if (cmd === "send") {
     const receipt = await send(url, { to: rest[0], data: rest[1] });
     console.log(receipt.transactionHash);
   } else {
-    throw new Error("usage: devnet.mjs wait|deploy|send URL ...");
+    throw new Error("usage: devnet.mjs wait|deploy|send|call URL ...");
   }
 } catch (e) {
   console.error(`devnet.mjs: ${e.message}`);

@@ -1,102 +1,272 @@
-//! `ferry export`: the store's tables as JSON lines, streamed, read-only.
+//! `ferry export`: events and contracts as JSON lines or CSV, or raw tables as JSON lines; streamed
+//! row by row in constant memory, read-only.
 
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use eyre::WrapErr;
 
+use super::filters::EventFilterArgs;
 use super::{Ctx, after_help};
 use crate::exit::{Exit, ExitError};
+use crate::store::query::{ContractRow, EventRow, Query};
 use crate::store::{ReadStore, dump, tables};
 
-/// Export the store's tables as JSON lines (read-only; works while `watch` runs).
+/// Export events or contracts as JSON lines or CSV, or raw tables as JSON lines (read-only;
+/// works while `watch` runs).
 #[derive(Debug, Args)]
 #[command(after_help = after_help("\
-  ferry export                             meta and every table with rows, to stdout
+  ferry export events --format csv --out events.csv
+  ferry export events --chain base --event Approved --from-block 21000000 | jq .fields
+  ferry export contracts --format csv
+  ferry export                             meta and every table with rows, raw, to stdout
   ferry export --table events --out ev.jsonl
-  ferry export --table meta --table cursors | jq .
 
-Each line is {\"table\": …, \"key\": {…}, \"value\": {…}} with keys and records decoded."))]
+`events` and `contracts` write one row per line with decoded fields. Without them, each line is
+{\"table\": …, \"key\": {…}, \"value\": {…}} with keys and records decoded."))]
 pub struct ExportArgs {
-    /// Only this table (repeatable). Default: `meta` and every table that has rows.
-    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(tables::ALL))]
+    /// Rows to export: `events` or `contracts`. Without it, raw tables (see --table).
+    #[arg(value_enum, value_name = "WHAT")]
+    pub what: Option<What>,
+    /// Row format of `events` and `contracts`.
+    #[arg(long, value_enum, default_value_t = Format::Jsonl, requires = "what")]
+    pub format: Format,
+    #[command(flatten)]
+    pub filter: EventFilterArgs,
+    /// At most this many rows.
+    #[arg(long, requires = "what")]
+    pub limit: Option<usize>,
+    /// Only this raw table (repeatable). Default: `meta` and every table that has rows.
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(tables::ALL), conflicts_with = "what")]
     pub table: Vec<String>,
     /// Write to this file (atomically: a temp file renamed when complete) instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum What {
+    Events,
+    Contracts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Jsonl,
+    Csv,
+}
+
 impl ExportArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
         let path = ctx.store_path_without_config()?;
         let store = ReadStore::open(&path)?;
-        let txn = store.read()?;
-        let chosen: Vec<&str> = if self.table.is_empty() {
-            let mut with_rows = Vec::new();
-            for name in tables::ALL {
-                if name == "meta" || dump::count_rows(&path, &txn, name)? > 0 {
-                    with_rows.push(name);
-                }
-            }
-            with_rows
-        } else {
-            self.table.iter().map(String::as_str).collect()
-        };
-
-        let (sink, temp): (Box<dyn Write>, Option<PathBuf>) = match &self.out {
-            None => (Box::new(std::io::stdout().lock()), None),
-            Some(out) => {
-                if out.exists() && out.is_dir() {
-                    return Err(ExitError::new(
-                        Exit::Usage,
-                        format!("--out {} is a directory", out.display()),
-                    )
-                    .into());
-                }
-                let temp = out.with_file_name(format!(
-                    ".{}.tmp-{}",
-                    out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-                    std::process::id()
-                ));
-                let file = std::fs::File::create(&temp)
-                    .wrap_err_with(|| format!("cannot create {}", temp.display()))?;
-                (Box::new(file), Some(temp))
-            }
-        };
-        let mut writer = BufWriter::with_capacity(1 << 16, sink);
+        let filter = self.filter.resolve(ctx)?;
+        if self.what != Some(What::Events)
+            && (filter.source.is_some()
+                || filter.event.is_some()
+                || filter.from_block.is_some()
+                || filter.to_block.is_some())
+        {
+            return Err(ExitError::new(
+                Exit::Usage,
+                "--source, --event, --from-block and --to-block filter `ferry export events` only",
+            )
+            .into());
+        }
+        let (sink, raw) = Sink::open(self.out.as_deref())?;
+        let mut writer = BufWriter::with_capacity(1 << 16, raw);
+        let limit = self.limit.unwrap_or(usize::MAX);
+        let cancel = ctx.cancel.clone();
         let mut rows = 0u64;
         let result = (|| -> eyre::Result<()> {
-            for table in &chosen {
-                if ctx.cancel.is_cancelled() {
-                    break;
+            match self.what {
+                Some(What::Events) => {
+                    let query = Query::new(&store)?;
+                    let mut rows_out = RowWriter::new(self.format, &mut writer, EVENT_COLUMNS);
+                    query.events(&filter, &mut |row| {
+                        rows += 1;
+                        let keep_going = rows_out.write(&row, || event_record(&row)).is_ok();
+                        flow(keep_going && (rows as usize) < limit && !cancel.is_cancelled())
+                    })?;
+                    rows_out.finish()?;
                 }
-                rows += dump::dump_table(&path, &txn, table, &mut |(key, value)| {
-                    serde_json::to_writer(
-                        &mut writer,
-                        &serde_json::json!({ "table": table, "key": key, "value": value }),
-                    )?;
-                    writer.write_all(b"\n")
-                })?;
+                Some(What::Contracts) => {
+                    let query = Query::new(&store)?;
+                    let mut rows_out = RowWriter::new(self.format, &mut writer, CONTRACT_COLUMNS);
+                    query.contracts(filter.chain, filter.address, &mut |row| {
+                        rows += 1;
+                        let keep_going = rows_out.write(&row, || contract_record(&row)).is_ok();
+                        flow(keep_going && (rows as usize) < limit && !cancel.is_cancelled())
+                    })?;
+                    rows_out.finish()?;
+                }
+                None => {
+                    let txn = store.read()?;
+                    let chosen: Vec<&str> = if self.table.is_empty() {
+                        let mut with_rows = Vec::new();
+                        for name in tables::ALL {
+                            if name == "meta" || dump::count_rows(&path, &txn, name)? > 0 {
+                                with_rows.push(name);
+                            }
+                        }
+                        with_rows
+                    } else {
+                        self.table.iter().map(String::as_str).collect()
+                    };
+                    for table in &chosen {
+                        if cancel.is_cancelled() {
+                            break;
+                        }
+                        rows += dump::dump_table(&path, &txn, table, &mut |(key, value)| {
+                            serde_json::to_writer(
+                                &mut writer,
+                                &serde_json::json!({ "table": table, "key": key, "value": value }),
+                            )?;
+                            writer.write_all(b"\n")
+                        })?;
+                    }
+                }
             }
             writer.flush()?;
             Ok(())
         })();
-        match (result, &self.out, temp) {
-            (Ok(()), Some(out), Some(temp)) if !ctx.cancel.is_cancelled() => {
-                drop(writer);
+        drop(writer);
+        sink.finish(result, ctx.cancel.is_cancelled(), rows)?;
+        Ok(Exit::Ok)
+    }
+}
+
+fn flow(go_on: bool) -> ControlFlow<()> {
+    if go_on { ControlFlow::Continue(()) } else { ControlFlow::Break(()) }
+}
+
+const EVENT_COLUMNS: &[&str] = &[
+    "chain",
+    "block",
+    "log_index",
+    "source",
+    "address",
+    "event",
+    "fields",
+    "decode_error",
+    "tx_hash",
+    "block_hash",
+    "topics",
+    "data",
+];
+
+fn event_record(e: &EventRow) -> Vec<String> {
+    vec![
+        e.chain.to_string(),
+        e.block.to_string(),
+        e.log_index.to_string(),
+        e.source.clone(),
+        e.address.to_checksum(None),
+        e.event.clone().unwrap_or_default(),
+        e.fields.as_ref().map(|f| f.to_string()).unwrap_or_default(),
+        e.decode_error.clone().unwrap_or_default(),
+        e.tx_hash.to_string(),
+        e.block_hash.to_string(),
+        e.topics.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" "),
+        e.data.to_string(),
+    ]
+}
+
+const CONTRACT_COLUMNS: &[&str] =
+    &["chain", "address", "source", "factory", "created_block", "created_log_index"];
+
+fn contract_record(c: &ContractRow) -> Vec<String> {
+    vec![
+        c.chain.to_string(),
+        c.address.to_checksum(None),
+        c.source.clone(),
+        c.factory.map(|f| f.to_checksum(None)).unwrap_or_default(),
+        c.created_block.map(|b| b.to_string()).unwrap_or_default(),
+        c.created_log_index.map(|i| i.to_string()).unwrap_or_default(),
+    ]
+}
+
+/// Rows out as JSON lines or CSV (with a header line).
+enum RowWriter<'w, W: Write> {
+    Jsonl(&'w mut W),
+    Csv(Box<csv::Writer<&'w mut W>>),
+}
+
+impl<'w, W: Write> RowWriter<'w, W> {
+    fn new(format: Format, out: &'w mut W, columns: &[&str]) -> Self {
+        match format {
+            Format::Jsonl => RowWriter::Jsonl(out),
+            Format::Csv => {
+                let mut csv = csv::Writer::from_writer(out);
+                let _ = csv.write_record(columns);
+                RowWriter::Csv(Box::new(csv))
+            }
+        }
+    }
+
+    fn write<T: serde::Serialize>(
+        &mut self,
+        row: &T,
+        record: impl FnOnce() -> Vec<String>,
+    ) -> std::io::Result<()> {
+        match self {
+            RowWriter::Jsonl(out) => {
+                serde_json::to_writer(&mut **out, row)?;
+                out.write_all(b"\n")
+            }
+            RowWriter::Csv(csv) => csv.write_record(record()).map_err(std::io::Error::other),
+        }
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            RowWriter::Jsonl(out) => out.flush(),
+            RowWriter::Csv(mut csv) => csv.flush(),
+        }
+    }
+}
+
+/// Where an export goes: stdout, or a temp file renamed over `--out` once complete.
+struct Sink<'a> {
+    out: Option<&'a Path>,
+    temp: Option<PathBuf>,
+}
+
+impl<'a> Sink<'a> {
+    fn open(out: Option<&'a Path>) -> eyre::Result<(Self, Box<dyn Write>)> {
+        let Some(out) = out else {
+            return Ok((Self { out: None, temp: None }, Box::new(std::io::stdout().lock())));
+        };
+        if out.is_dir() {
+            return Err(ExitError::new(Exit::Usage, format!("--out {} is a directory", out.display())).into());
+        }
+        let temp = out.with_file_name(format!(
+            ".{}.tmp-{}",
+            out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            std::process::id()
+        ));
+        let file =
+            std::fs::File::create(&temp).wrap_err_with(|| format!("cannot create {}", temp.display()))?;
+        Ok((Self { out: Some(out), temp: Some(temp) }, Box::new(file)))
+    }
+
+    /// Moves the temp file into place when everything was written; removes it otherwise.
+    fn finish(self, result: eyre::Result<()>, cancelled: bool, rows: u64) -> eyre::Result<()> {
+        match (result, self.out, self.temp) {
+            (Ok(()), Some(out), Some(temp)) if !cancelled => {
                 std::fs::rename(&temp, out)
                     .wrap_err_with(|| format!("cannot move the export to {}", out.display()))?;
-                tracing::info!("exported {rows} rows from {} table(s) to {}", chosen.len(), out.display());
+                tracing::info!("exported {rows} rows to {}", out.display());
+                Ok(())
             }
             (result, _, temp) => {
-                drop(writer);
                 if let Some(temp) = temp {
                     let _ = std::fs::remove_file(temp);
                 }
-                result?;
+                result
             }
         }
-        Ok(Exit::Ok)
     }
 }

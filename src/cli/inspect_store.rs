@@ -1,18 +1,28 @@
 //! `ferry inspect-store`: what the state file holds, read-only, while `watch` runs or not.
 
-use clap::{Args, Subcommand};
+use std::ops::ControlFlow;
 
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::filters::{ChainArg, EventFilterArgs};
 use super::{Ctx, after_help};
 use crate::exit::Exit;
 use crate::output::{Output, Render};
 use crate::store::ReadStore;
 use crate::store::dump::{self, Summary};
+use crate::store::query::{ContractRow, CursorRow, EventRow, Query, ReorgRow};
 
 /// Show what the state file holds (read-only; works while `watch` runs).
 #[derive(Debug, Args)]
 #[command(after_help = after_help("\
   ferry inspect-store                       the summary: schema, size, rows per table, cursors
   ferry inspect-store summary --json        the same as JSON, for scripts
+  ferry inspect-store cursors               where each source stands
+  ferry inspect-store events --chain base --event Approved --from-block 21000000 --limit 20
+  ferry inspect-store events --event undecoded   logs no declaration decoded
+  ferry inspect-store contracts --json      configured contracts and factory children
+  ferry inspect-store reorgs                reorgs seen and undone
   ferry inspect-store --store /var/lib/ferry/seda.redb"))]
 pub struct InspectStoreArgs {
     #[command(subcommand)]
@@ -23,6 +33,32 @@ pub struct InspectStoreArgs {
 pub enum View {
     /// Schema version, file size, rows per table and source cursors (the default).
     Summary,
+    /// Where each source stands: the range of blocks it holds.
+    Cursors,
+    /// Watched contracts: configured ones and factory children.
+    Contracts {
+        #[command(flatten)]
+        chain: ChainArg,
+        /// Only this address.
+        #[arg(long, value_name = "ADDRESS")]
+        address: Option<alloy::primitives::Address>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Ingested events, newest filters first: chain, address, event name, block range.
+    Events {
+        #[command(flatten)]
+        filter: EventFilterArgs,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Reorgs seen under `confirmations: 0` (or deeper than the confirmations), and what they undid.
+    Reorgs {
+        #[command(flatten)]
+        chain: ChainArg,
+    },
 }
 
 impl InspectStoreArgs {
@@ -31,9 +67,170 @@ impl InspectStoreArgs {
         let store = ReadStore::open(&path)?;
         match self.view.unwrap_or(View::Summary) {
             View::Summary => ctx.out.emit(&SummaryReport(dump::summary(&store)?))?,
+            View::Cursors => ctx.out.emit(&Cursors(Query::new(&store)?.cursors()?))?,
+            View::Contracts { chain, address, limit } => {
+                let chain = chain.resolve(ctx)?;
+                let mut rows = Vec::new();
+                Query::new(&store)?.contracts(chain, address, &mut |row| {
+                    rows.push(row);
+                    if rows.len() >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+                })?;
+                ctx.out.emit(&Contracts(rows))?
+            }
+            View::Events { filter, limit } => {
+                let filter = filter.resolve(ctx)?;
+                let mut rows = Vec::new();
+                Query::new(&store)?.events(&filter, &mut |row| {
+                    rows.push(row);
+                    if rows.len() >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+                })?;
+                ctx.out.emit(&Events(rows))?
+            }
+            View::Reorgs { chain } => {
+                let chain = chain.resolve(ctx)?;
+                ctx.out.emit(&Reorgs(Query::new(&store)?.reorgs(chain)?))?
+            }
         }
         Ok(Exit::Ok)
     }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Cursors(Vec<CursorRow>);
+
+impl Render for Cursors {
+    fn human(&self, out: &Output) -> String {
+        if self.0.is_empty() {
+            return "no cursors yet: no source has been ingested\n".into();
+        }
+        let mut table = out.table(["source", "first", "next", "last hash", "updated"]);
+        for c in &self.0 {
+            table.add_row([
+                c.source.clone(),
+                c.first.to_string(),
+                c.next.to_string(),
+                c.last_hash.map(|h| short(&h.to_string())).unwrap_or_default(),
+                ago(c.updated_at),
+            ]);
+        }
+        format!("{table}\n")
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Contracts(Vec<ContractRow>);
+
+impl Render for Contracts {
+    fn human(&self, out: &Output) -> String {
+        if self.0.is_empty() {
+            return "no contracts match\n".into();
+        }
+        let mut table = out.table(["chain", "address", "source", "origin", "created at"]);
+        for c in &self.0 {
+            table.add_row([
+                c.chain.to_string(),
+                c.address.to_checksum(None),
+                c.source.clone(),
+                c.factory
+                    .map_or("configured".into(), |f| format!("child of {}", short(&f.to_checksum(None)))),
+                match (c.created_block, c.created_log_index) {
+                    (Some(b), Some(i)) => format!("block {b} log {i}"),
+                    _ => "-".into(),
+                },
+            ]);
+        }
+        format!("{table}\n{} shown\n", self.0.len())
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Events(Vec<EventRow>);
+
+impl Render for Events {
+    fn human(&self, out: &Output) -> String {
+        if self.0.is_empty() {
+            return "no events match\n".into();
+        }
+        let mut table = out.table(["chain", "block", "log", "source", "address", "event", "fields"]);
+        for e in &self.0 {
+            let event = match (&e.event, &e.fields) {
+                (Some(name), Some(_)) => name.clone(),
+                (Some(name), None) => format!("{name} (undecoded)"),
+                (None, _) => {
+                    format!("? {}", e.topics.first().map(|t| short(&t.to_string())).unwrap_or_default())
+                }
+            };
+            let fields = match (&e.fields, &e.decode_error) {
+                (Some(serde_json::Value::Object(map)), _) => map
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_string)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                (_, Some(err)) => err.clone(),
+                _ => format!("data {} bytes", e.data.len()),
+            };
+            table.add_row([
+                e.chain.to_string(),
+                e.block.to_string(),
+                e.log_index.to_string(),
+                e.source.clone(),
+                short(&e.address.to_checksum(None)),
+                event,
+                fields,
+            ]);
+        }
+        format!("{table}\n{} shown\n", self.0.len())
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Reorgs(Vec<ReorgRow>);
+
+impl Render for Reorgs {
+    fn human(&self, out: &Output) -> String {
+        if self.0.is_empty() {
+            return "no reorgs seen\n".into();
+        }
+        let mut table = out.table([
+            "chain",
+            "#",
+            "source",
+            "from block",
+            "depth",
+            "events removed",
+            "children removed",
+            "seen",
+        ]);
+        for r in &self.0 {
+            table.add_row([
+                r.chain.to_string(),
+                r.seq.to_string(),
+                r.source.clone(),
+                r.from_block.to_string(),
+                r.depth.to_string(),
+                r.removed_events.to_string(),
+                r.removed_contracts.to_string(),
+                ago(r.detected_at),
+            ]);
+        }
+        format!("{table}\n")
+    }
+}
+
+/// `0x1234…abcd`.
+fn short(hex: &str) -> String {
+    if hex.len() <= 14 { hex.to_string() } else { format!("{}…{}", &hex[..6], &hex[hex.len() - 4..]) }
+}
+
+/// "12s ago", "3m ago".
+fn ago(unix: u64) -> String {
+    let secs = crate::store::now().saturating_sub(unix);
+    let d = std::time::Duration::from_secs(secs);
+    format!("{} ago", humantime::format_duration(d))
 }
 
 #[derive(serde::Serialize)]

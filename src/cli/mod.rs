@@ -6,9 +6,11 @@
 pub mod backfill;
 pub mod check_config;
 pub mod export;
+pub mod filters;
 pub mod generate;
 pub mod inspect_store;
 pub mod migrate;
+pub mod progress;
 pub mod push;
 pub mod watch;
 

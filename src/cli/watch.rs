@@ -1,12 +1,23 @@
-//! `ferry watch`: the daemon. Ingests every source and delivers to every target continuously
-//! until SIGINT/SIGTERM.
+//! `ferry watch`: the daemon. Follows every `evm` source from its cursor to the head and on, one
+//! task per source under one cancellation token, until SIGINT/SIGTERM: then each source finishes
+//! the range it is committing and the process exits 130. A source that fails for good (a reorg
+//! deeper than its window) stops alone; the others go on. Delivery comes with the next issue.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use clap::Args;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
+use super::backfill::select_sources;
+use super::progress::{self, Style};
 use super::{Ctx, after_help, not_built};
-use crate::exit::Exit;
+use crate::config::Source;
+use crate::engine::ingest::{IngestError, SourceRunner, chain_rpcs};
+use crate::exit::{Exit, ExitError};
+use crate::store::Store;
 
 /// Run as a daemon: follow every source and deliver to every target until stopped.
 #[derive(Debug, Args)]
@@ -22,8 +33,71 @@ pub struct WatchArgs {
 
 impl WatchArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
-        // Validate what we can, so a bad config is still exit 2 rather than "not built".
-        ctx.load_config()?;
-        Err(not_built("`ferry watch` (continuous ingest and delivery)", "EVM ingest and delivery issues"))
+        let loaded = ctx.load_config()?;
+        if self.metrics_addr.is_some() {
+            return Err(not_built("`ferry watch --metrics-addr`", "observability issue"));
+        }
+        for (name, source) in &loaded.config.sources {
+            if let Source::Seda(_) = source {
+                tracing::warn!(source = %name, "`seda` sources are not read yet; this one is skipped");
+            }
+        }
+        if !loaded.config.routes.is_empty() {
+            tracing::warn!("delivery is not built yet: items are recorded in the store, not delivered");
+        }
+        let plans = select_sources(&loaded, &[])?;
+        let store =
+            Arc::new(Store::create_or_open(&ctx.store_path(Some(&loaded)), Some(loaded.fingerprint()))?);
+        let rpcs = chain_rpcs(&loaded.config, &plans)?;
+
+        let mut tasks = JoinSet::new();
+        let mut statuses = Vec::new();
+        for plan in plans {
+            let Some(rpc) = rpcs.get(&plan.chain).cloned() else { continue };
+            let (mut runner, status) =
+                SourceRunner::open(plan, rpc, store.clone(), None, ctx.cancel.clone())?;
+            statuses.push(status);
+            tasks.spawn(async move {
+                let name = runner.plan().name.clone();
+                (name, runner.follow().await)
+            });
+        }
+        tracing::info!(sources = statuses.len(), store = %store.path().display(), "watching");
+        let stop_progress = CancellationToken::new();
+        let style =
+            if std::io::stderr().is_terminal() && !ctx.global.json { Style::Live } else { Style::Log };
+        let progress = progress::spawn(style, statuses, stop_progress.clone());
+
+        let mut stopped = Vec::new();
+        let mut store_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            let (name, result) = joined?;
+            match result {
+                Ok(()) | Err(IngestError::Cancelled) => {}
+                Err(IngestError::Store(e)) => {
+                    // The store is everyone's: stop every source, cleanly.
+                    ctx.cancel.cancel();
+                    store_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    // One source stopping never stalls the others.
+                    tracing::error!(source = %name, "stopped: {e}");
+                    stopped.push(format!("{name}: {e}"));
+                }
+            }
+        }
+        stop_progress.cancel();
+        let _ = progress.await;
+        if let Some(e) = store_error {
+            return Err(e.into());
+        }
+        if !ctx.cancel.is_cancelled() {
+            return Err(ExitError::new(
+                Exit::Failure,
+                format!("every source stopped: {}", stopped.join("; ")),
+            )
+            .into());
+        }
+        Ok(if stopped.is_empty() { Exit::Ok } else { Exit::Failure })
     }
 }

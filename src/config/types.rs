@@ -37,7 +37,8 @@ pub struct Chain {
     pub chain_id: u64,
     /// RPC URLs, tried in order (failover).
     pub rpc: Vec<String>,
-    /// Depth at which a block counts as final. Exclusive with `finality`.
+    /// Depth at which a block counts as final (default 12). Exclusive with `finality`. `0`
+    /// follows the tip and handles reorgs with the stored block hashes.
     #[serde(default)]
     pub confirmations: Option<u64>,
     /// Use the node's `safe` or `finalized` block tag instead of a depth.
@@ -47,6 +48,10 @@ pub struct Chain {
     pub poll_interval: Duration,
     #[serde(default = "defaults::max_block_range")]
     pub max_block_range: u64,
+    /// Under `confirmations: 0`, how many recent block hashes each source keeps to find the common
+    /// ancestor after a reorg; a deeper reorg stops the source with an error.
+    #[serde(default = "defaults::reorg_window")]
+    pub reorg_window: u64,
     /// Requests per second to this chain's RPCs; unlimited when absent.
     #[serde(default)]
     pub rate_limit: Option<u32>,
@@ -129,6 +134,10 @@ pub struct EvmSource {
     pub contracts: Vec<StaticContract>,
     #[serde(default)]
     pub factories: Vec<Factory>,
+    /// Children are fetched with an address list up to this many; above it, by topic only and
+    /// filtered against the registry. Either way it is one `eth_getLogs` per range.
+    #[serde(default = "defaults::max_addresses")]
+    pub max_addresses: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -293,6 +302,12 @@ mod defaults {
     }
     pub fn max_block_range() -> u64 {
         2_000
+    }
+    pub fn reorg_window() -> u64 {
+        64
+    }
+    pub fn max_addresses() -> usize {
+        1_000
     }
     pub fn bump_percent() -> u32 {
         12

@@ -63,7 +63,7 @@ fn dump_table_unguarded(
         "target_ids" => dump_ids(path, txn, tables::TARGET_IDS, emit),
         "cursors" => dump_fixed::<4, CursorKey, records::Cursor>(path, txn, tables::CURSORS, emit),
         "block_hashes" => {
-            dump_fixed::<16, BlockKey, records::BlockHash>(path, txn, tables::BLOCK_HASHES, emit)
+            dump_fixed::<12, BlockKey, records::BlockHash>(path, txn, tables::BLOCK_HASHES, emit)
         }
         "contracts" => dump_fixed::<28, ContractKey, records::Contract>(path, txn, tables::CONTRACTS, emit),
         "events" => dump_fixed::<20, EventKey, records::Event>(path, txn, tables::EVENTS, emit),

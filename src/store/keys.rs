@@ -77,20 +77,21 @@ impl FixedKey<4> for CursorKey {
     }
 }
 
-/// `block_hashes`: (chain id, block number).
+/// `block_hashes`: (source id, block number). Per source, not per chain: each source checks its own
+/// window for reorgs, so that one source rewinding never hides a reorg from another on the same chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BlockKey {
-    pub chain: u64,
+    pub source: u32,
     pub number: u64,
 }
 
-impl FixedKey<16> for BlockKey {
-    fn to_bytes(&self) -> [u8; 16] {
-        Builder::new().put(&self.chain.to_be_bytes()).put(&self.number.to_be_bytes()).done()
+impl FixedKey<12> for BlockKey {
+    fn to_bytes(&self) -> [u8; 12] {
+        Builder::new().put(&self.source.to_be_bytes()).put(&self.number.to_be_bytes()).done()
     }
-    fn from_bytes(bytes: [u8; 16]) -> Self {
+    fn from_bytes(bytes: [u8; 12]) -> Self {
         let mut c = Cursor { bytes: &bytes };
-        Self { chain: c.u64(), number: c.u64() }
+        Self { source: c.u32(), number: c.u64() }
     }
 }
 
@@ -293,8 +294,8 @@ mod tests {
         let batch = BatchKey { source: 3, height: 4_000_000 };
         assert_eq!(CursorKey::from_bytes(CursorKey { source: 9 }.to_bytes()), CursorKey { source: 9 });
         assert_eq!(
-            BlockKey::from_bytes(BlockKey { chain: 1, number: 2 }.to_bytes()),
-            BlockKey { chain: 1, number: 2 }
+            BlockKey::from_bytes(BlockKey { source: 1, number: 2 }.to_bytes()),
+            BlockKey { source: 1, number: 2 }
         );
         assert_eq!(
             ContractKey::from_bytes(ContractKey { chain: 1, address }.to_bytes()),

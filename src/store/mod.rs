@@ -11,12 +11,14 @@
 //! **Keys** are fixed-width big-endian byte arrays ([`keys`]); names of sources and targets are
 //! mapped to `u32` ids. **Values** are postcard records behind a version byte ([`records`]).
 //! **Tables** are all defined in [`tables`], with the schema version; [`migrate`] upgrades older
-//! files. The committed fixture `tests/fixtures/store-v1.redb` is a small file of schema 1; it
-//! is rewritten by running the store tests with `FERRY_REGEN_FIXTURES=1`.
+//! files. `tests/fixtures/store-vN.redb` is a small populated file of each schema N; the current
+//! one is rewritten by running the store tests with `FERRY_REGEN_FIXTURES=1`.
 
 pub mod dump;
+pub mod ingest;
 pub mod keys;
 pub mod migrate;
+pub mod query;
 pub mod records;
 pub mod tables;
 
@@ -518,9 +520,13 @@ impl WriteTx<'_> {
         self.put(tables::DELIVERIES, key.to_bytes(), delivery)
     }
 
-    /// The underlying transaction, for migration steps.
+    /// The underlying transaction, for migration steps and the ingest module.
     pub fn raw(&self) -> &WriteTransaction {
         self.txn
+    }
+
+    pub fn path(&self) -> &Path {
+        self.path
     }
 }
 

@@ -39,9 +39,12 @@ pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, RecordError> {
     postcard::from_bytes(body).map_err(|e| RecordError::Decode { name: R::NAME, detail: e.to_string() })
 }
 
-/// Where a source stands: the next block (EVM) or batch (SEDA) to ingest.
+/// Where a source stands: it has ingested `first..next` (blocks for EVM, batches for SEDA), one
+/// contiguous range, and `next` is what it reads next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
+    /// The first block (or batch) this store holds for the source.
+    pub first: u64,
     pub next: u64,
     /// Hash of the last ingested block (EVM), to notice a reorg under the cursor.
     pub last_hash: Option<B256>,
@@ -49,7 +52,7 @@ pub struct Cursor {
 }
 
 impl Record for Cursor {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "cursor";
 }
 
@@ -92,10 +95,12 @@ pub struct Event {
     pub name: Option<String>,
     /// Decoded fields as JSON text, when the log decoded.
     pub fields: Option<String>,
+    /// Why a log whose topic0 matched a declaration did not decode with it.
+    pub decode_error: Option<String>,
 }
 
 impl Record for Event {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "event";
 }
 
@@ -181,19 +186,24 @@ impl Record for TxIntent {
     const NAME: &'static str = "tx intent";
 }
 
-/// A reorg seen and handled under `confirmations: 0`.
+/// A reorg seen and handled: the source went back to the common ancestor and read on from there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reorg {
     pub source: u32,
-    /// First block of the orphaned branch.
+    /// First block of the orphaned branch (the common ancestor + 1).
     pub from_block: u64,
+    /// Blocks the source went back: how far its cursor was past the ancestor.
     pub depth: u64,
     pub removed_events: u64,
+    pub removed_contracts: u64,
+    /// The hash the store had for the block where the mismatch showed, and the chain's hash now.
+    pub old_hash: B256,
+    pub new_hash: B256,
     pub detected_at: u64,
 }
 
 impl Record for Reorg {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "reorg";
 }
 
@@ -212,6 +222,7 @@ mod tests {
             data: Bytes::from_static(&[5; 32]),
             name: Some("Ping".into()),
             fields: Some(r#"{"seq":"1"}"#.into()),
+            decode_error: None,
         };
         let bytes = encode(&event);
         assert_eq!(bytes[0], Event::VERSION);
@@ -221,11 +232,11 @@ mod tests {
 
     #[test]
     fn an_unknown_version_or_garbage_is_an_error_not_a_panic() {
-        let mut bytes = encode(&Cursor { next: 5, last_hash: None, updated_at: 1 });
+        let mut bytes = encode(&Cursor { first: 0, next: 5, last_hash: None, updated_at: 1 });
         bytes[0] = 9;
         assert!(matches!(decode::<Cursor>(&bytes), Err(RecordError::Version { found: 9, .. })));
         assert!(matches!(decode::<Cursor>(&[]), Err(RecordError::Decode { .. })));
-        assert!(matches!(decode::<Event>(&[1, 0xff, 0xff]), Err(RecordError::Decode { .. })));
+        assert!(matches!(decode::<Event>(&[Event::VERSION, 0xff, 0xff]), Err(RecordError::Decode { .. })));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use redb::TableDefinition;
 
 /// The schema this ferry reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `key → value` text: see [`meta`] for the keys.
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -18,7 +18,7 @@ pub const TARGET_IDS: TableDefinition<&str, u32> = TableDefinition::new("target_
 /// [`CursorKey`](super::keys::CursorKey) → [`Cursor`](super::records::Cursor).
 pub const CURSORS: TableDefinition<[u8; 4], &[u8]> = TableDefinition::new("cursors");
 /// [`BlockKey`](super::keys::BlockKey) → [`BlockHash`](super::records::BlockHash): a window for reorg detection.
-pub const BLOCK_HASHES: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("block_hashes");
+pub const BLOCK_HASHES: TableDefinition<[u8; 12], &[u8]> = TableDefinition::new("block_hashes");
 /// [`ContractKey`](super::keys::ContractKey) → [`Contract`](super::records::Contract).
 pub const CONTRACTS: TableDefinition<[u8; 28], &[u8]> = TableDefinition::new("contracts");
 /// [`EventKey`](super::keys::EventKey) → [`Event`](super::records::Event).

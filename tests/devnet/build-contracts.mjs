@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Compiles tests/contracts/*.sol with the pinned npm solc and writes one artifact per contract to
-// tests/contracts/artifacts/<Name>.json (ABI, bytecode, deployed bytecode, source hash).
+// tests/contracts/artifacts/<Name>.json (ABI, bytecode, deployed bytecode, selectors, source hash).
 //
 //   node tests/devnet/build-contracts.mjs          rebuild the artifacts
 //   node tests/devnet/build-contracts.mjs --check  exit 1 if a committed artifact is stale, missing or extra
@@ -26,7 +26,7 @@ const input = {
     optimizer: { enabled: true, runs: 200 },
     evmVersion: "cancun",
     metadata: { bytecodeHash: "none" },
-    outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] } },
+    outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.methodIdentifiers"] } },
   },
 };
 const output = JSON.parse(solc.compile(JSON.stringify(input)));
@@ -46,6 +46,8 @@ for (const file of files) {
       abi: c.abi,
       bytecode: "0x" + c.evm.bytecode.object,
       deployedBytecode: "0x" + c.evm.deployedBytecode.object,
+      // Function signature → 4-byte selector, so that scripts can call without a keccak of their own.
+      methodIdentifiers: c.evm.methodIdentifiers,
     };
     wanted.set(`${name}.json`, JSON.stringify(artifact, null, 2) + "\n");
   }

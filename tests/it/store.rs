@@ -2,7 +2,8 @@
 //! v1 fixture, refusals that leave bad files byte-identical, and a second real process holding the
 //! store for writing while `inspect-store` reads it.
 //!
-//! `FERRY_REGEN_FIXTURES=1 cargo test --test it store::` rewrites `tests/fixtures/store-v1.redb`.
+//! `FERRY_REGEN_FIXTURES=1 cargo test --test it store::` writes the fixture of the current schema,
+//! `tests/fixtures/store-v{SCHEMA_VERSION}.redb`; fixtures of earlier schemas stay as committed.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -36,10 +37,14 @@ fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-/// A copy of the v1 fixture in a temp dir, as `ferry.redb` (the default store name).
-fn v1_copy() -> tempfile::TempDir {
+fn current_fixture() -> PathBuf {
+    fixture_dir().join(format!("store-v{SCHEMA_VERSION}.redb"))
+}
+
+/// A copy of the current schema's fixture in a temp dir, as `ferry.redb` (the default store name).
+fn fixture_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(fixture_dir().join("store-v1.redb"), dir.path().join("ferry.redb")).expect("copy fixture");
+    std::fs::copy(current_fixture(), dir.path().join("ferry.redb")).expect("copy fixture");
     dir
 }
 
@@ -53,15 +58,15 @@ fn populate(store: &Store) {
             let hash = |b: u8| B256::repeat_byte(b);
             tx.put_cursor(
                 CursorKey { source: evm },
-                &Cursor { next: 1_001, last_hash: Some(hash(1)), updated_at: 1_700_000_000 },
+                &Cursor { first: 900, next: 1_001, last_hash: Some(hash(1)), updated_at: 1_700_000_000 },
             )?;
             tx.put_cursor(
                 CursorKey { source: seda },
-                &Cursor { next: 43, last_hash: None, updated_at: 1_700_000_000 },
+                &Cursor { first: 40, next: 43, last_hash: None, updated_at: 1_700_000_000 },
             )?;
             for n in 998..=1_000u64 {
                 tx.put_block_hash(
-                    BlockKey { chain: 31337, number: n },
+                    BlockKey { source: evm, number: n },
                     &BlockHash { hash: hash(n as u8), parent: hash(n as u8 - 1) },
                 )?;
             }
@@ -90,6 +95,7 @@ fn populate(store: &Store) {
                         data: Bytes::from_static(&[0; 32]),
                         name: Some(if i == 0 { "EscrowDeployed" } else { "Approved" }.into()),
                         fields: Some(r#"{"by":"0xe5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5"}"#.into()),
+                        decode_error: None,
                     },
                 )?;
             }
@@ -138,6 +144,9 @@ fn populate(store: &Store) {
                     from_block: 997,
                     depth: 2,
                     removed_events: 3,
+                    removed_contracts: 1,
+                    old_hash: hash(0xd1),
+                    new_hash: hash(0xd2),
                     detected_at: 1_700_000_010,
                 },
             )
@@ -146,18 +155,18 @@ fn populate(store: &Store) {
 }
 
 #[test]
-fn the_v1_fixture_exists_and_every_table_has_rows() {
-    let fixture = fixture_dir().join("store-v1.redb");
-    if std::env::var_os("FERRY_REGEN_FIXTURES").is_some() && SCHEMA_VERSION == 1 {
+fn the_current_fixture_exists_and_every_table_has_rows() {
+    let fixture = current_fixture();
+    if std::env::var_os("FERRY_REGEN_FIXTURES").is_some() {
         let _ = std::fs::remove_file(&fixture);
         let store = Store::create_or_open(&fixture, Some("fixture")).expect("create the fixture");
         populate(&store);
     }
-    let dir = v1_copy();
+    let dir = fixture_copy();
     let out = ferry(dir.path(), &["inspect-store", "summary", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let summary: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
-    assert_eq!(summary["meta"]["schema_version"], 1);
+    assert_eq!(summary["meta"]["schema_version"], SCHEMA_VERSION);
     for t in summary["tables"].as_array().expect("tables") {
         assert!(t["rows"].as_u64().unwrap_or(0) > 0, "the fixture has no rows in {}", t["table"]);
     }
@@ -168,7 +177,7 @@ fn the_v1_fixture_exists_and_every_table_has_rows() {
     let table = ferry(dir.path(), &["inspect-store"]);
     assert_eq!(table.status.code(), Some(0), "{}", text(&table));
     let shown = String::from_utf8_lossy(&table.stdout);
-    for word in ["schema", "v1", "events", "escrows", "1001"] {
+    for word in ["schema", &format!("v{SCHEMA_VERSION}"), "events", "escrows", "1001"] {
         assert!(shown.contains(word), "summary table lacks `{word}`:\n{shown}");
     }
 }
@@ -197,9 +206,40 @@ fn every_older_fixture_migrates_to_the_current_schema() {
     assert!(migrated >= 1, "no store fixtures found");
 }
 
+/// The v1 fixture (written by the ferry of schema 1) upgraded to v2: every record rewritten into
+/// its new layout, the per-chain hash window dropped, a backup beside it.
+#[test]
+fn the_v1_fixture_migrates_with_its_records_rewritten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(fixture_dir().join("store-v1.redb"), dir.path().join("ferry.redb")).expect("copy");
+    let out = ferry(dir.path(), &["migrate", "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(dir.path().join("ferry.redb.v1.bak").exists());
+    let rows = |table: &str| -> Vec<Value> {
+        let out = ferry(dir.path(), &["export", "--table", table]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect()
+    };
+    let cursors = rows("cursors");
+    assert_eq!(cursors.len(), 2);
+    for c in &cursors {
+        assert_eq!(c["value"]["first"], c["value"]["next"], "a v1 cursor's range starts at its next block");
+    }
+    let events = rows("events");
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| e["value"]["decode_error"].is_null() && e["value"]["name"].is_string()));
+    let reorgs = rows("reorgs");
+    assert_eq!(reorgs[0]["value"]["removed_events"], 3);
+    assert_eq!(reorgs[0]["value"]["removed_contracts"], 0);
+    assert!(rows("block_hashes").is_empty(), "the v1 hash window is dropped");
+    // Everything else is as it was.
+    assert_eq!(rows("contracts").len(), 2);
+    assert_eq!(rows("deliveries").len(), 1);
+}
+
 #[test]
 fn export_streams_meta_and_every_table_with_rows() {
-    let dir = v1_copy();
+    let dir = fixture_copy();
     let summary: Value =
         serde_json::from_slice(&ferry(dir.path(), &["inspect-store", "--json"]).stdout).expect("summary");
     let out = ferry(dir.path(), &["export"]);
@@ -236,13 +276,14 @@ fn export_streams_meta_and_every_table_with_rows() {
 
 #[test]
 fn migrate_on_a_current_store_changes_nothing() {
-    let dir = v1_copy();
+    let dir = fixture_copy();
     let path = dir.path().join("ferry.redb");
     let before = std::fs::read(&path).expect("read");
     for args in [&["migrate", "--dry-run"][..], &["migrate"][..], &["migrate", "--yes"][..]] {
         let out = ferry(dir.path(), args);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
-        assert!(text(&out).contains("already at schema v1"), "{args:?}: {}", text(&out));
+        let said = text(&out);
+        assert!(said.contains(&format!("already at schema v{SCHEMA_VERSION}")), "{args:?}: {said}");
         assert!(std::fs::read(&path).expect("read") == before, "{args:?} changed the file");
     }
 }
@@ -283,7 +324,7 @@ fn refused_untouched(dir: &Path, file: &str, expect: &str) {
 
 #[test]
 fn a_store_from_a_newer_ferry_is_refused_untouched() {
-    let dir = v1_copy();
+    let dir = fixture_copy();
     fake_schema_version(&dir.path().join("ferry.redb"), 99);
     refused_untouched(dir.path(), "ferry.redb", "written by a newer ferry (schema v99");
 }
@@ -313,7 +354,7 @@ fn files_that_are_not_ferry_stores_are_refused_untouched() {
 
 #[test]
 fn a_damaged_store_is_refused_untouched() {
-    let dir = v1_copy();
+    let dir = fixture_copy();
     let path = dir.path().join("ferry.redb");
     let bytes = std::fs::read(&path).expect("read");
     std::fs::write(dir.path().join("truncated.redb"), &bytes[..bytes.len() / 3]).expect("write");
@@ -345,7 +386,10 @@ fn holder_process() {
     store
         .write(|tx| {
             let id = tx.source_id("held")?;
-            tx.put_cursor(CursorKey { source: id }, &Cursor { next: 7, last_hash: None, updated_at: 0 })
+            tx.put_cursor(
+                CursorKey { source: id },
+                &Cursor { first: 7, next: 7, last_hash: None, updated_at: 0 },
+            )
         })
         .expect("the holder writes");
     println!("ready {}", std::process::id());
@@ -356,7 +400,7 @@ fn holder_process() {
 
 #[test]
 fn inspect_store_works_while_another_process_writes() {
-    let dir = v1_copy();
+    let dir = fixture_copy();
     let path = dir.path().join("ferry.redb");
     let mut holder = Command::new(std::env::current_exe().expect("test binary"))
         .args(["--exact", "store::holder_process", "--nocapture", "--test-threads", "1"])

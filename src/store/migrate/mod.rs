@@ -16,9 +16,11 @@ pub struct Step {
     pub run: fn(&mut WriteTx<'_>) -> Result<(), StoreError>,
 }
 
-/// The steps of this ferry. Schema 1 is the first; the next schema change adds `Step { from: 1, … }`
-/// together with a `tests/fixtures/store-v1.redb`-style fixture of the version it upgrades.
-pub const STEPS: &[Step] = &[];
+mod v1_to_v2;
+
+/// The steps of this ferry, one per schema change, each with a `tests/fixtures/store-vN.redb`
+/// fixture of the version it upgrades.
+pub const STEPS: &[Step] = &[Step { from: 1, description: v1_to_v2::DESCRIPTION, run: v1_to_v2::run }];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -111,7 +113,7 @@ mod tests {
         let id = tx.source_id("added-by-step")?;
         tx.put_cursor(
             crate::store::keys::CursorKey { source: id },
-            &Cursor { next: 42, last_hash: None, updated_at: 0 },
+            &Cursor { first: 42, next: 42, last_hash: None, updated_at: 0 },
         )
     }
 

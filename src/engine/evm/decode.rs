@@ -1,0 +1,212 @@
+//! Event declarations → topic0 and decoding. topic0 is computed from the Solidity declaration in
+//! the config, never copied by hand. A log decodes into a JSON object of named fields; a log that
+//! does not decode keeps its raw topics and data and says why.
+
+use std::collections::HashMap;
+
+use alloy::dyn_abi::{DynSolEvent, DynSolValue, Specifier};
+use alloy::json_abi::Event;
+use alloy::primitives::B256;
+use serde_json::{Map, Value};
+
+/// One declared event, ready to decode.
+#[derive(Debug, Clone)]
+struct Declared {
+    name: String,
+    /// Parameter names in declaration order, split by `indexed`.
+    indexed_names: Vec<String>,
+    body_names: Vec<String>,
+    resolved: DynSolEvent,
+}
+
+/// The events declared for one kind of contract, by topic0.
+#[derive(Debug, Clone, Default)]
+pub struct EventSet {
+    by_topic0: HashMap<B256, Vec<Declared>>,
+}
+
+/// What came of decoding one log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The declared event whose topic0 matched, if one did.
+    pub name: Option<String>,
+    /// The fields as a JSON object, when the log decoded.
+    pub fields: Option<Value>,
+    /// Why a log whose topic0 matched did not decode.
+    pub error: Option<String>,
+}
+
+impl EventSet {
+    /// Parses Solidity event declarations (`event Transfer(address indexed from, …)`).
+    pub fn parse<S: AsRef<str>>(declarations: &[S]) -> Result<Self, String> {
+        let mut set = EventSet::default();
+        for decl in declarations {
+            let decl = decl.as_ref().trim();
+            let event =
+                Event::parse(decl).map_err(|e| format!("`{decl}` is not an event declaration: {e}"))?;
+            set.add(event).map_err(|e| format!("`{decl}`: {e}"))?;
+        }
+        Ok(set)
+    }
+
+    fn add(&mut self, event: Event) -> Result<(), String> {
+        let resolved = event.resolve().map_err(|e| e.to_string())?;
+        let name_of =
+            |i: usize, name: &str| if name.is_empty() { format!("arg{i}") } else { name.to_string() };
+        let mut indexed_names = Vec::new();
+        let mut body_names = Vec::new();
+        for (i, input) in event.inputs.iter().enumerate() {
+            if input.indexed {
+                indexed_names.push(name_of(i, &input.name));
+            } else {
+                body_names.push(name_of(i, &input.name));
+            }
+        }
+        let declared = Declared { name: event.name.clone(), indexed_names, body_names, resolved };
+        self.by_topic0.entry(event.selector()).or_default().push(declared);
+        Ok(())
+    }
+
+    /// Adds every declaration of `other`.
+    pub fn extend(&mut self, other: &EventSet) {
+        for (topic, decls) in &other.by_topic0 {
+            self.by_topic0.entry(*topic).or_default().extend(decls.iter().cloned());
+        }
+    }
+
+    /// topic0 of every declared event, sorted.
+    pub fn topics(&self) -> Vec<B256> {
+        let mut topics: Vec<B256> = self.by_topic0.keys().copied().collect();
+        topics.sort();
+        topics
+    }
+
+    pub fn contains(&self, topic0: &B256) -> bool {
+        self.by_topic0.contains_key(topic0)
+    }
+
+    /// Decodes a log against the declarations whose topic0 matches.
+    pub fn decode(&self, topics: &[B256], data: &[u8]) -> Decoded {
+        let Some(candidates) = topics.first().and_then(|t| self.by_topic0.get(t)) else {
+            return Decoded { name: None, fields: None, error: None };
+        };
+        let mut error = None;
+        for decl in candidates {
+            match decl.resolved.decode_log_parts(topics.iter().copied(), data) {
+                Ok(decoded) => {
+                    let mut fields = Map::new();
+                    for (name, value) in decl.indexed_names.iter().zip(&decoded.indexed) {
+                        fields.insert(name.clone(), to_json(value));
+                    }
+                    for (name, value) in decl.body_names.iter().zip(&decoded.body) {
+                        fields.insert(name.clone(), to_json(value));
+                    }
+                    return Decoded {
+                        name: Some(decl.name.clone()),
+                        fields: Some(Value::Object(fields)),
+                        error: None,
+                    };
+                }
+                Err(e) => error = Some(format!("does not match `{}`: {e}", decl.name)),
+            }
+        }
+        Decoded { name: candidates.first().map(|d| d.name.clone()), fields: None, error }
+    }
+}
+
+/// A decoded value as JSON: integers as decimal strings (they overflow JSON numbers), addresses
+/// checksummed, bytes as 0x-hex, arrays and tuples as arrays.
+pub fn to_json(value: &DynSolValue) -> Value {
+    match value {
+        DynSolValue::Bool(b) => Value::Bool(*b),
+        DynSolValue::Int(i, _) => Value::String(i.to_string()),
+        DynSolValue::Uint(u, _) => Value::String(u.to_string()),
+        DynSolValue::FixedBytes(word, size) => Value::String(format!("0x{}", hex(&word[..*size]))),
+        DynSolValue::Address(a) => Value::String(a.to_checksum(None)),
+        DynSolValue::Function(f) => Value::String(format!("0x{}", hex(f.as_slice()))),
+        DynSolValue::Bytes(b) => Value::String(format!("0x{}", hex(b))),
+        DynSolValue::String(s) => Value::String(s.clone()),
+        DynSolValue::Array(items) | DynSolValue::FixedArray(items) | DynSolValue::Tuple(items) => {
+            Value::Array(items.iter().map(to_json).collect())
+        }
+        #[allow(unreachable_patterns)]
+        other => Value::String(format!("{other:?}")),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    alloy::primitives::hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::{Address, U256, keccak256};
+
+    fn word(n: u64) -> B256 {
+        B256::from(U256::from(n))
+    }
+
+    #[test]
+    fn topic0_comes_from_the_declaration() {
+        let set = EventSet::parse(&["event Ping(uint256 indexed seq, address indexed from, bytes32 data)"])
+            .unwrap();
+        assert_eq!(set.topics(), vec![keccak256("Ping(uint256,address,bytes32)")]);
+    }
+
+    #[test]
+    fn decodes_indexed_and_body_fields_by_name() {
+        let set = EventSet::parse(&["event Ping(uint256 indexed seq, address indexed from, bytes32 data)"])
+            .unwrap();
+        let from = Address::repeat_byte(0xab);
+        let topics = [keccak256("Ping(uint256,address,bytes32)"), word(7), from.into_word()];
+        let data = B256::repeat_byte(0x11);
+        let d = set.decode(&topics, data.as_slice());
+        assert_eq!(d.name.as_deref(), Some("Ping"));
+        let fields = d.fields.unwrap();
+        assert_eq!(fields["seq"], "7");
+        assert_eq!(fields["from"], from.to_checksum(None));
+        assert_eq!(fields["data"], format!("{data:#x}"));
+        assert_eq!(d.error, None);
+    }
+
+    #[test]
+    fn a_log_that_does_not_fit_its_declaration_is_kept_with_the_reason() {
+        // Declared with `seq` indexed, emitted without: topic0 is the same, the layout is not.
+        let set = EventSet::parse(&["event Ping(uint256 indexed seq, address indexed from, bytes32 data)"])
+            .unwrap();
+        let topics = [keccak256("Ping(uint256,address,bytes32)"), Address::repeat_byte(1).into_word()];
+        let d = set.decode(&topics, &[0u8; 64]);
+        assert_eq!(d.name.as_deref(), Some("Ping"));
+        assert_eq!(d.fields, None);
+        assert!(d.error.unwrap().contains("Ping"));
+        // An unknown topic0 is simply undecoded.
+        let unknown = set.decode(&[B256::repeat_byte(9)], &[]);
+        assert_eq!(unknown, Decoded { name: None, fields: None, error: None });
+        assert_eq!(set.decode(&[], &[]).name, None);
+    }
+
+    #[test]
+    fn dynamic_types_and_unnamed_parameters() {
+        let set =
+            EventSet::parse(&["event Note(string indexed tag, string text, uint8[] xs, bool)"]).unwrap();
+        let body = DynSolValue::Tuple(vec![
+            DynSolValue::String("hi".into()),
+            DynSolValue::Array(vec![DynSolValue::Uint(U256::from(1), 8)]),
+            DynSolValue::Bool(true),
+        ])
+        .abi_encode_params();
+        let topics = [keccak256("Note(string,string,uint8[],bool)"), keccak256("tag")];
+        let fields = set.decode(&topics, &body).fields.unwrap();
+        assert_eq!(fields["text"], "hi");
+        assert_eq!(fields["xs"], serde_json::json!(["1"]));
+        assert_eq!(fields["arg3"], true);
+        assert_eq!(fields["tag"], format!("{:#x}", keccak256("tag")));
+    }
+
+    #[test]
+    fn bad_declarations_are_errors() {
+        assert!(EventSet::parse(&["function f()"]).is_err());
+        assert!(EventSet::parse(&["event E(uint257 x)"]).is_err());
+    }
+}

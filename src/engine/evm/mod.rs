@@ -1,0 +1,372 @@
+//! The `evm` source: what to ask a chain for one block range, and what its answer means.
+//!
+//! A range costs a constant number of requests whatever the number of factory children:
+//! headers of its ends (every header inside the reorg window under `confirmations: 0`), one
+//! `eth_getLogs` for the configured contracts and factories (by address, every log kept, decoded
+//! where a declaration matches), and one `eth_getLogs` for all children (an address list up to
+//! `max_addresses`, above it the children's topics only, filtered against the registry). Children
+//! announced in the range are looked for in the same range, so a child's event in its creation
+//! block, or its creation transaction, is kept.
+//!
+//! Fetching has no side effects: the result is a [`RangeWrite`] for the store plus the children
+//! to add to the in-memory registry once it is committed.
+
+pub mod decode;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use alloy::primitives::{Address, B256};
+use futures_util::future::try_join_all;
+
+use self::decode::EventSet;
+use crate::config::{Config, FinalityTag, Source};
+use crate::engine::rpc::{BlockId, ChainRpc, Header, Log, LogFilter, RpcError};
+use crate::store::ingest::RangeWrite;
+use crate::store::keys::{ContractKey, EventKey};
+use crate::store::records::{BlockHash, Contract, Event};
+
+/// Where a source stops reading: a depth below the head, or a block tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finality {
+    Confirmations(u64),
+    Tag(FinalityTag),
+}
+
+impl Finality {
+    /// Following the tip: every range is checked against the stored hash window.
+    pub fn is_tip(self) -> bool {
+        self == Finality::Confirmations(0)
+    }
+}
+
+/// A factory, ready to use.
+#[derive(Debug, Clone)]
+pub struct FactoryPlan {
+    pub address: Address,
+    pub creation: EventSet,
+    pub creation_topic: B256,
+    pub child_param: String,
+    pub child_events: EventSet,
+}
+
+/// One `evm` source from the config, with everything parsed.
+#[derive(Debug, Clone)]
+pub struct SourcePlan {
+    pub name: String,
+    pub chain: String,
+    pub chain_id: u64,
+    pub start_block: u64,
+    pub finality: Finality,
+    pub reorg_window: u64,
+    pub max_block_range: u64,
+    pub poll_interval: std::time::Duration,
+    pub max_addresses: usize,
+    /// Configured contracts and factories, each with the events declared for it.
+    pub statics: BTreeMap<Address, EventSet>,
+    pub factories: Vec<FactoryPlan>,
+    /// topic0 of every child event of every factory.
+    pub child_topics: Vec<B256>,
+}
+
+/// Default depth when a chain sets neither `confirmations` nor `finality`.
+pub const DEFAULT_CONFIRMATIONS: u64 = 12;
+
+impl SourcePlan {
+    /// Every `evm` source of a validated config.
+    pub fn all(config: &Config) -> Result<Vec<SourcePlan>, String> {
+        let mut plans = Vec::new();
+        for (name, source) in &config.sources {
+            let Source::Evm(evm) = source else { continue };
+            let chain = config
+                .chains
+                .get(&evm.chain)
+                .ok_or_else(|| format!("source {name}: no chain {}", evm.chain))?;
+            let finality = match (chain.confirmations, chain.finality) {
+                (_, Some(tag)) => Finality::Tag(tag),
+                (Some(n), None) => Finality::Confirmations(n),
+                (None, None) => Finality::Confirmations(DEFAULT_CONFIRMATIONS),
+            };
+            let address =
+                |text: &str| text.parse::<Address>().map_err(|e| format!("source {name}: `{text}`: {e}"));
+            let mut statics: BTreeMap<Address, EventSet> = BTreeMap::new();
+            for contract in &evm.contracts {
+                let set = EventSet::parse(&contract.events).map_err(|e| format!("source {name}: {e}"))?;
+                statics.entry(address(&contract.address)?).or_default().extend(&set);
+            }
+            let mut factories = Vec::new();
+            let mut child_topics = HashSet::new();
+            for factory in &evm.factories {
+                let creation = EventSet::parse(std::slice::from_ref(&factory.event))
+                    .map_err(|e| format!("source {name}: {e}"))?;
+                let child_events =
+                    EventSet::parse(&factory.child_events).map_err(|e| format!("source {name}: {e}"))?;
+                child_topics.extend(child_events.topics());
+                let creation_topic = creation.topics()[0];
+                let addr = address(&factory.address)?;
+                statics.entry(addr).or_default().extend(&creation);
+                factories.push(FactoryPlan {
+                    address: addr,
+                    creation,
+                    creation_topic,
+                    child_param: factory.child_param.clone(),
+                    child_events,
+                });
+            }
+            let mut child_topics: Vec<B256> = child_topics.into_iter().collect();
+            child_topics.sort();
+            plans.push(SourcePlan {
+                name: name.clone(),
+                chain: evm.chain.clone(),
+                chain_id: chain.chain_id,
+                start_block: evm.start_block,
+                finality,
+                reorg_window: chain.reorg_window.max(1),
+                max_block_range: chain.max_block_range.max(1),
+                poll_interval: chain.poll_interval.0,
+                max_addresses: evm.max_addresses,
+                statics,
+                factories,
+                child_topics,
+            });
+        }
+        Ok(plans)
+    }
+}
+
+/// The children known to a source: address → index of its factory in the plan.
+pub type Registry = HashMap<Address, usize>;
+
+/// Why a range could not be fetched as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// The parent of the range's first block is not the block the store has.
+    #[error("block {number}'s parent is {found}, the store has {stored}")]
+    Reorg { number: u64, stored: B256, found: B256 },
+    /// The node does not have a block of the range: its head went back (a restarted node, a
+    /// lagging one behind a load balancer). Wait, do not treat it as a reorg.
+    #[error("the node does not have block {number} (its head went back); waiting")]
+    Missing { number: u64 },
+    /// The chain changed while the range was read; read it again.
+    #[error("the chain changed while blocks {from}..={to} were read")]
+    Unstable { from: u64, to: u64 },
+}
+
+/// One fetched range.
+#[derive(Debug)]
+pub struct Fetched {
+    pub write: RangeWrite,
+    /// Children announced in the range, for the registry once the write is committed.
+    pub new_children: Vec<(Address, usize)>,
+    /// Requests this range took.
+    pub requests: u64,
+}
+
+/// What a fetch needs to know about the source's state.
+pub struct FetchState<'a> {
+    pub source_id: u32,
+    pub registry: &'a Registry,
+    /// The hash of block `from − 1`, when the store has it.
+    pub parent: Option<B256>,
+}
+
+pub async fn fetch_range(
+    plan: &SourcePlan,
+    rpc: &ChainRpc,
+    state: &FetchState<'_>,
+    from: u64,
+    to: u64,
+) -> Result<Fetched, FetchError> {
+    let mut requests = 0u64;
+    let tip = plan.finality.is_tip();
+    // Headers: the ends, or under `confirmations: 0` every block inside the reorg window.
+    let window_start = to.saturating_add(1).saturating_sub(plan.reorg_window).max(from);
+    let mut numbers: Vec<u64> = if tip { (window_start..=to).collect() } else { vec![to] };
+    if !numbers.contains(&from) {
+        numbers.insert(0, from);
+    }
+    let headers = try_join_all(numbers.iter().map(|n| rpc.header(BlockId::Number(*n)))).await?;
+    requests += numbers.len() as u64;
+    let mut by_number = BTreeMap::new();
+    for (n, header) in numbers.iter().zip(headers) {
+        let header = header.ok_or(FetchError::Missing { number: *n })?;
+        if header.number() != *n {
+            return Err(FetchError::Unstable { from, to });
+        }
+        by_number.insert(*n, header);
+    }
+    let first = by_number[&from];
+    if let Some(parent) = state.parent
+        && first.parent_hash != parent
+    {
+        return Err(FetchError::Reorg { number: from, stored: parent, found: first.parent_hash });
+    }
+    // Consecutive headers must link up; if not, the chain moved under us.
+    let mut previous: Option<&Header> = None;
+    for header in by_number.values() {
+        if let Some(p) = previous
+            && header.number() == p.number() + 1
+            && header.parent_hash != p.hash
+        {
+            return Err(FetchError::Unstable { from, to });
+        }
+        previous = Some(header);
+    }
+
+    // The configured contracts and factories: every log they emitted.
+    let mut logs = Vec::new();
+    if !plan.statics.is_empty() {
+        let filter =
+            LogFilter { from, to, addresses: plan.statics.keys().copied().collect(), topic0: vec![] };
+        logs = rpc.logs(&filter).await?;
+        requests += 1;
+    }
+    let mut new_children = Vec::new();
+    let mut seen_new = HashSet::new();
+    for log in &logs {
+        for (i, factory) in plan.factories.iter().enumerate() {
+            if log.address != factory.address || log.topics.first() != Some(&factory.creation_topic) {
+                continue;
+            }
+            let decoded = factory.creation.decode(&log.topics, &log.data);
+            let child = decoded
+                .fields
+                .as_ref()
+                .and_then(|f| f.get(&factory.child_param))
+                .and_then(|v| v.as_str())
+                .and_then(|s| s.parse::<Address>().ok());
+            if let Some(child) = child
+                && !state.registry.contains_key(&child)
+                && seen_new.insert(child)
+            {
+                new_children.push((child, i, log.clone()));
+            }
+        }
+    }
+
+    // The children, old and new: one request whatever their number.
+    let known = state.registry.len() + new_children.len();
+    let mut child_logs = Vec::new();
+    if known > 0 && !plan.child_topics.is_empty() {
+        let by_address = known <= plan.max_addresses;
+        let addresses = if by_address {
+            let mut list: Vec<Address> =
+                state.registry.keys().copied().chain(new_children.iter().map(|c| c.0)).collect();
+            list.sort();
+            list
+        } else {
+            vec![]
+        };
+        let filter = LogFilter { from, to, addresses, topic0: plan.child_topics.clone() };
+        child_logs = rpc.logs(&filter).await?;
+        requests += 1;
+        let new: HashMap<Address, usize> = new_children.iter().map(|(a, i, _)| (*a, *i)).collect();
+        child_logs.retain(|log| {
+            let factory = state.registry.get(&log.address).or_else(|| new.get(&log.address));
+            factory.is_some_and(|i| {
+                log.topics.first().is_some_and(|t| plan.factories[*i].child_events.contains(t))
+            })
+        });
+    }
+
+    if tip {
+        // The end of the range must still be the block we saw before reading the logs.
+        let again = rpc.header(BlockId::Number(to)).await?;
+        requests += 1;
+        if again.map(|h| h.hash) != Some(by_number[&to].hash) {
+            return Err(FetchError::Unstable { from, to });
+        }
+    }
+    // Every log of a block whose header we hold must come from that very block.
+    for log in logs.iter().chain(&child_logs) {
+        if let Some(header) = by_number.get(&log.block_number.to::<u64>())
+            && header.hash != log.block_hash
+        {
+            return Err(FetchError::Unstable { from, to });
+        }
+    }
+
+    let mut write = RangeWrite {
+        source: state.source_id,
+        chain: plan.chain_id,
+        from,
+        to,
+        last_hash: by_number[&to].hash,
+        keep_hashes_from: to.saturating_sub(plan.reorg_window).min(from.saturating_sub(1)),
+        ..RangeWrite::default()
+    };
+    let factory_sets: HashMap<Address, &EventSet> = new_children
+        .iter()
+        .map(|(a, i, _)| (*a, &plan.factories[*i].child_events))
+        .chain(state.registry.iter().map(|(a, i)| (*a, &plan.factories[*i].child_events)))
+        .collect();
+    for log in logs.iter().chain(&child_logs) {
+        if log.removed {
+            continue;
+        }
+        let set = plan.statics.get(&log.address).or_else(|| factory_sets.get(&log.address).copied());
+        let key = EventKey { chain: plan.chain_id, block: log.block_number.to(), log_index: log_index(log) };
+        write.events.push((key, to_event(state.source_id, log, set)));
+    }
+    for (child, i, log) in &new_children {
+        let at = EventKey { chain: plan.chain_id, block: log.block_number.to(), log_index: log_index(log) };
+        write.contracts.push((
+            ContractKey { chain: plan.chain_id, address: *child },
+            Contract {
+                source: state.source_id,
+                factory: Some(plan.factories[*i].address),
+                created_at: Some(at),
+            },
+        ));
+    }
+    let mut hashes: BTreeMap<u64, BlockHash> =
+        by_number.values().map(|h| (h.number(), BlockHash { hash: h.hash, parent: h.parent_hash })).collect();
+    if tip {
+        // Blocks with logs but outside the header window still get their hash (parent unknown).
+        for log in logs.iter().chain(&child_logs) {
+            hashes
+                .entry(log.block_number.to())
+                .or_insert(BlockHash { hash: log.block_hash, parent: B256::ZERO });
+        }
+    }
+    write.hashes = hashes.into_iter().collect();
+    Ok(Fetched { write, new_children: new_children.into_iter().map(|(a, i, _)| (a, i)).collect(), requests })
+}
+
+fn log_index(log: &Log) -> u32 {
+    u32::try_from(log.log_index.to::<u64>()).unwrap_or(u32::MAX)
+}
+
+fn to_event(source: u32, log: &Log, set: Option<&EventSet>) -> Event {
+    let decoded = set.map(|s| s.decode(&log.topics, &log.data));
+    let (name, fields, decode_error) = match decoded {
+        Some(d) => (d.name, d.fields.map(|f| f.to_string()), d.error),
+        None => (None, None, None),
+    };
+    Event {
+        source,
+        address: log.address,
+        block_hash: log.block_hash,
+        tx_hash: log.transaction_hash,
+        topics: log.topics.clone(),
+        data: log.data.clone(),
+        name,
+        fields,
+        decode_error,
+    }
+}
+
+/// The highest block a source may read now: `head − confirmations`, or the tag's block.
+pub async fn final_head(plan: &SourcePlan, rpc: &ChainRpc) -> Result<Option<u64>, RpcError> {
+    match plan.finality {
+        Finality::Confirmations(n) => Ok(rpc.block_number().await?.checked_sub(n)),
+        Finality::Tag(tag) => {
+            let id = match tag {
+                FinalityTag::Safe => BlockId::Safe,
+                FinalityTag::Finalized => BlockId::Finalized,
+            };
+            Ok(rpc.header(id).await?.map(|h| h.number()))
+        }
+    }
+}
