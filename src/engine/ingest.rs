@@ -256,7 +256,9 @@ impl SourceRunner {
                 Err(e) => {
                     failures += 1;
                     self.note_error(&e.to_string());
-                    self.pause(backoff(Duration::from_secs(1), Duration::from_secs(60), failures)).await?;
+                    let wait = backoff(Duration::from_secs(1), Duration::from_secs(60), failures);
+                    tracing::warn!(source = %self.plan.name, attempt = failures, "cannot read the head: {e}; again in {wait:.1?}");
+                    self.pause(wait).await?;
                     continue;
                 }
             };

@@ -106,6 +106,9 @@ pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Page cache of read-only opens.
+const READER_CACHE_BYTES: usize = 8 << 20;
+
 fn builder() -> Builder {
     let mut builder = Builder::new();
     builder.set_concurrency_mode(ConcurrencyMode::SingleWriter);
@@ -257,7 +260,11 @@ pub struct ReadStore {
 /// Returns the read-only handle and the meta; the schema version is not judged here.
 fn examine(path: &Path) -> Result<(ReadOnlyDatabase, Meta), StoreError> {
     sniff(path)?;
-    let db = guarded(path, "opening", || builder().open_read_only(path))?.map_err(|e| open_error(path, e))?;
+    // Readers scan (export, inspect-store): a small page cache keeps their memory flat however
+    // large the file; the OS page cache still serves repeated reads.
+    let mut builder = builder();
+    builder.set_cache_size(READER_CACHE_BYTES);
+    let db = guarded(path, "opening", || builder.open_read_only(path))?.map_err(|e| open_error(path, e))?;
     let meta = guarded(path, "reading meta", || -> Result<Meta, StoreError> {
         let txn = db.begin_read().map_err(|e| damaged(path, e))?;
         read_meta(path, &txn)

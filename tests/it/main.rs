@@ -5,5 +5,7 @@ mod cli;
 mod config;
 mod contracts;
 mod devnet;
+mod ingest;
 mod online;
+mod proxy;
 mod store;

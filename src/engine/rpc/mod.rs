@@ -354,14 +354,22 @@ impl ChainRpc {
     fn mark(&self, index: usize, failure: Option<(&RpcError, u32)>) {
         let settings = &self.inner.settings;
         let mut health = self.inner.endpoints[index].health.lock().unwrap_or_else(|p| p.into_inner());
+        let shown = &self.inner.endpoints[index].shown;
         match failure {
             None => {
+                if health.failures_in_row > 0 {
+                    tracing::info!(chain = %settings.chain, url = %shown, "RPC answering again");
+                }
                 health.served += 1;
                 health.failures_in_row = 0;
                 health.down_until = None;
                 health.score = health.score * 0.8 + 0.2;
             }
             Some((e, _)) => {
+                if health.failures_in_row == 0 {
+                    // Once per outage, not per retry: the retries are at debug level.
+                    tracing::warn!(chain = %settings.chain, url = %shown, error = %e.message, kind = e.kind.as_str(), "RPC failing; retrying");
+                }
                 health.failed += 1;
                 health.failures_in_row += 1;
                 health.score *= 0.8;
