@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The demo, on a fresh machine with Rust, Node/npm and Python: brings up two local chains (anvil),
 # deploys the test contracts, writes a ferry config for them and checks it against the chains with
-# `ferry check-config --online`; then shows what the same check says about a config with mistakes.
-# Later capabilities (ingest, delivery) extend this script. Everything it starts, it stops.
+# `ferry check-config --online` (and shows what the check says about a config with mistakes); then
+# creates escrows and their lifecycle events, `ferry backfill`s what is there, keeps the escrows
+# coming in the background while `ferry watch` follows the chain for a few seconds, and ends with
+# `ferry inspect-store`. Delivery extends this script later. Everything it starts, it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -16,7 +18,8 @@ anvil=${FERRY_ANVIL:-$(bash tests/devnet/install.sh --print-anvil)}
 work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-demo.XXXXXX")
 pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # Newest first: the background activity stops before the chains it talks to.
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$work"
 }
@@ -54,8 +57,8 @@ chains:
   source:
     chain_id: 31337
     rpc: [$src_url]
-    confirmations: 2
-    poll_interval: 1s
+    confirmations: 0
+    poll_interval: 500ms
   destination:
     chain_id: $2
     rpc: [$dst_url]
@@ -73,7 +76,8 @@ sources:
         events:
           - event BatchReady(uint64 indexed height, bytes32 root)
     factories:
-      - address: "$factory"
+      - name: escrow-factory
+        address: "$factory"
         event: event EscrowDeployed(address indexed escrow, address indexed buyer, address indexed seller, uint256 amount)
         child_param: escrow
         child_events:
@@ -122,5 +126,53 @@ code=$?
 set -e
 echo "exit code $code (2 = the config does not match the chains)"
 [ "$code" -eq 2 ]
+
+call() { node "$root/scripts/devnet.mjs" call "$src_url" "$@" >/dev/null; }
+seller=0x00000000000000000000000000000000005e11e7
+
+echo
+echo "== escrows and batches on the source chain"
+call EscrowFactory "$factory" 'createEscrows(uint256)' 25
+for i in 1 2 3; do call EscrowFactory "$factory" 'createAndApprove(address,uint256)' "$seller" "$i"; done
+call EventEmitter "$emitter" 'emitBatches(uint64,uint64)' 1 5
+cd "$work"
+echo
+echo "== ferry backfill --from 0 --to latest"
+"$ferry" backfill --from 0 --to latest --color never
+
+# More escrows, approvals and batches while ferry follows the chain: a new block every ~half second.
+activity() {
+    local n=100
+    while true; do
+        call EscrowFactory "$factory" 'createAndApprove(address,uint256)' "$seller" "$n"
+        call EventEmitter "$emitter" 'emitBatches(uint64,uint64)' "$n" 2
+        n=$((n + 1))
+        sleep 0.3
+    done
+}
+activity &
+pids+=($!)
+echo
+echo "== ferry watch, for 8 seconds, while escrows keep coming (then SIGTERM: exit 130 after a clean stop)"
+set +e
+"$ferry" watch --color never &
+watch_pid=$!
+sleep 8
+kill -TERM "$watch_pid"
+wait "$watch_pid"
+code=$?
+set -e
+echo "ferry watch exit code $code"
+[ "$code" -eq 130 ]
+
+echo
+echo "== ferry inspect-store"
+"$ferry" inspect-store --color never
+echo "== ferry inspect-store contracts --limit 5"
+"$ferry" inspect-store contracts --limit 5 --color never
+echo "== ferry inspect-store events --event Approved --limit 5"
+"$ferry" inspect-store events --event Approved --limit 5 --color never
+echo "== ferry inspect-store events --chain source --event BatchReady --limit 5 (declared, so decoded)"
+"$ferry" inspect-store events --chain source --event BatchReady --limit 5 --color never
 echo
 echo "demo done; the chains are stopped."

@@ -42,6 +42,7 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) {
             Source::Seda(seda) => check_http_url(r, &format!("{path}.url"), &seda.url),
         }
     }
+    check_shared_contracts(r, config);
 
     for (name, target) in &config.targets {
         let path = format!("targets.{name}");
@@ -259,6 +260,33 @@ fn check_env_set(r: &mut Reader<'_>, key: &str, var: &str) -> bool {
         Some(format!("export {var} before starting ferry")),
     );
     false
+}
+
+/// A contract watched by two sources on one chain would have its events stored once (they are keyed
+/// by chain, block and log index) under whichever source wrote last; refuse it.
+fn check_shared_contracts(r: &mut Reader<'_>, config: &Config) {
+    let mut owners: BTreeMap<(String, Address), String> = BTreeMap::new();
+    for (name, source) in &config.sources {
+        let Source::Evm(evm) = source else { continue };
+        let statics = evm.contracts.iter().enumerate().map(|(i, c)| (format!("contracts[{i}]"), &c.address));
+        let factories =
+            evm.factories.iter().enumerate().map(|(i, f)| (format!("factories[{i}]"), &f.address));
+        for (item, text) in statics.chain(factories) {
+            let Ok(address) = text.parse::<Address>() else { continue };
+            let key = (evm.chain.clone(), address);
+            match owners.get(&key) {
+                Some(owner) if owner != name => r.error(
+                    &format!("sources.{name}.{item}.address"),
+                    format!("{address} on chain `{}` is also watched by source `{owner}`", evm.chain),
+                    Some("events are stored once per chain, block and log index: watch a contract from one source".into()),
+                ),
+                Some(_) => {}
+                None => {
+                    owners.insert(key, name.clone());
+                }
+            }
+        }
+    }
 }
 
 fn check_evm_source(r: &mut Reader<'_>, path: &str, source: &EvmSource, chains: &[&str]) {

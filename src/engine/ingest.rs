@@ -95,7 +95,7 @@ const BACKFILL_ATTEMPTS: u32 = 5;
 
 /// One source's ingest loop state.
 pub struct SourceRunner {
-    plan: SourcePlan,
+    plan: Arc<SourcePlan>,
     rpc: ChainRpc,
     store: Arc<Store>,
     source_id: u32,
@@ -151,7 +151,7 @@ impl SourceRunner {
         let (tx, rx) = watch::channel(status);
         let sizer = RangeSizer::new(plan.max_block_range);
         let mut runner = Self {
-            plan,
+            plan: Arc::new(plan),
             rpc,
             store,
             source_id,
@@ -320,23 +320,25 @@ impl SourceRunner {
                 Ok(fetched) => {
                     failures = 0;
                     self.flush().await?;
-                    let events = fetched.write.events.len() as u64;
+                    let events = fetched.event_count() as u64;
                     let children = fetched.new_children.len() as u64;
-                    self.last_hash = Some(fetched.write.last_hash);
+                    let requests = fetched.requests;
+                    self.last_hash = Some(fetched.last_hash());
                     self.next = to + 1;
-                    self.registry.extend(fetched.new_children);
+                    self.registry.extend(fetched.new_children.iter().copied());
                     self.sizer.succeeded(to - from + 1);
-                    let store = self.store.clone();
-                    let write = fetched.write;
-                    self.pending =
-                        Some(tokio::task::spawn_blocking(move || store.write(|tx| tx.apply_range(&write))));
+                    let (store, plan) = (self.store.clone(), self.plan.clone());
+                    self.pending = Some(tokio::task::spawn_blocking(move || {
+                        let write = fetched.into_write(&plan);
+                        store.write(|tx| tx.apply_range(&write))
+                    }));
                     let next = self.next;
                     self.status.send_modify(|s| {
                         s.next = next;
                         s.events += events;
                         s.children += children;
                         s.blocks += to - from + 1;
-                        s.requests += fetched.requests;
+                        s.requests += requests;
                     });
                 }
                 Err(FetchError::Rpc(e)) if e.kind == ErrorKind::RangeTooLarge && to > from => {

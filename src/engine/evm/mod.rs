@@ -153,10 +153,12 @@ pub enum FetchError {
     Unstable { from: u64, to: u64 },
 }
 
-/// One fetched range.
+/// One fetched range: the write without its events, and the logs to decode into them.
 #[derive(Debug)]
 pub struct Fetched {
-    pub write: RangeWrite,
+    write: RangeWrite,
+    /// Each log with the index of the factory whose child emitted it (`None`: a static contract).
+    logs: Vec<(Log, Option<usize>)>,
     /// Children announced in the range, for the registry once the write is committed.
     pub new_children: Vec<(Address, usize)>,
     /// Requests this range took.
@@ -186,7 +188,20 @@ pub async fn fetch_range(
     if !numbers.contains(&from) {
         numbers.insert(0, from);
     }
-    let headers = try_join_all(numbers.iter().map(|n| rpc.header(BlockId::Number(*n)))).await?;
+    // The headers and the configured contracts' logs are fetched together: a range costs the
+    // slower of the two, not their sum.
+    let statics = async {
+        if plan.statics.is_empty() {
+            return Ok(None);
+        }
+        let filter =
+            LogFilter { from, to, addresses: plan.statics.keys().copied().collect(), topic0: vec![] };
+        rpc.logs(&filter).await.map(Some)
+    };
+    let (headers, static_logs) = futures_util::try_join!(
+        try_join_all(numbers.iter().map(|n| rpc.header(BlockId::Number(*n)))),
+        statics
+    )?;
     requests += numbers.len() as u64;
     let mut by_number = BTreeMap::new();
     for (n, header) in numbers.iter().zip(headers) {
@@ -215,11 +230,8 @@ pub async fn fetch_range(
     }
 
     // The configured contracts and factories: every log they emitted.
-    let mut logs = Vec::new();
+    let logs = static_logs.unwrap_or_default();
     if !plan.statics.is_empty() {
-        let filter =
-            LogFilter { from, to, addresses: plan.statics.keys().copied().collect(), topic0: vec![] };
-        logs = rpc.logs(&filter).await?;
         requests += 1;
     }
     let mut new_children = Vec::new();
@@ -296,19 +308,6 @@ pub async fn fetch_range(
         keep_hashes_from: to.saturating_sub(plan.reorg_window).min(from.saturating_sub(1)),
         ..RangeWrite::default()
     };
-    let factory_sets: HashMap<Address, &EventSet> = new_children
-        .iter()
-        .map(|(a, i, _)| (*a, &plan.factories[*i].child_events))
-        .chain(state.registry.iter().map(|(a, i)| (*a, &plan.factories[*i].child_events)))
-        .collect();
-    for log in logs.iter().chain(&child_logs) {
-        if log.removed {
-            continue;
-        }
-        let set = plan.statics.get(&log.address).or_else(|| factory_sets.get(&log.address).copied());
-        let key = EventKey { chain: plan.chain_id, block: log.block_number.to(), log_index: log_index(log) };
-        write.events.push((key, to_event(state.source_id, log, set)));
-    }
     for (child, i, log) in &new_children {
         let at = EventKey { chain: plan.chain_id, block: log.block_number.to(), log_index: log_index(log) };
         write.contracts.push((
@@ -331,7 +330,53 @@ pub async fn fetch_range(
         }
     }
     write.hashes = hashes.into_iter().collect();
-    Ok(Fetched { write, new_children: new_children.into_iter().map(|(a, i, _)| (a, i)).collect(), requests })
+    // Which factory's declarations decode each child log; statics are found by address.
+    let new: HashMap<Address, usize> = new_children.iter().map(|(a, i, _)| (*a, *i)).collect();
+    let child_factory = |a: &Address| state.registry.get(a).or_else(|| new.get(a)).copied();
+    let logs = logs
+        .into_iter()
+        .map(|l| (l, None))
+        .chain(child_logs.into_iter().map(|l| {
+            let factory = child_factory(&l.address);
+            (l, factory)
+        }))
+        .filter(|(l, _)| !l.removed)
+        .collect();
+    Ok(Fetched {
+        write,
+        logs,
+        new_children: new_children.into_iter().map(|(a, i, _)| (a, i)).collect(),
+        requests,
+    })
+}
+
+impl Fetched {
+    /// Hash of the range's last block.
+    pub fn last_hash(&self) -> B256 {
+        self.write.last_hash
+    }
+
+    /// Events in this range.
+    pub fn event_count(&self) -> usize {
+        self.logs.len()
+    }
+
+    /// Decodes the logs into events and returns the complete write. CPU work, kept out of the
+    /// fetch so that it runs beside the next range's requests.
+    pub fn into_write(self, plan: &SourcePlan) -> RangeWrite {
+        let mut write = self.write;
+        write.events.reserve(self.logs.len());
+        for (log, factory) in &self.logs {
+            let set = match factory {
+                Some(i) => Some(&plan.factories[*i].child_events),
+                None => plan.statics.get(&log.address),
+            };
+            let key =
+                EventKey { chain: plan.chain_id, block: log.block_number.to(), log_index: log_index(log) };
+            write.events.push((key, to_event(write.source, log, set)));
+        }
+        write
+    }
 }
 
 fn log_index(log: &Log) -> u32 {

@@ -1,0 +1,230 @@
+//! Ingest benchmark (not a timed test): `cargo bench --bench ingest`.
+//!
+//! On one anvil node, in one run:
+//! 1. **Throughput**: ≥ 100,000 events over many blocks. The baseline is raw `eth_getLogs` of the
+//!    same ranges with ferry's own RPC client (requests and JSON decoding, nothing stored); the
+//!    measured figure is the wall time of the real `ferry backfill` process, from start to its
+//!    last durable commit. Rounds alternate between the two; medians are compared. Goal ≥ 0.8.
+//! 2. **Calls per range** for factories with 10, 100, 1,000 and 10,000 children, each with some
+//!    child events, read by `ferry backfill` with the same range size. Goal: constant.
+//! 3. **Peak RSS** of each backfill process.
+//!
+//! Under `cargo test` (no `--bench` argument) it runs a small smoke version that checks the
+//! harness itself: ferry stores exactly the events raw `eth_getLogs` returns.
+
+// The test suite's helpers; their own self-tests are compiled here too, and unused.
+#[allow(unused_imports)]
+#[path = "../tests/it/devnet.rs"]
+mod devnet;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256};
+use alloy::sol_types::SolCall;
+use devnet::{Anvil, IEscrow, IEscrowFactory, IEventEmitter};
+use ferry::engine::rpc::{ChainRpc, LogFilter, RpcSettings};
+use serde_json::Value;
+
+struct Scale {
+    blocks: u64,
+    events_per_block: u64,
+    range: u64,
+    rounds: usize,
+    children: &'static [u64],
+}
+
+const FULL: Scale =
+    Scale { blocks: 100, events_per_block: 1_000, range: 10, rounds: 3, children: &[10, 100, 1_000, 10_000] };
+const SMOKE: Scale = Scale { blocks: 10, events_per_block: 50, range: 3, rounds: 1, children: &[10] };
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let scale = if full { FULL } else { SMOKE };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(run(scale, full));
+}
+
+async fn run(scale: Scale, full: bool) {
+    let anvil = Anvil::start_with(31337, &["--gas-limit", "300000000"]).await;
+    let emitter = anvil.deploy("EventEmitter", &[]).await;
+    let first = anvil.block_number().await + 1;
+    for _ in 0..scale.blocks {
+        anvil
+            .send(emitter, IEventEmitter::emitManyCall { n: U256::from(scale.events_per_block) }.abi_encode())
+            .await;
+    }
+    let last = anvil.block_number().await;
+    let total = scale.blocks * scale.events_per_block;
+    println!(
+        "chain: {total} events in blocks {first}..={last}, eth_getLogs ranges of {} blocks",
+        scale.range
+    );
+
+    let rpc = ChainRpc::new(RpcSettings {
+        chain: "bench".into(),
+        urls: vec![anvil.url()],
+        timeout: Duration::from_secs(60),
+        rate_limit: None,
+        max_attempts: 3,
+        base_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+    })
+    .expect("client");
+
+    let mut raw_rates = Vec::new();
+    let mut ferry_rates = Vec::new();
+    let mut peak_rss = 0;
+    for round in 0..scale.rounds {
+        let started = Instant::now();
+        let mut seen = 0u64;
+        let mut from = first;
+        while from <= last {
+            let to = (from + scale.range - 1).min(last);
+            let filter = LogFilter { from, to, addresses: vec![emitter], topic0: vec![] };
+            seen += rpc.logs(&filter).await.expect("eth_getLogs").len() as u64;
+            from = to + 1;
+        }
+        let raw = seen as f64 / started.elapsed().as_secs_f64();
+        assert_eq!(seen, total, "raw eth_getLogs saw every event");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_config(dir.path(), &anvil.url(), scale.range, emitter, None, 1_000);
+        let (report, secs, rss) = backfill(dir.path(), first, last);
+        let stored = report["sources"][0]["events"].as_u64().expect("events");
+        assert_eq!(stored, total, "ferry stored every event");
+        let ferry = stored as f64 / secs;
+        println!(
+            "round {round}: raw eth_getLogs {raw:>9.0} events/s   ferry backfill {ferry:>9.0} events/s   ratio {:.2}",
+            ferry / raw
+        );
+        raw_rates.push(raw);
+        ferry_rates.push(ferry);
+        peak_rss = peak_rss.max(rss);
+    }
+    let (raw, ferry) = (median(&mut raw_rates), median(&mut ferry_rates));
+    println!(
+        "throughput (median of {}): raw {raw:.0} events/s, ferry {ferry:.0} events/s stored durably, ratio {:.2} (goal >= 0.8); \
+         peak RSS of backfill {} MiB",
+        scale.rounds,
+        ferry / raw,
+        peak_rss / 1024
+    );
+
+    println!("\nRPC calls per range by number of factory children (range {} blocks):", scale.range);
+    println!(
+        "{:>9} {:>8} {:>7} {:>13} {:>16} {:>13}",
+        "children", "blocks", "ranges", "eth_getLogs", "requests/range", "peak RSS MiB"
+    );
+    let mut per_range = Vec::new();
+    for &n in scale.children {
+        let factory = anvil.deploy("EscrowFactory", &[]).await;
+        let from = anvil.block_number().await;
+        let mut children = Vec::new();
+        let mut left = n;
+        while left > 0 {
+            let batch = left.min(200);
+            let receipt = anvil
+                .send(factory, IEscrowFactory::createEscrowsCall { n: U256::from(batch) }.abi_encode())
+                .await;
+            children.extend(escrows_in(&receipt, factory));
+            left -= batch;
+        }
+        for child in children.iter().step_by((n as usize / 10).max(1)) {
+            anvil.send(*child, IEscrow::approveCall {}.abi_encode()).await;
+        }
+        let to = anvil.block_number().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_config(dir.path(), &anvil.url(), scale.range, emitter, Some(factory), 1_000);
+        let (report, _, rss) = backfill(dir.path(), from, to);
+        let source = &report["sources"][0];
+        assert_eq!(source["children"].as_u64(), Some(n), "every child found");
+        let blocks = source["blocks"].as_u64().expect("blocks");
+        let ranges = blocks.div_ceil(scale.range);
+        let get_logs = source["rpc"]["by_method"]["eth_getLogs"].as_u64().unwrap_or(0);
+        let requests = source["rpc"]["requests"].as_u64().unwrap_or(0);
+        let rate = requests as f64 / ranges as f64;
+        println!("{n:>9} {blocks:>8} {ranges:>7} {get_logs:>13} {rate:>16.2} {:>13}", rss / 1024);
+        per_range.push(get_logs as f64 / ranges as f64);
+    }
+    let spread = per_range.iter().cloned().fold(f64::MIN, f64::max)
+        - per_range.iter().cloned().fold(f64::MAX, f64::min);
+    println!("eth_getLogs per range: {per_range:.2?} (spread {spread:.2}; goal: constant, at most 2)");
+    assert!(per_range.iter().all(|r| *r <= 2.0), "more than two eth_getLogs per range");
+    if !full {
+        println!("(smoke run; `cargo bench --bench ingest` runs the full benchmark)");
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn write_config(
+    dir: &Path,
+    url: &str,
+    range: u64,
+    emitter: Address,
+    factory: Option<Address>,
+    max_addresses: u64,
+) {
+    let mut yaml = format!(
+        "chains:\n  local:\n    chain_id: 31337\n    rpc: [\"{url}\"]\n    confirmations: 1\n    max_block_range: {range}\n\
+         sources:\n  bench:\n    kind: evm\n    chain: local\n    max_addresses: {max_addresses}\n"
+    );
+    match factory {
+        None => yaml.push_str(&format!(
+            "    contracts:\n      - address: \"{}\"\n        events: [\"event Ping(uint256 indexed seq, address indexed from, bytes32 data)\"]\n",
+            emitter.to_checksum(None)
+        )),
+        Some(factory) => yaml.push_str(&format!(
+            "    factories:\n      - address: \"{}\"\n        event: event EscrowDeployed(address indexed escrow, address indexed buyer, \
+             address indexed seller, uint256 amount)\n        child_param: escrow\n        child_events:\n          - event Approved(address indexed by)\n",
+            factory.to_checksum(None)
+        )),
+    }
+    std::fs::write(dir.join("ferry.yaml"), yaml).expect("config");
+}
+
+/// Runs `ferry backfill` to completion: its report, wall seconds, peak RSS in KiB.
+fn backfill(dir: &Path, from: u64, to: u64) -> (Value, f64, u64) {
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["backfill", "--from", &from.to_string(), "--to", &to.to_string(), "--json", "-q"])
+        .current_dir(dir)
+        .env_remove("FERRY_CONFIG")
+        .env_remove("FERRY_STORE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("ferry runs");
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let waiter = std::thread::spawn(move || child.wait_with_output());
+    while !waiter.is_finished() {
+        if let Ok(status) = std::fs::read_to_string(&status_file)
+            && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            peak = peak.max(line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = waiter.join().expect("waiter").expect("output");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(out.status.success(), "backfill failed");
+    (serde_json::from_slice(&out.stdout).expect("JSON report"), secs, peak)
+}
+
+fn escrows_in(receipt: &Value, factory: Address) -> Vec<Address> {
+    receipt["logs"]
+        .as_array()
+        .expect("logs")
+        .iter()
+        .filter(|l| l["address"].as_str().and_then(|a| a.parse::<Address>().ok()) == Some(factory))
+        .filter_map(|l| l["topics"][1].as_str().and_then(|t| t.parse().ok()))
+        .map(Address::from_word)
+        .collect()
+}
