@@ -329,8 +329,17 @@ impl SourceRunner {
                     self.sizer.succeeded(to - from + 1);
                     let (store, plan) = (self.store.clone(), self.plan.clone());
                     self.pending = Some(tokio::task::spawn_blocking(move || {
+                        let started = std::time::Instant::now();
                         let write = fetched.into_write(&plan);
-                        store.write(|tx| tx.apply_range(&write))
+                        let decoded = started.elapsed();
+                        let result = store.write(|tx| tx.apply_range(&write));
+                        tracing::debug!(
+                            source = %plan.name, from, to, events,
+                            decode_ms = decoded.as_millis() as u64,
+                            commit_ms = (started.elapsed() - decoded).as_millis() as u64,
+                            "range committed"
+                        );
+                        result
                     }));
                     let next = self.next;
                     self.status.send_modify(|s| {

@@ -701,3 +701,92 @@ async fn watch_follows_each_source_on_its_own_and_stops_cleanly_on_sigterm() {
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("RPC failing") && stderr.contains(&dead), "the failing RPC is named: {stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmations_and_block_tags_bound_what_is_read() {
+    let anvil = Anvil::start(31337).await;
+    let emitter = anvil.deploy("EventEmitter", &[]).await;
+    anvil.mine(80).await;
+    let head = anvil.block_number().await;
+    let tag_block = |tag: &'static str| {
+        let anvil = &anvil;
+        async move { hex_u64(&anvil.rpc("eth_getBlockByNumber", json!([tag, false])).await["number"]) }
+    };
+    for (finality, expected_to) in [
+        ("confirmations: 5", head - 5),
+        ("finality: safe", tag_block("safe").await),
+        ("finality: finalized", tag_block("finalized").await),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Setup {
+            rpcs: vec![anvil.url()],
+            chain_id: 31337,
+            chain_extra: finality,
+            emitters: vec![(emitter, vec![PING])],
+            factory: None,
+            source_extra: "",
+        }
+        .write(dir.path());
+        let out = run(dir.path(), &["backfill", "--from", "0", "--to", "safe", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{finality}: {}", text(&out));
+        let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert!(expected_to < head, "{finality}: the tag is below the head");
+        assert_eq!(report["sources"][0]["to"], expected_to, "{finality}");
+        assert_eq!(cursor_next(dir.path()), Some(expected_to + 1), "{finality}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_that_goes_back_is_waited_out_not_taken_for_a_reorg() {
+    let anvil = Anvil::start(31337).await;
+    let emitter = anvil.deploy("EventEmitter", &[]).await;
+    let snapshot_id = anvil.rpc("evm_snapshot", json!([])).await;
+    for h in 0..6u64 {
+        anvil.send(emitter, IEventEmitter::emitBatchesCall { from: h, n: 1 }.abi_encode()).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    Setup {
+        rpcs: vec![anvil.url()],
+        chain_id: 31337,
+        chain_extra: "confirmations: 0\npoll_interval: 100ms",
+        emitters: vec![(emitter, vec![BATCH_READY])],
+        factory: None,
+        source_extra: "",
+    }
+    .write(dir.path());
+    let mut watch = Watch(
+        ferry(dir.path())
+            .args(["watch"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn watch"),
+    );
+    wait_in_sync(&anvil, dir.path(), emitter, "watch to catch up").await;
+    let held = cursor_next(dir.path()).expect("a cursor");
+
+    // A node restarted from an older state: its head is behind what the store holds.
+    anvil.rpc("evm_revert", json!([snapshot_id])).await;
+    assert!(anvil.block_number().await + 1 < held);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(watch.0.try_wait().expect("wait").is_none(), "watch stopped on a head that went back");
+    assert_eq!(cursor_next(dir.path()), Some(held), "nothing undone while the head is behind");
+    let out = run(dir.path(), &["inspect-store", "reorgs", "--json"]);
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).expect("JSON"), json!([]));
+
+    // The chain grows past the old head on another branch: that is a reorg, and is followed.
+    for h in 0..8u64 {
+        anvil.send(emitter, IEventEmitter::emitBatchesCall { from: 100 + h, n: 1 }.abi_encode()).await;
+    }
+    wait_in_sync(&anvil, dir.path(), emitter, "the store to follow the new branch").await;
+    let out = run(dir.path(), &["inspect-store", "reorgs", "--json"]);
+    let reorgs: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(reorgs.as_array().expect("rows").len(), 1, "{reorgs}");
+    let pid = watch.0.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill").success());
+    let status = wait_or_kill(&mut watch.0, Duration::from_secs(20));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(watch.0.stderr.as_mut().expect("stderr"), &mut stderr).expect("stderr");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("behind what the store holds"), "{stderr}");
+}

@@ -16,6 +16,8 @@ struct Declared {
     /// Parameter names in declaration order, split by `indexed`.
     indexed_names: Vec<String>,
     body_names: Vec<String>,
+    /// `(JSON-quoted name, indexed?, position)` sorted by name: the order of a JSON object's keys.
+    json_order: Vec<(String, bool, usize)>,
     resolved: DynSolEvent,
 }
 
@@ -62,7 +64,18 @@ impl EventSet {
                 body_names.push(name_of(i, &input.name));
             }
         }
-        let declared = Declared { name: event.name.clone(), indexed_names, body_names, resolved };
+        let mut json_order: Vec<(String, bool, usize)> = indexed_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), true, i))
+            .chain(body_names.iter().enumerate().map(|(i, n)| (n.clone(), false, i)))
+            .collect();
+        json_order.sort_by(|a, b| a.0.cmp(&b.0));
+        json_order.dedup_by(|later, earlier| later.0 == earlier.0);
+        for entry in &mut json_order {
+            entry.0 = Value::String(std::mem::take(&mut entry.0)).to_string();
+        }
+        let declared = Declared { name: event.name.clone(), indexed_names, body_names, json_order, resolved };
         self.by_topic0.entry(event.selector()).or_default().push(declared);
         Ok(())
     }
@@ -112,6 +125,84 @@ impl EventSet {
         }
         Decoded { name: candidates.first().map(|d| d.name.clone()), fields: None, error }
     }
+}
+
+impl EventSet {
+    /// [`decode`](Self::decode) with the fields written straight to JSON text (the same text
+    /// `fields.to_string()` gives), without building a JSON tree: the form the store keeps.
+    pub fn decode_to_text(
+        &self,
+        topics: &[B256],
+        data: &[u8],
+    ) -> (Option<String>, Option<String>, Option<String>) {
+        let Some(candidates) = topics.first().and_then(|t| self.by_topic0.get(t)) else {
+            return (None, None, None);
+        };
+        let mut error = None;
+        for decl in candidates {
+            match decl.resolved.decode_log_parts(topics.iter().copied(), data) {
+                Ok(decoded) => {
+                    let mut out = String::with_capacity(64 * decl.json_order.len() + 2);
+                    out.push('{');
+                    for (n, (key, indexed, i)) in decl.json_order.iter().enumerate() {
+                        let value = if *indexed { decoded.indexed.get(*i) } else { decoded.body.get(*i) };
+                        let Some(value) = value else { continue };
+                        if n > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(key);
+                        out.push(':');
+                        write_json(value, &mut out);
+                    }
+                    out.push('}');
+                    return (Some(decl.name.clone()), Some(out), None);
+                }
+                Err(e) => error = Some(format!("does not match `{}`: {e}", decl.name)),
+            }
+        }
+        (candidates.first().map(|d| d.name.clone()), None, error)
+    }
+}
+
+/// Writes what [`to_json`] builds, as compact JSON text.
+fn write_json(value: &DynSolValue, out: &mut String) {
+    use std::fmt::Write;
+    match value {
+        DynSolValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        DynSolValue::Int(i, _) => {
+            let _ = write!(out, "\"{i}\"");
+        }
+        DynSolValue::Uint(u, _) => {
+            let _ = write!(out, "\"{u}\"");
+        }
+        DynSolValue::FixedBytes(word, size) => push_hex(out, &word[..*size]),
+        DynSolValue::Address(a) => {
+            out.push('"');
+            out.push_str(&a.to_checksum(None));
+            out.push('"');
+        }
+        DynSolValue::Function(f) => push_hex(out, f.as_slice()),
+        DynSolValue::Bytes(b) => push_hex(out, b),
+        DynSolValue::String(s) => out.push_str(&Value::String(s.clone()).to_string()),
+        DynSolValue::Array(items) | DynSolValue::FixedArray(items) | DynSolValue::Tuple(items) => {
+            out.push('[');
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                write_json(item, out);
+            }
+            out.push(']');
+        }
+        #[allow(unreachable_patterns)]
+        other => out.push_str(&to_json(other).to_string()),
+    }
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    out.push_str("\"0x");
+    out.push_str(&hex(bytes));
+    out.push('"');
 }
 
 /// A decoded value as JSON: integers as decimal strings (they overflow JSON numbers), addresses
@@ -202,6 +293,39 @@ mod tests {
         assert_eq!(fields["xs"], serde_json::json!(["1"]));
         assert_eq!(fields["arg3"], true);
         assert_eq!(fields["tag"], format!("{:#x}", keccak256("tag")));
+    }
+
+    #[test]
+    fn text_fields_are_the_json_tree_written_out() {
+        let set = EventSet::parse(&[
+            "event Ping(uint256 indexed seq, address indexed from, bytes32 data)",
+            "event Note(string indexed tag, string text, uint8[] xs, bool)",
+        ])
+        .unwrap();
+        let ping = (
+            vec![keccak256("Ping(uint256,address,bytes32)"), word(7), Address::repeat_byte(0xab).into_word()],
+            B256::repeat_byte(0x11).to_vec(),
+        );
+        let body = DynSolValue::Tuple(vec![
+            DynSolValue::String("say \"hi\"\n".into()),
+            DynSolValue::Array(vec![
+                DynSolValue::Uint(U256::from(1), 8),
+                DynSolValue::Uint(U256::from(2), 8),
+            ]),
+            DynSolValue::Bool(false),
+        ])
+        .abi_encode_params();
+        let note = (vec![keccak256("Note(string,string,uint8[],bool)"), keccak256("tag")], body);
+        for (topics, data) in [ping, note] {
+            let tree = set.decode(&topics, &data);
+            let (name, text, error) = set.decode_to_text(&topics, &data);
+            assert_eq!(name, tree.name);
+            assert_eq!(error, tree.error);
+            assert_eq!(text, tree.fields.map(|f| f.to_string()));
+        }
+        let (name, text, error) = set.decode_to_text(&[keccak256("Ping(uint256,address,bytes32)")], &[]);
+        assert_eq!((name.as_deref(), text), (Some("Ping"), None));
+        assert!(error.is_some());
     }
 
     #[test]

@@ -384,9 +384,8 @@ fn log_index(log: &Log) -> u32 {
 }
 
 fn to_event(source: u32, log: &Log, set: Option<&EventSet>) -> Event {
-    let decoded = set.map(|s| s.decode(&log.topics, &log.data));
-    let (name, fields, decode_error) = match decoded {
-        Some(d) => (d.name, d.fields.map(|f| f.to_string()), d.error),
+    let (name, fields, decode_error) = match set {
+        Some(set) => set.decode_to_text(&log.topics, &log.data),
         None => (None, None, None),
     };
     Event {
