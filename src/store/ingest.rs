@@ -67,8 +67,10 @@ impl WriteTx<'_> {
         }
         {
             let mut events = self.raw().open_table(tables::EVENTS).map_err(|e| self.fail(e))?;
+            let mut value = Vec::new();
             for (key, event) in &w.events {
-                events.insert(key.to_bytes(), records::encode(event).as_slice()).map_err(|e| self.fail(e))?;
+                records::encode_into(event, &mut value);
+                events.insert(key.to_bytes(), value.as_slice()).map_err(|e| self.fail(e))?;
             }
         }
         for (key, contract) in &w.contracts {

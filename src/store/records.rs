@@ -29,6 +29,13 @@ pub fn encode<R: Record>(record: &R) -> Vec<u8> {
     postcard::to_extend(record, vec![R::VERSION]).expect("records serialize")
 }
 
+/// [`encode`] into a buffer that is reused across many records (one allocation per range).
+pub fn encode_into<R: Record>(record: &R, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.push(R::VERSION);
+    *buf = postcard::to_extend(record, std::mem::take(buf)).expect("records serialize");
+}
+
 pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, RecordError> {
     let Some((&version, body)) = bytes.split_first() else {
         return Err(RecordError::Decode { name: R::NAME, detail: "empty value".into() });

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use alloy::dyn_abi::{DynSolEvent, DynSolValue, Specifier};
 use alloy::json_abi::Event;
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256};
 use serde_json::{Map, Value};
 
 /// One declared event, ready to decode.
@@ -178,7 +178,7 @@ fn write_json(value: &DynSolValue, out: &mut String) {
         DynSolValue::FixedBytes(word, size) => push_hex(out, &word[..*size]),
         DynSolValue::Address(a) => {
             out.push('"');
-            out.push_str(&a.to_checksum(None));
+            push_checksummed(out, a);
             out.push('"');
         }
         DynSolValue::Function(f) => push_hex(out, f.as_slice()),
@@ -197,6 +197,30 @@ fn write_json(value: &DynSolValue, out: &mut String) {
         #[allow(unreachable_patterns)]
         other => out.push_str(&to_json(other).to_string()),
     }
+}
+
+/// Slots of the checksum cache: addresses repeat heavily in real logs (routers, tokens, senders).
+const CHECKSUM_SLOTS: usize = 256;
+
+thread_local! {
+    /// A direct-mapped cache of EIP-55 forms. The checksum is a keccak per address, and was the
+    /// largest single cost of decoding; a slot holds the last address whose low byte selects it.
+    static CHECKSUMS: std::cell::RefCell<Vec<Option<(Address, String)>>> =
+        std::cell::RefCell::new(vec![None; CHECKSUM_SLOTS]);
+}
+
+fn push_checksummed(out: &mut String, address: &Address) {
+    CHECKSUMS.with_borrow_mut(|slots| {
+        let slot = &mut slots[address[19] as usize % CHECKSUM_SLOTS];
+        match slot {
+            Some((cached, text)) if cached == address => out.push_str(text),
+            _ => {
+                let text = address.to_checksum(None);
+                out.push_str(&text);
+                *slot = Some((*address, text));
+            }
+        }
+    });
 }
 
 fn push_hex(out: &mut String, bytes: &[u8]) {
@@ -326,6 +350,19 @@ mod tests {
         let (name, text, error) = set.decode_to_text(&[keccak256("Ping(uint256,address,bytes32)")], &[]);
         assert_eq!((name.as_deref(), text), (Some("Ping"), None));
         assert!(error.is_some());
+    }
+
+    #[test]
+    fn cached_checksums_are_right_when_addresses_share_a_slot() {
+        // Same last byte, so the same cache slot: each must still come out as its own checksum.
+        let mut a = [0x5a; 20];
+        a[0] = 0x01;
+        let addresses = [Address::from(a), Address::repeat_byte(0x5a), Address::from(a)];
+        for address in addresses {
+            let mut out = String::new();
+            write_json(&DynSolValue::Address(address), &mut out);
+            assert_eq!(out, format!("\"{}\"", address.to_checksum(None)));
+        }
     }
 
     #[test]
