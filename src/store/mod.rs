@@ -582,21 +582,13 @@ mod tests {
     #[test]
     fn delivery_status_index_follows_the_state() {
         use records::{Delivery, DeliveryState};
+        assert_eq!(Delivery::pending(0).state, DeliveryState::Pending);
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.redb");
         let store = Store::create_or_open(&path, None).expect("create");
         let key =
             DeliveryKey { target: 0, chain: 10, item: ItemKey::Batch(BatchKey { source: 0, height: 1 }) };
-        let mut delivery = Delivery {
-            state: DeliveryState::Pending,
-            attempts: 0,
-            next_attempt_at: None,
-            tx_hashes: vec![],
-            nonce: None,
-            reason: None,
-            retryable: true,
-            updated_at: 0,
-        };
+        let mut delivery = Delivery::pending(0);
         store.write(|tx| tx.put_delivery(key, &delivery)).expect("write");
         delivery.state = DeliveryState::Sent;
         store.write(|tx| tx.put_delivery(key, &delivery)).expect("write");

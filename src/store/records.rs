@@ -153,8 +153,29 @@ impl DeliveryState {
     pub fn from_byte(b: u8) -> Option<Self> {
         Self::ALL.into_iter().find(|s| *s as u8 == b)
     }
+
+    /// Confirmed, skipped, and permanently failed deliveries are done with; the rest resume.
+    pub fn is_final(self, retryable: bool) -> bool {
+        match self {
+            DeliveryState::Confirmed | DeliveryState::Skipped => true,
+            DeliveryState::Failed => !retryable,
+            DeliveryState::Pending | DeliveryState::Sending | DeliveryState::Sent => false,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Sending => "sending",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Confirmed => "confirmed",
+            DeliveryState::Skipped => "skipped",
+            DeliveryState::Failed => "failed",
+        }
+    }
 }
 
+/// One (item, target, destination chain): what was done to put the item there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     pub state: DeliveryState,
@@ -163,34 +184,103 @@ pub struct Delivery {
     pub next_attempt_at: Option<u64>,
     /// Every transaction hash this delivery has had; its status is the best of them.
     pub tx_hashes: Vec<B256>,
+    /// The key that signed its transaction, with `nonce` the key of its intent.
+    pub signer: Option<Address>,
     pub nonce: Option<u64>,
+    /// The receipt of the transaction that landed, once one did.
+    pub receipt: Option<Receipt>,
     pub reason: Option<String>,
     pub retryable: bool,
+    pub created_at: u64,
     pub updated_at: u64,
 }
 
 impl Record for Delivery {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "delivery";
+}
+
+impl Delivery {
+    pub fn pending(now: u64) -> Self {
+        Delivery {
+            state: DeliveryState::Pending,
+            attempts: 0,
+            next_attempt_at: None,
+            tx_hashes: Vec::new(),
+            signer: None,
+            nonce: None,
+            receipt: None,
+            reason: None,
+            retryable: true,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// Where a transaction landed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub tx_hash: B256,
+    pub block: u64,
+    pub block_hash: B256,
+    pub success: bool,
+    pub gas_used: u64,
+    pub effective_gas_price: u128,
+}
+
+/// Where a signed transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntentState {
+    /// Signed and stored; it may or may not have reached a node (a crash between the write and
+    /// the broadcast leaves it here): it is broadcast again, the very same bytes.
+    Signed,
+    /// A node accepted it (or already knew it).
+    Sent,
+    /// One of its hashes has a receipt.
+    Mined,
+    /// Its nonce was used by a transaction ferry did not sign; its deliveries went back to pending.
+    Dropped,
 }
 
 /// A signed transaction, written before it is broadcast so that a crash re-sends the same bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxIntent {
+    pub state: IntentState,
+    /// The latest signed bytes at this nonce and their hash.
     pub raw: Bytes,
     pub hash: B256,
+    pub to: Address,
+    pub gas_limit: u64,
+    /// Legacy transactions: the gas price.
     pub max_fee_per_gas: u128,
     pub max_priority_fee_per_gas: Option<u128>,
     pub created_at: u64,
+    /// When the current bytes were first broadcast; a replacement is due `bump_after` later.
     pub sent_at: Option<u64>,
-    /// Replacements at the same nonce, oldest first.
+    /// Earlier transactions at the same nonce (replaced by fee bumps), oldest first.
     pub replaced: Vec<B256>,
+    /// The deliveries it carries; empty for a cancellation (a zero-value send to itself).
     pub deliveries: Vec<crate::store::keys::DeliveryKey>,
+    /// The hash that was mined, once one was.
+    pub mined: Option<B256>,
 }
 
 impl Record for TxIntent {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "tx intent";
+}
+
+impl TxIntent {
+    /// Every hash this nonce has had, newest first.
+    pub fn hashes(&self) -> impl Iterator<Item = B256> + '_ {
+        std::iter::once(self.hash).chain(self.replaced.iter().rev().copied())
+    }
+
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, IntentState::Signed | IntentState::Sent)
+    }
 }
 
 /// A reorg seen and handled: the source went back to the common ancestor and read on from there.

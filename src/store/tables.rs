@@ -7,7 +7,7 @@
 use redb::TableDefinition;
 
 /// The schema this ferry reads and writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// `key → value` text: see [`meta`] for the keys.
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");

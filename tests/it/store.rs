@@ -118,23 +118,37 @@ fn populate(store: &Store) {
                     attempts: 1,
                     next_attempt_at: None,
                     tx_hashes: vec![hash(0xaa)],
+                    signer: Some(Address::repeat_byte(0x51)),
                     nonce: Some(0),
+                    receipt: Some(Receipt {
+                        tx_hash: hash(0xaa),
+                        block: 77,
+                        block_hash: hash(0xab),
+                        success: true,
+                        gas_used: 50_000,
+                        effective_gas_price: 1_500_000_000,
+                    }),
                     reason: None,
                     retryable: true,
+                    created_at: 1_700_000_040,
                     updated_at: 1_700_000_100,
                 },
             )?;
             tx.put_intent(
                 IntentKey { chain: 31338, signer: Address::repeat_byte(0x51), nonce: 0 },
                 &TxIntent {
+                    state: IntentState::Mined,
                     raw: Bytes::from_static(&[0x02, 0xf8]),
                     hash: hash(0xaa),
+                    to: Address::repeat_byte(0x70),
+                    gas_limit: 60_000,
                     max_fee_per_gas: 2_000_000_000,
                     max_priority_fee_per_gas: Some(1_000_000_000),
                     created_at: 1_700_000_050,
                     sent_at: Some(1_700_000_051),
-                    replaced: vec![],
+                    replaced: vec![hash(0xa9)],
                     deliveries: vec![delivery],
+                    mined: Some(hash(0xaa)),
                 },
             )?;
             tx.put_reorg(
@@ -235,6 +249,35 @@ fn the_v1_fixture_migrates_with_its_records_rewritten() {
     // Everything else is as it was.
     assert_eq!(rows("contracts").len(), 2);
     assert_eq!(rows("deliveries").len(), 1);
+}
+
+/// The v2 fixture upgraded to v3: its delivery and intent rewritten, nothing else touched.
+#[test]
+fn the_v2_fixture_migrates_its_deliveries_and_intents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(fixture_dir().join("store-v2.redb"), dir.path().join("ferry.redb")).expect("copy");
+    let before = |table: &str| ferry(dir.path(), &["export", "--table", table]);
+    assert_eq!(before("events").status.code(), Some(3), "a v2 file needs migrating first");
+    let out = ferry(dir.path(), &["migrate", "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(dir.path().join("ferry.redb.v2.bak").exists());
+    let rows = |table: &str| -> Vec<Value> {
+        let out = ferry(dir.path(), &["export", "--table", table]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect()
+    };
+    let deliveries = rows("deliveries");
+    assert_eq!(deliveries.len(), 1);
+    let d = &deliveries[0]["value"];
+    assert_eq!(d["state"], "sent");
+    assert_eq!(d["created_at"], d["updated_at"], "an older delivery was created when last updated");
+    assert!(d["signer"].is_null() && d["receipt"].is_null());
+    let intents = rows("tx_intents");
+    assert_eq!(intents.len(), 1);
+    assert_eq!(intents[0]["value"]["state"], "sent", "an intent with a send time counts as sent");
+    assert_eq!(intents[0]["value"]["deliveries"].as_array().map(Vec::len), Some(1));
+    assert_eq!(rows("events").len(), 2);
+    assert_eq!(rows("cursors").len(), 2);
 }
 
 #[test]

@@ -4,8 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use redb::{ReadableTable, TableDefinition};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
+use super::records::{self, Record};
 use super::tables::{SCHEMA_VERSION, meta};
 use super::{Holder, Store, StoreError, WriteTx, inspect_meta, open_writer_checked};
 
@@ -17,10 +20,14 @@ pub struct Step {
 }
 
 mod v1_to_v2;
+mod v2_to_v3;
 
 /// The steps of this ferry, one per schema change, each with a `tests/fixtures/store-vN.redb`
 /// fixture of the version it upgrades.
-pub const STEPS: &[Step] = &[Step { from: 1, description: v1_to_v2::DESCRIPTION, run: v1_to_v2::run }];
+pub const STEPS: &[Step] = &[
+    Step { from: 1, description: v1_to_v2::DESCRIPTION, run: v1_to_v2::run },
+    Step { from: 2, description: v2_to_v3::DESCRIPTION, run: v2_to_v3::run },
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -101,6 +108,49 @@ pub fn run_with(path: &Path, steps: &[Step], target: u32) -> Result<Plan, StoreE
         tx.set_meta(meta::HOLDER, &serde_json::to_string(&Holder::current()).unwrap_or_default())
     })?;
     Ok(plan)
+}
+
+/// Rewrites every record of a table from its `old_version` layout `Old` to `New`, in chunks so that memory
+/// stays bounded on a large file. Records already at `New::VERSION` are left alone.
+fn rewrite<const N: usize, Old: DeserializeOwned, New: Record>(
+    tx: &mut WriteTx<'_>,
+    old_version: u8,
+    def: TableDefinition<[u8; N], &[u8]>,
+    convert: impl Fn(Old) -> New,
+) -> Result<(), StoreError> {
+    const CHUNK: usize = 10_000;
+    let path = tx.path().to_path_buf();
+    let err = |e: &dyn std::fmt::Display| StoreError::Damaged { path: path.clone(), detail: e.to_string() };
+    let mut table = tx.raw().open_table(def).map_err(|e| err(&e))?;
+    let mut after: Option<[u8; N]> = None;
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        {
+            let range = match after {
+                Some(k) => table.range::<[u8; N]>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
+                None => table.range::<[u8; N]>(..),
+            }
+            .map_err(|e| err(&e))?;
+            for entry in range.take(CHUNK) {
+                let (key, value) = entry.map_err(|e| err(&e))?;
+                chunk.push((key.value(), value.value().to_vec()));
+            }
+        }
+        let Some(&(last, _)) = chunk.last() else { return Ok(()) };
+        for (key, bytes) in chunk {
+            match bytes.split_first() {
+                Some((v, body)) if *v == old_version => {
+                    let old: Old = postcard::from_bytes(body).map_err(|e| {
+                        err(&format!("a v{old_version} {} record does not decode: {e}", New::NAME))
+                    })?;
+                    table.insert(key, records::encode(&convert(old)).as_slice()).map_err(|e| err(&e))?;
+                }
+                Some((v, _)) if *v == New::VERSION => {}
+                _ => return Err(err(&format!("a {} record has an unknown version", New::NAME))),
+            }
+        }
+        after = Some(last);
+    }
 }
 
 #[cfg(test)]

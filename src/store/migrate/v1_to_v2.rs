@@ -8,11 +8,11 @@
 //! - `reorgs`: records gain `removed_contracts` and the old and new hashes (zero for v1 records).
 
 use alloy::primitives::{Address, B256, Bytes};
-use redb::{ReadableTable, TableDefinition};
+use redb::TableDefinition;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
-use crate::store::records::{self, Cursor, Event, Record, Reorg};
+use super::rewrite;
+use crate::store::records::{Cursor, Event, Reorg};
 use crate::store::{StoreError, WriteTx, tables};
 
 pub const DESCRIPTION: &str = "cursors gain `first`; block_hashes become per source (window refills); events gain `decode_error`; \
@@ -51,13 +51,13 @@ struct ReorgV1 {
 pub fn run(tx: &mut WriteTx<'_>) -> Result<(), StoreError> {
     let path = tx.path().to_path_buf();
     let err = |e: &dyn std::fmt::Display| StoreError::Damaged { path: path.clone(), detail: e.to_string() };
-    rewrite::<4, CursorV1, Cursor>(tx, tables::CURSORS, |c| Cursor {
+    rewrite::<4, CursorV1, Cursor>(tx, 1, tables::CURSORS, |c| Cursor {
         first: c.next,
         next: c.next,
         last_hash: c.last_hash,
         updated_at: c.updated_at,
     })?;
-    rewrite::<20, EventV1, Event>(tx, tables::EVENTS, |e| Event {
+    rewrite::<20, EventV1, Event>(tx, 1, tables::EVENTS, |e| Event {
         source: e.source,
         address: e.address,
         block_hash: e.block_hash,
@@ -68,7 +68,7 @@ pub fn run(tx: &mut WriteTx<'_>) -> Result<(), StoreError> {
         fields: e.fields,
         decode_error: None,
     })?;
-    rewrite::<16, ReorgV1, Reorg>(tx, tables::REORGS, |r| Reorg {
+    rewrite::<16, ReorgV1, Reorg>(tx, 1, tables::REORGS, |r| Reorg {
         source: r.source,
         from_block: r.from_block,
         depth: r.depth,
@@ -82,45 +82,4 @@ pub fn run(tx: &mut WriteTx<'_>) -> Result<(), StoreError> {
     txn.delete_table(BLOCK_HASHES_V1).map_err(|e| err(&e))?;
     txn.open_table(tables::BLOCK_HASHES).map_err(|e| err(&e))?;
     Ok(())
-}
-
-/// Rewrites every record of a table from its v1 layout `Old` to `New`, in chunks so that memory
-/// stays bounded on a large file. Records already at `New::VERSION` are left alone.
-fn rewrite<const N: usize, Old: DeserializeOwned, New: Record>(
-    tx: &mut WriteTx<'_>,
-    def: TableDefinition<[u8; N], &[u8]>,
-    convert: impl Fn(Old) -> New,
-) -> Result<(), StoreError> {
-    const CHUNK: usize = 10_000;
-    let path = tx.path().to_path_buf();
-    let err = |e: &dyn std::fmt::Display| StoreError::Damaged { path: path.clone(), detail: e.to_string() };
-    let mut table = tx.raw().open_table(def).map_err(|e| err(&e))?;
-    let mut after: Option<[u8; N]> = None;
-    loop {
-        let mut chunk = Vec::with_capacity(CHUNK);
-        {
-            let range = match after {
-                Some(k) => table.range::<[u8; N]>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
-                None => table.range::<[u8; N]>(..),
-            }
-            .map_err(|e| err(&e))?;
-            for entry in range.take(CHUNK) {
-                let (key, value) = entry.map_err(|e| err(&e))?;
-                chunk.push((key.value(), value.value().to_vec()));
-            }
-        }
-        let Some(&(last, _)) = chunk.last() else { return Ok(()) };
-        for (key, bytes) in chunk {
-            match bytes.split_first() {
-                Some((1, body)) => {
-                    let old: Old = postcard::from_bytes(body)
-                        .map_err(|e| err(&format!("a v1 {} record does not decode: {e}", New::NAME)))?;
-                    table.insert(key, records::encode(&convert(old)).as_slice()).map_err(|e| err(&e))?;
-                }
-                Some((v, _)) if *v == New::VERSION => {}
-                _ => return Err(err(&format!("a {} record has an unknown version", New::NAME))),
-            }
-        }
-        after = Some(last);
-    }
 }
