@@ -1,11 +1,22 @@
 //! `ferry push`: the cron one-shot. Syncs every source once, delivers everything pending, waits
 //! for confirmations up to `--timeout`, and summarizes.
 
-use clap::Args;
+use std::sync::Arc;
+use std::time::Instant;
 
-use super::{Ctx, after_help, not_built};
+use clap::Args;
+use serde::Serialize;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Ctx, after_help};
 use crate::config::values::Duration;
-use crate::exit::Exit;
+use crate::engine::deliver::{ChainStatus, Counts, Options, destinations, run_all};
+use crate::engine::evm::{SourcePlan, final_head};
+use crate::engine::ingest::{SourceRunner, chain_rpcs};
+use crate::exit::{Exit, ExitError};
+use crate::output::{Output, Render};
+use crate::store::Store;
 
 /// One-shot for cron: sync sources, deliver everything pending, wait for confirmations.
 #[derive(Debug, Args)]
@@ -40,7 +51,168 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 
 impl PushArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
-        ctx.load_config()?;
-        Err(not_built("`ferry push` (delivery)", "delivery issue"))
+        let loaded = ctx.load_config()?;
+        let store =
+            Arc::new(Store::create_or_open(&ctx.store_path(Some(&loaded)), Some(loaded.fingerprint()))?);
+        let started = Instant::now();
+        let deadline = CancellationToken::new();
+        let timer = {
+            let (deadline, cancel, timeout) = (deadline.clone(), ctx.cancel.clone(), self.timeout.0);
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(timeout) => {}
+                    _ = cancel.cancelled() => {}
+                }
+                deadline.cancel();
+            })
+        };
+
+        let mut synced = Vec::new();
+        if !self.no_sync {
+            let plans = SourcePlan::all(&loaded.config).map_err(|e| ExitError::new(Exit::Usage, e))?;
+            let rpcs = chain_rpcs(&loaded.config, &plans)?;
+            let mut tasks = JoinSet::new();
+            for plan in plans {
+                let Some(rpc) = rpcs.get(&plan.chain).cloned() else { continue };
+                let (mut runner, _) = SourceRunner::open(plan, rpc, store.clone(), None, deadline.clone())?;
+                tasks.spawn(async move {
+                    let name = runner.plan().name.clone();
+                    let end = final_head(runner.plan(), runner.rpc()).await;
+                    let result = match end {
+                        Ok(Some(end)) if end >= runner.next() => {
+                            runner.run_to(end).await.map_err(|e| e.to_string())
+                        }
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    (name, result)
+                });
+            }
+            while let Some(joined) = tasks.join_next().await {
+                let (source, result) = joined?;
+                if let Err(e) = &result {
+                    tracing::warn!(source = %source, error = %e, "sync failed; delivering what the store holds");
+                }
+                synced.push(SyncReport { source, error: result.err() });
+            }
+            synced.sort_by(|a, b| a.source.cmp(&b.source));
+        }
+
+        let dests = destinations(&loaded.config, &loaded.base_dir(), &store, &self.target, &self.chain)?;
+        let opts =
+            Options { dry_run: self.dry_run, until_done: true, limit: self.limit, ..Options::default() };
+        let statuses = run_all(dests, store.clone(), opts, deadline.clone()).await;
+        timer.abort();
+
+        let chains: Vec<ChainReport> = statuses.into_values().map(ChainReport::from).collect();
+        let left: Vec<&str> =
+            chains.iter().filter(|c| c.left > 0 || c.problem.is_some()).map(|c| c.chain.as_str()).collect();
+        let exit = if ctx.cancel.is_cancelled() {
+            Exit::Interrupted
+        } else if !self.dry_run && !left.is_empty() {
+            tracing::warn!(chains = %left.join(", "), "work left undone");
+            Exit::Incomplete
+        } else {
+            Exit::Ok
+        };
+        ctx.out.emit(&PushReport {
+            seconds: started.elapsed().as_secs_f64(),
+            dry_run: self.dry_run,
+            synced,
+            chains,
+            exit: exit.code(),
+        })?;
+        Ok(exit)
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct SyncReport {
+    source: String,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ChainReport {
+    chain: String,
+    signer: String,
+    #[serde(flatten)]
+    counts: Counts,
+    left: u64,
+    transactions: u64,
+    bumps: u64,
+    next_nonce: u64,
+    problem: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    would_send: Vec<String>,
+}
+
+impl From<ChainStatus> for ChainReport {
+    fn from(s: ChainStatus) -> Self {
+        ChainReport {
+            left: s.counts.left(),
+            chain: s.chain,
+            signer: s.signer,
+            counts: s.counts,
+            transactions: s.sent_txs,
+            bumps: s.bumps,
+            next_nonce: s.next_nonce,
+            problem: s.problem,
+            would_send: s.would_send,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct PushReport {
+    seconds: f64,
+    dry_run: bool,
+    synced: Vec<SyncReport>,
+    chains: Vec<ChainReport>,
+    exit: i32,
+}
+
+impl Render for PushReport {
+    fn human(&self, out: &Output) -> String {
+        let mut table = out.table([
+            "chain",
+            "confirmed",
+            "skipped",
+            "failed",
+            "pending",
+            "in flight",
+            "txs",
+            "bumps",
+            "problem",
+        ]);
+        for c in &self.chains {
+            table.add_row(vec![
+                c.chain.clone(),
+                c.counts.confirmed.to_string(),
+                c.counts.skipped.to_string(),
+                c.counts.failed.to_string(),
+                c.counts.pending.to_string(),
+                (c.counts.sending + c.counts.sent).to_string(),
+                c.transactions.to_string(),
+                c.bumps.to_string(),
+                c.problem.clone().unwrap_or_default(),
+            ]);
+        }
+        let mut text = format!("{table}\n");
+        for c in self.chains.iter().filter(|c| !c.would_send.is_empty()) {
+            text.push_str(&format!("{} would send:\n", c.chain));
+            for line in &c.would_send {
+                text.push_str(&format!("  {line}\n"));
+            }
+        }
+        for s in self.synced.iter().filter(|s| s.error.is_some()) {
+            text.push_str(&format!("sync of {} failed: {}\n", s.source, s.error.as_deref().unwrap_or("")));
+        }
+        text.push_str(&format!(
+            "{:.1}s{}\n",
+            self.seconds,
+            if self.dry_run { " (dry run: nothing sent)" } else { "" }
+        ));
+        text
     }
 }

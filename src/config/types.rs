@@ -283,6 +283,9 @@ pub struct RedisStreamTarget {
 pub struct Route {
     pub source: String,
     pub targets: Vec<String>,
+    /// Only items of these event names (EVM sources); every decoded event when absent.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
 }
 
 mod defaults {

@@ -114,7 +114,7 @@ impl SourceRunner {
     /// Loads the source's cursor and children from the store; a source without a cursor starts
     /// at `start` (or its `start_block`).
     pub fn open(
-        plan: SourcePlan,
+        mut plan: SourcePlan,
         rpc: ChainRpc,
         store: Arc<Store>,
         start: Option<u64>,
@@ -124,6 +124,9 @@ impl SourceRunner {
         // The cursor itself is written with the first range, so that a run that reads nothing
         // leaves no claim on where the source starts.
         let source_id = store.write(|tx| {
+            for route in &mut plan.routes {
+                route.target_id = tx.target_id(&route.target)?;
+            }
             let id = tx.source_id(&plan.name)?;
             for address in plan.statics.keys() {
                 tx.register_contract(

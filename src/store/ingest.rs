@@ -10,7 +10,7 @@ use std::ops::RangeInclusive;
 use alloy::primitives::{Address, B256};
 use redb::{ReadTransaction, ReadableTable};
 
-use super::keys::{BlockKey, ContractKey, CursorKey, EventKey, FixedKey, ReorgKey};
+use super::keys::{BlockKey, ContractKey, CursorKey, DeliveryKey, EventKey, FixedKey, ReorgKey};
 use super::records::{self, BlockHash, Contract, Cursor, Event, Reorg};
 use super::{StoreError, WriteTx, now, tables};
 
@@ -30,6 +30,8 @@ pub struct RangeWrite {
     pub last_hash: B256,
     /// Hashes of this source below this block are dropped: the window only keeps recent blocks.
     pub keep_hashes_from: u64,
+    /// Deliveries the routes make of this range's events, created pending unless they exist.
+    pub deliveries: Vec<DeliveryKey>,
 }
 
 /// What a rewind removed.
@@ -76,6 +78,10 @@ impl WriteTx<'_> {
         for (key, contract) in &w.contracts {
             self.put_contract(*key, contract)?;
         }
+        let created = now();
+        for key in &w.deliveries {
+            self.add_delivery(*key, created)?;
+        }
         {
             let mut hashes = self.raw().open_table(tables::BLOCK_HASHES).map_err(|e| self.fail(e))?;
             for (number, hash) in &w.hashes {
@@ -116,15 +122,17 @@ impl WriteTx<'_> {
             .read_cursor(source)?
             .ok_or_else(|| self.fail(format!("source #{source} has no cursor to rewind")))?;
         let mut removed = Removed::default();
+        let mut orphaned = std::collections::HashSet::new();
         {
             let mut events = self.raw().open_table(tables::EVENTS).map_err(|e| self.fail(e))?;
             let lo = EventKey { chain, block: ancestor + 1, log_index: 0 }.to_bytes();
             let hi = EventKey { chain, block: u64::MAX, log_index: u32::MAX }.to_bytes();
             let mut bad = None;
             events
-                .retain_in(lo..=hi, |_, value| match records::decode::<Event>(value) {
+                .retain_in(lo..=hi, |key, value| match records::decode::<Event>(value) {
                     Ok(event) if event.source == source => {
                         removed.events += 1;
+                        orphaned.insert(EventKey::from_bytes(key));
                         false
                     }
                     Ok(_) => true,
@@ -151,6 +159,16 @@ impl WriteTx<'_> {
                     _ => true,
                 })
                 .map_err(|e| self.fail(e))?;
+        }
+        let (dropped, kept) = self.remove_orphaned_deliveries(&orphaned)?;
+        if kept > 0 {
+            tracing::warn!(
+                source,
+                chain,
+                dropped,
+                kept,
+                "reorg: deliveries of orphaned events were already sent; their transactions stand"
+            );
         }
         {
             let mut hashes = self.raw().open_table(tables::BLOCK_HASHES).map_err(|e| self.fail(e))?;

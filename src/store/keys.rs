@@ -113,7 +113,7 @@ impl FixedKey<28> for ContractKey {
 }
 
 /// `events`: (chain id, block number, log index) — the order a chain emitted them in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct EventKey {
     pub chain: u64,
     pub block: u64,

@@ -14,6 +14,7 @@
 //! files. `tests/fixtures/store-vN.redb` is a small populated file of each schema N; the current
 //! one is rewritten by running the store tests with `FERRY_REGEN_FIXTURES=1`.
 
+pub mod deliver;
 pub mod dump;
 pub mod ingest;
 pub mod keys;

@@ -242,6 +242,8 @@ pub enum IntentState {
     Mined,
     /// Its nonce was used by a transaction ferry did not sign; its deliveries went back to pending.
     Dropped,
+    /// Mined and as deep as the chain's confirmations: nothing more to watch.
+    Confirmed,
 }
 
 /// A signed transaction, written before it is broadcast so that a crash re-sends the same bytes.
@@ -265,6 +267,8 @@ pub struct TxIntent {
     pub deliveries: Vec<crate::store::keys::DeliveryKey>,
     /// The hash that was mined, once one was.
     pub mined: Option<B256>,
+    /// The hash of the operator's cancellation (a zero-value send to itself at this nonce).
+    pub cancel: Option<B256>,
 }
 
 impl Record for TxIntent {
@@ -278,8 +282,14 @@ impl TxIntent {
         std::iter::once(self.hash).chain(self.replaced.iter().rev().copied())
     }
 
+    /// Signed or sent, not yet mined: broadcast again, bumped, or found dropped.
     pub fn is_open(&self) -> bool {
         matches!(self.state, IntentState::Signed | IntentState::Sent)
+    }
+
+    /// Nothing more can happen to it.
+    pub fn is_settled(&self) -> bool {
+        matches!(self.state, IntentState::Dropped | IntentState::Confirmed)
     }
 }
 

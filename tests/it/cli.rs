@@ -67,7 +67,6 @@ fn commands_not_built_yet_say_so_and_exit_1() {
     )
     .expect("write config");
     for args in [
-        &["push"][..],
         &["backfill", "--from", "0", "--to", "10", "--deliver"][..],
         &["watch", "--metrics-addr", "127.0.0.1:9464"][..],
     ] {

@@ -38,6 +38,9 @@ alloy::sol! {
         function lastBatchHeight() external view returns (uint64);
         function postedCount() external view returns (uint256);
         function getRoot(uint64 height) external view returns (bytes32);
+        function record(uint64 height, bytes32 root) external;
+        function recordedCount(uint64 height) external view returns (uint256);
+        function totalRecorded() external view returns (uint256);
         error BatchAlreadyExists(uint64 height);
         error EmptyRoot();
         event BatchPosted(uint64 indexed height, bytes32 root, address sender);

@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod contracts;
+mod deliver;
 mod devnet;
 mod ingest;
 mod online;

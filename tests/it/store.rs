@@ -149,6 +149,7 @@ fn populate(store: &Store) {
                     replaced: vec![hash(0xa9)],
                     deliveries: vec![delivery],
                     mined: Some(hash(0xaa)),
+                    cancel: None,
                 },
             )?;
             tx.put_reorg(

@@ -19,10 +19,10 @@ use alloy::primitives::{Address, B256};
 use futures_util::future::try_join_all;
 
 use self::decode::EventSet;
-use crate::config::{Config, FinalityTag, Source};
+use crate::config::{Config, FinalityTag, Source, Target};
 use crate::engine::rpc::{BlockId, ChainRpc, Header, Log, LogFilter, RpcError};
 use crate::store::ingest::RangeWrite;
-use crate::store::keys::{ContractKey, EventKey};
+use crate::store::keys::{ContractKey, DeliveryKey, EventKey, ItemKey};
 use crate::store::records::{BlockHash, Contract, Event};
 
 /// Where a source stops reading: a depth below the head, or a block tag.
@@ -66,6 +66,19 @@ pub struct SourcePlan {
     pub factories: Vec<FactoryPlan>,
     /// topic0 of every child event of every factory.
     pub child_topics: Vec<B256>,
+    /// Where this source's events go: one delivery per decoded event, target and chain.
+    pub routes: Vec<RoutePlan>,
+}
+
+/// One target a source's events are delivered to.
+#[derive(Debug, Clone)]
+pub struct RoutePlan {
+    pub target: String,
+    /// The target's id in the store; set when the source opens its store.
+    pub target_id: u32,
+    pub chain_ids: Vec<u64>,
+    /// Only events of these names; all decoded events when `None`.
+    pub events: Option<Vec<String>>,
 }
 
 /// Default depth when a chain sets neither `confirmations` nor `finality`.
@@ -114,6 +127,26 @@ impl SourcePlan {
             }
             let mut child_topics: Vec<B256> = child_topics.into_iter().collect();
             child_topics.sort();
+            let mut routes = Vec::new();
+            for route in config.routes.iter().filter(|r| &r.source == name) {
+                for target in &route.targets {
+                    // Transactions only, for now; sinks and SEDA provers route their own way.
+                    let Some(Target::EvmCall(call)) = config.targets.get(target) else { continue };
+                    let chain_ids = call
+                        .chains
+                        .keys()
+                        .map(|c| {
+                            config.chains.get(c).map(|c| c.chain_id).ok_or_else(|| format!("no chain {c}"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    routes.push(RoutePlan {
+                        target: target.clone(),
+                        target_id: 0,
+                        chain_ids,
+                        events: route.events.clone(),
+                    });
+                }
+            }
             plans.push(SourcePlan {
                 name: name.clone(),
                 chain: evm.chain.clone(),
@@ -127,6 +160,7 @@ impl SourcePlan {
                 statics,
                 factories,
                 child_topics,
+                routes,
             });
         }
         Ok(plans)
@@ -373,7 +407,24 @@ impl Fetched {
             };
             let key =
                 EventKey { chain: plan.chain_id, block: log.block_number.to(), log_index: log_index(log) };
-            write.events.push((key, to_event(write.source, log, set)));
+            let event = to_event(write.source, log, set);
+            if event.fields.is_some() {
+                for route in &plan.routes {
+                    let wanted = match (&route.events, &event.name) {
+                        (None, _) => true,
+                        (Some(names), Some(name)) => names.contains(name),
+                        (Some(_), None) => false,
+                    };
+                    if wanted {
+                        write.deliveries.extend(route.chain_ids.iter().map(|&chain| DeliveryKey {
+                            target: route.target_id,
+                            chain,
+                            item: ItemKey::Event(key),
+                        }));
+                    }
+                }
+            }
+            write.events.push((key, event));
         }
         write
     }

@@ -71,6 +71,31 @@ pub struct RpcError {
     pub code: Option<i64>,
     pub retry_after: Option<Duration>,
     pub hint: Option<RangeHint>,
+    /// The error's `data`: for a revert, the revert bytes as hex.
+    pub data: Option<serde_json::Value>,
+}
+
+impl RpcError {
+    /// The revert bytes of an `eth_call`/`eth_estimateGas` that reverted, when the node gave them.
+    pub fn revert_data(&self) -> Option<alloy::primitives::Bytes> {
+        let text = match &self.data {
+            Some(serde_json::Value::String(s)) => s.as_str(),
+            // Some nodes nest it: {"data": "0x…"} or {"result": "0x…"}.
+            Some(serde_json::Value::Object(o)) => {
+                o.get("data").or(o.get("result")).and_then(|v| v.as_str())?
+            }
+            _ => return None,
+        };
+        text.parse().ok()
+    }
+
+    /// Whether the node says the call reverted (with or without data).
+    pub fn is_revert(&self) -> bool {
+        self.kind == ErrorKind::Node
+            && (self.code == Some(3)
+                || self.message.to_ascii_lowercase().contains("revert")
+                || self.revert_data().is_some())
+    }
 }
 
 impl RpcError {
@@ -313,6 +338,7 @@ mod tests {
             code: Some(-32000),
             retry_after: None,
             hint: None,
+            data: None,
         };
         assert!(e.is_retryable());
         assert!(!RpcError { message: "execution reverted".into(), ..e }.is_retryable());

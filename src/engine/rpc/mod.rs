@@ -280,6 +280,7 @@ impl ChainRpc {
                 code: None,
                 retry_after: None,
                 hint: None,
+                data: None,
             }),
         }
     }
@@ -408,6 +409,7 @@ impl ChainRpc {
             code: None,
             retry_after: None,
             hint: None,
+            data: None,
         };
         let response = self
             .inner
@@ -443,7 +445,12 @@ impl ChainRpc {
         };
         if let Some(error) = envelope.error {
             let (kind, hint) = error::classify_node_error(error.code, &error.message, error.data.as_ref());
-            return Err(RpcError { code: Some(error.code), hint, ..fail(kind, error.message) });
+            return Err(RpcError {
+                code: Some(error.code),
+                hint,
+                data: error.data,
+                ..fail(kind, error.message)
+            });
         }
         Ok(envelope.result)
     }

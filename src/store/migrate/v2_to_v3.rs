@@ -66,5 +66,6 @@ pub fn run(tx: &mut WriteTx<'_>) -> Result<(), StoreError> {
         replaced: i.replaced,
         deliveries: i.deliveries,
         mined: None,
+        cancel: None,
     })
 }

@@ -1,0 +1,657 @@
+//! The `evm-call` target's pure logic: calldata from an item's fields, the "already done" view
+//! check, and revert classification. No RPC and no store, so every rule here is unit-tested.
+//!
+//! Declarations are parsed once into a [`CallPlan`]; config validation has already vetted them,
+//! but the plan still returns errors rather than trusting that.
+
+use std::cmp::Ordering;
+
+use alloy::dyn_abi::{DynSolType, DynSolValue, ErrorExt, FunctionExt, JsonAbiExt, Specifier};
+use alloy::json_abi::{Error as AbiError, Function, Param};
+use alloy::primitives::{Bytes, hex};
+use alloy::sol_types::{Panic, PanicKind, Revert as SolRevert, SolError};
+use serde_json::{Map, Value};
+
+use crate::config::EvmCallTarget;
+use crate::config::validate::parse_compare;
+
+/// Values quoted in messages are cut here: they come from chains and configs, and a log line
+/// holding a 10 kB blob helps nobody.
+const PREVIEW_CHARS: usize = 100;
+/// How much of an unknown custom error's arguments a message shows.
+const PREVIEW_BYTES: usize = 64;
+
+/// One evm-call target, parsed once.
+#[derive(Debug, Clone)]
+pub struct CallPlan {
+    function: Function,
+    args: Vec<Arg>,
+    view: Option<View>,
+    already_there: Vec<AbiError>,
+}
+
+#[derive(Debug, Clone)]
+struct Arg {
+    param: String,
+    ty: DynSolType,
+    source: Source,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Field(String),
+    /// Coerced when the plan is built, so a bad literal fails at start-up, not per item.
+    Literal(DynSolValue),
+}
+
+#[derive(Debug, Clone)]
+struct View {
+    function: Function,
+    params: Vec<(String, DynSolType)>,
+    output: DynSolType,
+    op: &'static str,
+    operand: String,
+}
+
+/// Whether comparison `op` accepts `ord`; `None` stands for unequal values with no order (two
+/// different roots), which only `!=` accepts.
+fn holds(op: &str, ord: Option<Ordering>) -> bool {
+    match (op, ord) {
+        ("!=", ord) => ord != Some(Ordering::Equal),
+        ("==", Some(o)) => o.is_eq(),
+        (">=", Some(o)) => o.is_ge(),
+        ("<=", Some(o)) => o.is_le(),
+        (">", Some(o)) => o.is_gt(),
+        ("<", Some(o)) => o.is_lt(),
+        _ => false,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("`{decl}` is not a Solidity declaration: {reason}")]
+    BadDeclaration { decl: String, reason: String },
+    #[error("a parameter of type `{ty}` of `{function}` has no name to take a value by")]
+    UnnamedParam { function: String, ty: String },
+    #[error("no argument for parameter `{param}`")]
+    NoArgument { param: String },
+    #[error("argument `{param}` must set exactly one of `field` or `value`")]
+    AmbiguousArgument { param: String },
+    #[error("`{compare}` is not a comparison such as `>= height`")]
+    BadCompare { compare: String },
+    #[error("the view `{view}` must return exactly one value, not {count}")]
+    ViewReturns { view: String, count: usize },
+    #[error("the item has no field `{field}` for parameter `{param}`")]
+    MissingField { field: String, param: String },
+    #[error("field `{field}` for parameter `{param}` is not a `{ty}`: {value} ({reason})")]
+    BadField { field: String, param: String, ty: String, value: String, reason: String },
+    #[error("the literal for parameter `{param}` is not a `{ty}`: {value} ({reason})")]
+    BadLiteral { param: String, ty: String, value: String, reason: String },
+    #[error("comparison operand `{operand}` is not a `{ty}`: {value} ({reason})")]
+    BadOperand { operand: String, ty: String, value: String, reason: String },
+    #[error("cannot encode a call to `{function}`: {reason}")]
+    Encode { function: String, reason: String },
+    #[error("the view `{view}` returned data that is not a `{ty}`: {reason}")]
+    BadReturn { view: String, ty: String, reason: String },
+    #[error("`{op}` needs an integer, and the view returns `{ty}` (use == or !=)")]
+    OrderedCompare { op: String, ty: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revert {
+    /// A configured "already there" error: the item is on the destination already. Holds e.g.
+    /// `BatchAlreadyExists(7)`.
+    AlreadyThere(String),
+    /// Any other revert, decoded as far as possible, as a sentence for the operator.
+    Failed(String),
+}
+
+impl CallPlan {
+    pub fn new(target: &EvmCallTarget) -> Result<Self, CallError> {
+        let function = parse_function(&target.function)?;
+        let mut args = Vec::with_capacity(function.inputs.len());
+        for (param, ty) in named_params(&function)? {
+            let arg =
+                target.args.get(&param).ok_or_else(|| CallError::NoArgument { param: param.clone() })?;
+            let source = match (&arg.field, &arg.value) {
+                (Some(field), None) => Source::Field(field.clone()),
+                (None, Some(literal)) => Source::Literal(coerce_literal(&param, &ty, literal)?),
+                _ => return Err(CallError::AmbiguousArgument { param }),
+            };
+            args.push(Arg { param, ty, source });
+        }
+        let done = target.already_done.as_ref();
+        let view = match done.and_then(|d| d.view.as_deref()) {
+            Some(decl) => {
+                let compare = done.and_then(|d| d.compare.as_deref()).unwrap_or_default();
+                Some(parse_view(decl, compare)?)
+            }
+            None => None,
+        };
+        let already_there = done
+            .map(|d| d.revert_errors.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|decl| {
+                AbiError::parse(decl.trim()).map_err(|e| CallError::BadDeclaration {
+                    decl: preview(decl),
+                    reason: first_line(&e.to_string()),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { function, args, view, already_there })
+    }
+
+    pub fn function_name(&self) -> &str {
+        &self.function.name
+    }
+
+    /// ABI calldata (selector + encoded args) for an item. A `field` argument is the item field
+    /// coerced to the parameter's type; a `value` argument is the literal coerced at start-up.
+    /// Errors are permanent: this target cannot deliver the item.
+    pub fn calldata(&self, fields: &Map<String, Value>) -> Result<Bytes, CallError> {
+        let values = self
+            .args
+            .iter()
+            .map(|arg| match &arg.source {
+                Source::Field(field) => field_value(fields, field, &arg.param, &arg.ty),
+                Source::Literal(value) => Ok(value.clone()),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        encode(&self.function, &values)
+    }
+
+    /// Calldata of the configured already-done view for an item, `None` when no view is
+    /// configured. The view's parameters are filled from item fields of the same name.
+    pub fn done_view_calldata(&self, fields: &Map<String, Value>) -> Option<Result<Bytes, CallError>> {
+        let view = self.view.as_ref()?;
+        let values = view
+            .params
+            .iter()
+            .map(|(name, ty)| field_value(fields, name, name, ty))
+            .collect::<Result<Vec<_>, _>>();
+        Some(values.and_then(|values| encode(&view.function, &values)))
+    }
+
+    /// Judges the view's return data against `compare`; `Ok(true)` means already done, and so
+    /// does nothing when no view is configured (`Ok(false)`). The operand is an item field when
+    /// one has that name, else a literal. Integers compare numerically at 256 bits, so a
+    /// `uint64` view compares with any field; other types support only `==` and `!=`, and a
+    /// literal `0` there means the zero value (zero word, zero address, false, empty).
+    pub fn judge_view(&self, returned: &[u8], fields: &Map<String, Value>) -> Result<bool, CallError> {
+        let Some(view) = &self.view else { return Ok(false) };
+        let bad_return = |reason: String| CallError::BadReturn {
+            view: view.function.name.clone(),
+            ty: view.output.to_string(),
+            reason,
+        };
+        let got = view
+            .function
+            .abi_decode_output(returned)
+            .map_err(|e| bad_return(first_line(&e.to_string())))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| bad_return("no value".into()))?;
+        // Widened so that a field beyond the view's own width still compares instead of failing.
+        let ty = match &view.output {
+            DynSolType::Uint(_) => DynSolType::Uint(256),
+            DynSolType::Int(_) => DynSolType::Int(256),
+            other => other.clone(),
+        };
+        let bad_operand = |value: String, reason: String| CallError::BadOperand {
+            operand: view.operand.clone(),
+            ty: ty.to_string(),
+            value: preview(&value),
+            reason,
+        };
+        let want = match fields.get(&view.operand) {
+            Some(value) => Some(coerce(&ty, value).map_err(|reason| bad_operand(value.to_string(), reason))?),
+            None if view.operand == "0" && !matches!(ty, DynSolType::Uint(_) | DynSolType::Int(_)) => None,
+            None => Some(
+                coerce_text(&ty, &view.operand)
+                    .map_err(|reason| bad_operand(view.operand.clone(), reason))?,
+            ),
+        };
+        let ord = match (&got, want) {
+            (DynSolValue::Uint(a, _), Some(DynSolValue::Uint(b, _))) => Some(a.cmp(&b)),
+            (DynSolValue::Int(a, _), Some(DynSolValue::Int(b, _))) => Some(a.cmp(&b)),
+            (_, want) if matches!(view.op, "==" | "!=") => {
+                let equal = want.map_or_else(|| is_zero(&got), |want| want == got);
+                equal.then_some(Ordering::Equal)
+            }
+            _ => return Err(CallError::OrderedCompare { op: view.op.into(), ty: ty.to_string() }),
+        };
+        Ok(holds(view.op, ord))
+    }
+
+    /// Classifies revert data (the bytes from an eth_call / eth_estimateGas error's `data`).
+    pub fn classify_revert(&self, data: &[u8]) -> Revert {
+        let Some((selector, args)) = data.split_first_chunk::<4>() else {
+            return Revert::Failed(if data.is_empty() {
+                "reverted without a reason".into()
+            } else {
+                format!("reverted with malformed data 0x{}", hex::encode(data))
+            });
+        };
+        if *selector == SolRevert::SELECTOR {
+            return Revert::Failed(match SolRevert::abi_decode(data) {
+                Ok(revert) => format!("reverted: {}", preview(&revert.reason)),
+                Err(_) => format!("reverted with a malformed Error(string): {}", hex_preview(args)),
+            });
+        }
+        if *selector == Panic::SELECTOR {
+            return Revert::Failed(match Panic::abi_decode(data) {
+                Ok(panic) => {
+                    let kind = panic.kind().map_or("unknown code", PanicKind::as_str);
+                    format!("panic {:#04x} ({kind})", panic.code)
+                }
+                Err(_) => format!("reverted with a malformed Panic(uint256): {}", hex_preview(args)),
+            });
+        }
+        if let Some(error) = self.already_there.iter().find(|e| e.selector() == *selector) {
+            // A matching selector with undecodable arguments is not trusted as "already there":
+            // wrongly skipping an item would lose it, while a failure is retried and visible.
+            return match error.decode_error(data) {
+                Ok(decoded) => Revert::AlreadyThere(format!("{}({})", error.name, show_list(&decoded.body))),
+                Err(_) => {
+                    Revert::Failed(format!("{} with malformed arguments {}", error.name, hex_preview(args)))
+                }
+            };
+        }
+        let mut message = format!("custom error 0x{}", hex::encode(selector));
+        if !args.is_empty() {
+            message.push_str(&format!(" with arguments {}", hex_preview(args)));
+        }
+        Revert::Failed(message)
+    }
+}
+
+fn parse_function(decl: &str) -> Result<Function, CallError> {
+    Function::parse(decl.trim())
+        .map_err(|e| CallError::BadDeclaration { decl: preview(decl), reason: first_line(&e.to_string()) })
+}
+
+/// Parameters by name with their resolved types; every one needs a name to take a value by.
+fn named_params(function: &Function) -> Result<Vec<(String, DynSolType)>, CallError> {
+    function
+        .inputs
+        .iter()
+        .map(|param| {
+            let ty = resolve(param)?;
+            if param.name.is_empty() {
+                return Err(CallError::UnnamedParam { function: function.name.clone(), ty: ty.to_string() });
+            }
+            Ok((param.name.clone(), ty))
+        })
+        .collect()
+}
+
+fn resolve(param: &Param) -> Result<DynSolType, CallError> {
+    param
+        .resolve()
+        .map_err(|e| CallError::BadDeclaration { decl: param.ty.clone(), reason: first_line(&e.to_string()) })
+}
+
+fn parse_view(decl: &str, compare: &str) -> Result<View, CallError> {
+    let function = parse_function(decl)?;
+    let params = named_params(&function)?;
+    let [output] = function.outputs.as_slice() else {
+        return Err(CallError::ViewReturns { view: function.name.clone(), count: function.outputs.len() });
+    };
+    let output = resolve(output)?;
+    let (op, operand) =
+        parse_compare(compare).ok_or_else(|| CallError::BadCompare { compare: preview(compare) })?;
+    // The operator as a `'static` text, so the plan does not borrow the config.
+    let op = ["==", "!=", ">=", "<=", ">", "<"]
+        .into_iter()
+        .find(|o| *o == op)
+        .ok_or_else(|| CallError::BadCompare { compare: preview(compare) })?;
+    Ok(View { function, params, output, op, operand: operand.to_string() })
+}
+
+fn encode(function: &Function, values: &[DynSolValue]) -> Result<Bytes, CallError> {
+    function.abi_encode_input(values).map(Bytes::from).map_err(|e| CallError::Encode {
+        function: function.name.clone(),
+        reason: first_line(&e.to_string()),
+    })
+}
+
+fn field_value(
+    fields: &Map<String, Value>,
+    field: &str,
+    param: &str,
+    ty: &DynSolType,
+) -> Result<DynSolValue, CallError> {
+    let value = fields
+        .get(field)
+        .ok_or_else(|| CallError::MissingField { field: field.into(), param: param.into() })?;
+    coerce(ty, value).map_err(|reason| CallError::BadField {
+        field: field.into(),
+        param: param.into(),
+        ty: ty.to_string(),
+        value: preview(&value.to_string()),
+        reason,
+    })
+}
+
+/// A YAML literal goes through JSON so that literals and fields follow one set of rules.
+fn coerce_literal(
+    param: &str,
+    ty: &DynSolType,
+    literal: &serde_yaml::Value,
+) -> Result<DynSolValue, CallError> {
+    let bad = |reason: String| CallError::BadLiteral {
+        param: param.into(),
+        ty: ty.to_string(),
+        value: preview(serde_yaml::to_string(literal).unwrap_or_default().trim_end()),
+        reason,
+    };
+    let json = serde_json::to_value(literal).map_err(|e| bad(first_line(&e.to_string())))?;
+    coerce(ty, &json).map_err(bad)
+}
+
+/// A JSON value as a value of `ty`: strings through `coerce_str`, numbers and bools through
+/// their text, arrays element by element (tuples too, as decoded events render them as arrays).
+fn coerce(ty: &DynSolType, value: &Value) -> Result<DynSolValue, String> {
+    let elements = |inner: &mut dyn Iterator<Item = &DynSolType>, items: &[Value]| {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match inner.next() {
+                Some(ty) => coerce(ty, item).map_err(|e| format!("element {i}: {e}")),
+                None => Err(format!("element {i}: one too many")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    match (ty, value) {
+        (DynSolType::Array(inner), Value::Array(items)) => {
+            elements(&mut std::iter::repeat(inner.as_ref()), items).map(DynSolValue::Array)
+        }
+        (DynSolType::FixedArray(inner, len), Value::Array(items)) if items.len() == *len => {
+            elements(&mut std::iter::repeat(inner.as_ref()), items).map(DynSolValue::FixedArray)
+        }
+        (DynSolType::Tuple(types), Value::Array(items)) if items.len() == types.len() => {
+            elements(&mut types.iter(), items).map(DynSolValue::Tuple)
+        }
+        (DynSolType::Bool, Value::Bool(b)) => Ok(DynSolValue::Bool(*b)),
+        (_, Value::String(text)) => coerce_text(ty, text),
+        // YAML reads an unquoted `0x11` as the number 17, which would silently become `0x17`.
+        (DynSolType::Address | DynSolType::FixedBytes(_) | DynSolType::Bytes, Value::Number(_)) => {
+            Err("a number; write bytes and addresses as quoted 0x… strings".into())
+        }
+        (_, Value::Number(n)) if n.is_u64() || n.is_i64() => coerce_text(ty, &n.to_string()),
+        // Floats lose digits past 2^53; quoting keeps big integers exact.
+        (_, Value::Number(_)) => Err("a fractional or very large number; quote it as a string".into()),
+        (_, Value::Bool(b)) => coerce_text(ty, &b.to_string()),
+        (_, Value::Array(items)) => Err(format!("an array of {} elements", items.len())),
+        (_, Value::Null) => Err("null".into()),
+        (_, Value::Object(_)) => Err("an object".into()),
+    }
+}
+
+/// Text as a value of `ty`. A `string` parameter takes the text as it is: `coerce_str` would
+/// trim it and strip quotes, changing what the item said.
+fn coerce_text(ty: &DynSolType, text: &str) -> Result<DynSolValue, String> {
+    match ty {
+        DynSolType::String => Ok(DynSolValue::String(text.to_string())),
+        _ => ty.coerce_str(text).map_err(|e| parser_reason(&e.to_string())),
+    }
+}
+
+fn is_zero(value: &DynSolValue) -> bool {
+    match value {
+        DynSolValue::FixedBytes(word, _) => word.is_zero(),
+        DynSolValue::Address(address) => address.is_zero(),
+        DynSolValue::Bool(b) => !b,
+        DynSolValue::Bytes(bytes) => bytes.is_empty(),
+        DynSolValue::String(s) => s.is_empty(),
+        DynSolValue::Array(items) => items.is_empty(),
+        _ => false,
+    }
+}
+
+/// A decoded value as an operator reads it: `BatchAlreadyExists(7)`, not ABI words.
+fn show(value: &DynSolValue) -> String {
+    match value {
+        DynSolValue::Bool(b) => b.to_string(),
+        DynSolValue::Int(i, _) => i.to_string(),
+        DynSolValue::Uint(u, _) => u.to_string(),
+        DynSolValue::Address(a) => a.to_checksum(None),
+        DynSolValue::FixedBytes(word, size) => format!("0x{}", hex::encode(&word[..*size])),
+        DynSolValue::Bytes(bytes) => hex_preview(bytes),
+        DynSolValue::String(s) => format!("{:?}", preview(s)),
+        DynSolValue::Array(items) | DynSolValue::FixedArray(items) => format!("[{}]", show_list(items)),
+        DynSolValue::Tuple(items) => format!("({})", show_list(items)),
+        #[allow(unreachable_patterns)]
+        other => preview(&format!("{other:?}")),
+    }
+}
+
+fn show_list(values: &[DynSolValue]) -> String {
+    preview(&values.iter().map(show).collect::<Vec<_>>().join(", "))
+}
+
+fn hex_preview(bytes: &[u8]) -> String {
+    let more = if bytes.len() > PREVIEW_BYTES { "…" } else { "" };
+    format!("0x{}{more}", hex::encode(&bytes[..bytes.len().min(PREVIEW_BYTES)]))
+}
+
+fn preview(text: &str) -> String {
+    match text.char_indices().nth(PREVIEW_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// `coerce_str` errors read "parser error:", the input, a caret line, then the reason; the
+/// reason is what an operator needs, and the input is already in the message.
+fn parser_reason(text: &str) -> String {
+    let lines = text.lines().skip_while(|line| !line.trim_start().starts_with('^')).skip(1);
+    let reason = lines.map(str::trim).collect::<Vec<_>>().join(" ");
+    if reason.is_empty() { "invalid syntax".into() } else { preview(&reason) }
+}
+
+/// Parser errors span lines with carets; the first line says what went wrong.
+fn first_line(text: &str) -> String {
+    preview(text.lines().next().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{B256, I256, U256, keccak256};
+    use alloy::sol_types::{SolCall, SolValue};
+    use serde_json::json;
+
+    use super::*;
+
+    alloy::sol! {
+        function postBatch(uint64 height, bytes32 root);
+        function setFee(uint256 fee, address to, bool on, string note);
+        function register(address who, bool ok, uint8[] ids);
+        function getRoot(uint64 height) view returns (bytes32);
+        error BatchAlreadyExists(uint64 height);
+    }
+
+    const ROOT: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
+    const POST: &str = "function postBatch(uint64 height, bytes32 root)";
+    const POST_ARGS: &str = "height: { field: height }, root: { field: root }";
+
+    /// A plan from YAML snippets, as a config would hold them.
+    fn plan(function: &str, args: &str, done: &str) -> Result<CallPlan, CallError> {
+        let yaml = format!("function: '{function}'\nargs: {{ {args} }}\nchains: {{}}\nalready_done: {done}");
+        CallPlan::new(&serde_yaml::from_str(&yaml).expect("test target"))
+    }
+
+    /// A plan whose already-done view is `decl` judged by `compare`.
+    fn viewing(decl: &str, compare: &str) -> CallPlan {
+        plan(POST, POST_ARGS, &format!("{{ view: '{decl}', compare: '{compare}' }}")).expect("plan")
+    }
+
+    fn fields(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().expect("object")
+    }
+
+    #[test]
+    fn calldata_matches_solidity_encoding() {
+        let p = plan(POST, POST_ARGS, "null").expect("plan");
+        let data = p.calldata(&fields(json!({ "height": "7", "root": ROOT }))).expect("calldata");
+        let root: B256 = ROOT.parse().expect("root");
+        assert_eq!(data.as_ref(), postBatchCall { height: 7, root }.abi_encode());
+        let mut by_hand = keccak256("postBatch(uint64,bytes32)")[..4].to_vec();
+        by_hand.extend((7u64, root).abi_encode_params());
+        assert_eq!(data.as_ref(), by_hand);
+    }
+
+    #[test]
+    fn literals_are_coerced_once() {
+        let to = "0x000000000000000000000000000000000000dEaD";
+        let decl = "function setFee(uint256 fee, address to, bool on, string note)";
+        let args = format!(
+            "fee: {{ value: 1000 }}, to: {{ value: '{to}' }}, on: {{ value: true }}, note: {{ value: ' as is ' }}"
+        );
+        let data = plan(decl, &args, "null").expect("plan").calldata(&Map::new()).expect("calldata");
+        let call = setFeeCall {
+            fee: U256::from(1000),
+            to: to.parse().expect("to"),
+            on: true,
+            note: " as is ".into(),
+        };
+        assert_eq!(data.as_ref(), call.abi_encode());
+
+        let err = plan(decl, &args.replace("1000", "-1"), "null").expect_err("negative uint");
+        assert!(matches!(&err, CallError::BadLiteral { param, ty, .. } if param == "fee" && ty == "uint256"));
+        // Unquoted YAML hex is a number; taking it would encode 0x11 as 0x17.
+        let err = plan("function f(bytes1 b)", "b: { value: 0x11 }", "null").expect_err("unquoted hex");
+        assert!(matches!(&err, CallError::BadLiteral { param, .. } if param == "b"), "{err}");
+    }
+
+    #[test]
+    fn missing_and_overflowing_fields_are_errors() {
+        let p = plan(POST, POST_ARGS, "null").expect("plan");
+        let err = p.calldata(&fields(json!({ "root": ROOT }))).expect_err("missing");
+        assert_eq!(err, CallError::MissingField { field: "height".into(), param: "height".into() });
+        assert_eq!(err.to_string(), "the item has no field `height` for parameter `height`");
+
+        let err =
+            p.calldata(&fields(json!({ "height": "18446744073709551616", "root": ROOT }))).expect_err("big");
+        assert!(matches!(&err, CallError::BadField { field, ty, .. } if field == "height" && ty == "uint64"));
+        assert!(err.to_string().ends_with("(number too large to fit in target type)"), "{err}");
+        assert!(p.calldata(&fields(json!({ "height": "18446744073709551615", "root": ROOT }))).is_ok());
+
+        let long = json!({ "height": "7", "root": format!("0x{}", "ab".repeat(500)) });
+        let message = p.calldata(&fields(long)).expect_err("long").to_string();
+        assert!(message.len() < 300, "{message}");
+    }
+
+    #[test]
+    fn address_bool_and_array_params() {
+        let decl = "function register(address who, bool ok, uint8[] ids)";
+        let p =
+            plan(decl, "who: { field: who }, ok: { field: ok }, ids: { field: ids }", "null").expect("plan");
+        let who = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+        let data =
+            p.calldata(&fields(json!({ "who": who, "ok": true, "ids": ["1", 2, "255"] }))).expect("data");
+        let call = registerCall { who: who.parse().expect("address"), ok: true, ids: vec![1, 2, 255] };
+        assert_eq!(data.as_ref(), call.abi_encode());
+
+        let err =
+            p.calldata(&fields(json!({ "who": who, "ok": true, "ids": ["1", "256"] }))).expect_err("u8");
+        assert!(
+            matches!(&err, CallError::BadField { reason, .. } if reason.starts_with("element 1")),
+            "{err}"
+        );
+        let err = p.calldata(&fields(json!({ "who": who, "ok": true, "ids": "1" }))).expect_err("not array");
+        assert!(matches!(&err, CallError::BadField { param, ty, .. } if param == "ids" && ty == "uint8[]"));
+    }
+
+    #[test]
+    fn view_with_params() {
+        let p = viewing("function getRoot(uint64 height) view returns (bytes32)", "!= 0");
+        let item = fields(json!({ "height": "7", "root": ROOT }));
+        let data = p.done_view_calldata(&item).expect("configured").expect("calldata");
+        assert_eq!(data.as_ref(), getRootCall { height: 7 }.abi_encode());
+        assert!(!p.judge_view(&B256::ZERO.abi_encode(), &item).expect("judge"));
+        assert!(p.judge_view(&B256::repeat_byte(1).abi_encode(), &item).expect("judge"));
+        assert!(p.done_view_calldata(&Map::new()).expect("configured").is_err());
+
+        let p = viewing("function getRoot(uint64 height) view returns (bytes32)", "== root");
+        assert!(p.judge_view(&B256::repeat_byte(0x11).abi_encode(), &item).expect("judge"));
+        assert!(!p.judge_view(&B256::repeat_byte(0x12).abi_encode(), &item).expect("judge"));
+        assert!(p.judge_view(&[], &item).is_err(), "no code at the address");
+
+        let p = viewing("function getRoot(uint64 height) view returns (bytes32)", ">= root");
+        let err = p.judge_view(&B256::ZERO.abi_encode(), &item).expect_err("ordered bytes32");
+        assert_eq!(err, CallError::OrderedCompare { op: ">=".into(), ty: "bytes32".into() });
+    }
+
+    #[test]
+    fn view_without_params_and_every_operator() {
+        let view = "function lastBatchHeight() view returns (uint64)";
+        assert!(plan(POST, POST_ARGS, "null").expect("plan").done_view_calldata(&Map::new()).is_none());
+        let data = viewing(view, ">= height").done_view_calldata(&Map::new()).expect("view").expect("data");
+        assert_eq!(data.as_ref(), &keccak256("lastBatchHeight()")[..4]);
+
+        let returned = 7u64.abi_encode();
+        let cases = [
+            (">= height", [true, true, false]),
+            ("<= height", [false, true, true]),
+            ("> height", [true, false, false]),
+            ("< height", [false, false, true]),
+            ("== height", [false, true, false]),
+            ("!= height", [true, false, true]),
+        ];
+        for (compare, expected) in cases {
+            let p = viewing(view, compare);
+            for (height, want) in ["6", "7", "8"].into_iter().zip(expected) {
+                let got = p.judge_view(&returned, &fields(json!({ "height": height }))).expect("judge");
+                assert_eq!(got, want, "{compare} with view 7 and height {height}");
+            }
+        }
+        // A literal operand, and a field that is a JSON number.
+        assert!(viewing(view, "> 6").judge_view(&returned, &Map::new()).expect("judge"));
+        assert!(!viewing(view, "> 7").judge_view(&returned, &Map::new()).expect("judge"));
+        assert!(viewing(view, "== n").judge_view(&returned, &fields(json!({ "n": 7 }))).expect("judge"));
+    }
+
+    #[test]
+    fn wide_and_signed_integers_compare_numerically() {
+        let big = U256::from(1u8) << 200usize;
+        let need = |n: U256| fields(json!({ "need": n.to_string() }));
+        let p = viewing("function total() view returns (uint256)", ">= need");
+        assert!(p.judge_view(&big.abi_encode(), &need(big)).expect("judge"));
+        assert!(!p.judge_view(&big.abi_encode(), &need(big + U256::from(1))).expect("judge"));
+        // A uint64 view against a field beyond u64 compares rather than failing.
+        let p = viewing("function lastBatchHeight() view returns (uint64)", "< need");
+        assert!(p.judge_view(&7u64.abi_encode(), &need(big)).expect("judge"));
+
+        let p = viewing("function delta() view returns (int256)", "< 0");
+        assert!(p.judge_view(&I256::try_from(-5).expect("int").abi_encode(), &Map::new()).expect("judge"));
+        assert!(!p.judge_view(&I256::try_from(5).expect("int").abi_encode(), &Map::new()).expect("judge"));
+
+        let p = viewing("function done(uint64 height) view returns (bool)", "== true");
+        assert!(p.judge_view(&true.abi_encode(), &Map::new()).expect("judge"));
+        assert!(!p.judge_view(&false.abi_encode(), &Map::new()).expect("judge"));
+    }
+
+    #[test]
+    fn classifies_reverts() {
+        let done = "{ revert_errors: ['error BatchAlreadyExists(uint64 height)'] }";
+        let p = plan(POST, POST_ARGS, done).expect("plan");
+        let reason = SolRevert::from("EmptyRoot: root is zero").abi_encode();
+        assert_eq!(p.classify_revert(&reason), Revert::Failed("reverted: EmptyRoot: root is zero".into()));
+        let panic = Panic::from(PanicKind::UnderOverflow).abi_encode();
+        let overflow = "panic 0x11 (arithmetic underflow or overflow)";
+        assert_eq!(p.classify_revert(&panic), Revert::Failed(overflow.into()));
+        let exists = BatchAlreadyExists { height: 7 }.abi_encode();
+        assert_eq!(p.classify_revert(&exists), Revert::AlreadyThere("BatchAlreadyExists(7)".into()));
+        let truncated = p.classify_revert(&exists[..20]);
+        assert!(matches!(truncated, Revert::Failed(m) if m.starts_with("BatchAlreadyExists with malformed")));
+        assert_eq!(p.classify_revert(&[]), Revert::Failed("reverted without a reason".into()));
+
+        // The same error, unconfigured, is only a custom error.
+        let other = plan(POST, POST_ARGS, "null").expect("plan");
+        let args = format!("{}07", "0".repeat(62));
+        let expected = format!("custom error 0x{} with arguments 0x{args}", hex::encode(&exists[..4]));
+        assert_eq!(other.classify_revert(&exists), Revert::Failed(expected));
+    }
+}

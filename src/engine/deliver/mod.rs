@@ -1,0 +1,170 @@
+//! Delivery: one worker per destination chain turns due deliveries into transactions and follows
+//! them until they are confirmed (DESIGN.md §4).
+//!
+//! The rules that make a delivery happen once in effect:
+//! - check first ("already done" view, then a simulation whose configured reverts mean "already
+//!   there"), and skip what is there;
+//! - sign locally, and **write the intent before broadcasting**: a crash between the two leaves a
+//!   signed intent that is broadcast again, the very same bytes, never re-signed with a new nonce;
+//! - a delivery goes back to pending only when its nonce was used by a transaction ferry did not
+//!   sign and none of its own hashes has a receipt, so that two transactions can never both land;
+//! - nonces are ferry's, per (chain, signer), reconciled with the chain on start;
+//! - many deliveries are signed with consecutive nonces and broadcast together (pipelined);
+//! - a transaction not mined after `bump_after` is replaced at the same nonce with higher fees,
+//!   up to the cap; at the cap the worker waits and says so.
+
+pub mod chain;
+pub mod fees;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use alloy::signers::local::PrivateKeySigner;
+use serde::Serialize;
+
+pub use self::worker::{ChainStatus, Worker, run_all};
+use crate::config::{Config, Target};
+use crate::engine::call::{CallError, CallPlan};
+use crate::engine::keys::{self, KeyError};
+use crate::engine::rpc::{ChainRpc, RpcSettings};
+use crate::store::{Store, StoreError};
+use fees::FeePolicy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error("chain {chain}: signer: {source}")]
+    Key { chain: String, source: KeyError },
+    #[error("target {target}: {source}")]
+    Call { target: String, source: Box<CallError> },
+    #[error("chain {chain}: {detail}")]
+    Setup { chain: String, detail: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One target as it applies to one chain.
+#[derive(Debug, Clone)]
+pub struct TargetOnChain {
+    pub name: String,
+    pub id: u32,
+    pub plan: Arc<CallPlan>,
+    pub to: Address,
+}
+
+/// Everything a worker needs to deliver to one chain.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub chain: String,
+    pub chain_id: u64,
+    /// Blocks on top of (and including) the receipt's before a delivery counts as confirmed.
+    pub confirmations: u64,
+    pub poll_interval: Duration,
+    pub rpc: ChainRpc,
+    pub signer: PrivateKeySigner,
+    pub fees: FeePolicy,
+    /// Target id → target.
+    pub targets: BTreeMap<u32, TargetOnChain>,
+}
+
+/// How workers run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Signed-but-unmined transactions per chain at most.
+    pub max_in_flight: usize,
+    /// Simulate and report; sign and send nothing, write nothing.
+    pub dry_run: bool,
+    /// Stop when nothing is left to do on the chain (`push`), instead of polling on (`watch`).
+    pub until_done: bool,
+    /// Start at most this many new deliveries per chain.
+    pub limit: Option<usize>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { max_in_flight: 256, dry_run: false, until_done: false, limit: None }
+    }
+}
+
+/// The destinations of every `evm-call` target, filtered by target and chain names (empty: all).
+/// Target ids are taken from (and, the first time, written to) the store.
+pub fn destinations(
+    config: &Config,
+    base_dir: &Path,
+    store: &Store,
+    only_targets: &[String],
+    only_chains: &[String],
+) -> Result<Vec<Destination>, DeliverError> {
+    let mut by_chain: BTreeMap<String, BTreeMap<u32, TargetOnChain>> = BTreeMap::new();
+    for (name, target) in &config.targets {
+        let Target::EvmCall(call) = target else { continue };
+        if !only_targets.is_empty() && !only_targets.contains(name) {
+            continue;
+        }
+        let plan = Arc::new(
+            CallPlan::new(call)
+                .map_err(|e| DeliverError::Call { target: name.clone(), source: Box::new(e) })?,
+        );
+        let id = store.write(|tx| tx.target_id(name))?;
+        for (chain, address) in &call.chains {
+            if !only_chains.is_empty() && !only_chains.contains(chain) {
+                continue;
+            }
+            let to = address.trim().parse::<Address>().map_err(|e| DeliverError::Setup {
+                chain: chain.clone(),
+                detail: format!("target {name}: `{address}` is not an address: {e}"),
+            })?;
+            by_chain
+                .entry(chain.clone())
+                .or_default()
+                .insert(id, TargetOnChain { name: name.clone(), id, plan: plan.clone(), to });
+        }
+    }
+    let mut out = Vec::new();
+    for (name, targets) in by_chain {
+        let chain = config
+            .chains
+            .get(&name)
+            .ok_or_else(|| DeliverError::Setup { chain: name.clone(), detail: "no such chain".into() })?;
+        let signer = chain
+            .signer
+            .as_ref()
+            .ok_or_else(|| DeliverError::Setup { chain: name.clone(), detail: "no signer".into() })?;
+        let signer = keys::load(signer, base_dir)
+            .map_err(|source| DeliverError::Key { chain: name.clone(), source })?;
+        let rpc = ChainRpc::new(RpcSettings::for_chain(&name, chain))
+            .map_err(|e| DeliverError::Setup { chain: name.clone(), detail: e.to_string() })?;
+        out.push(Destination {
+            chain: name.clone(),
+            chain_id: chain.chain_id,
+            confirmations: chain.confirmations.unwrap_or(crate::engine::evm::DEFAULT_CONFIRMATIONS).max(1),
+            poll_interval: chain.poll_interval.0,
+            rpc,
+            signer,
+            fees: FeePolicy::from_config(chain.gas.as_ref()),
+            targets,
+        });
+    }
+    Ok(out)
+}
+
+/// Deliveries by state on one chain, for summaries and exit codes.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    pub pending: u64,
+    pub sending: u64,
+    pub sent: u64,
+    pub confirmed: u64,
+    pub skipped: u64,
+    pub failed: u64,
+}
+
+impl Counts {
+    /// Anything not confirmed or skipped is work left.
+    pub fn left(&self) -> u64 {
+        self.pending + self.sending + self.sent + self.failed
+    }
+}

@@ -1,0 +1,144 @@
+//! What delivery writes and reads: deliveries created with the items they carry, the status index
+//! scans a sender runs every tick ("what is due on chain X"), and the intents of one signer.
+//!
+//! A delivery is created at most once: a repeated range finds it there and leaves it alone,
+//! whatever state it reached.
+
+use redb::ReadableTable;
+
+use super::keys::{DeliveryKey, EventKey, FixedKey, IntentKey, ItemKey, StatusKey};
+use super::records::{self, Delivery, DeliveryState, Event, TxIntent};
+use super::{Store, StoreError, WriteTx, tables};
+use alloy::primitives::Address;
+
+impl WriteTx<'_> {
+    fn damaged(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Damaged { path: self.path().into(), detail: e.to_string() }
+    }
+
+    pub fn delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError> {
+        let table = self.raw().open_table(tables::DELIVERIES).map_err(|e| self.damaged(e))?;
+        let value = table.get(key.to_bytes()).map_err(|e| self.damaged(e))?;
+        value.map(|v| records::decode(v.value()).map_err(|e| self.damaged(e))).transpose()
+    }
+
+    pub fn intent(&self, key: IntentKey) -> Result<Option<TxIntent>, StoreError> {
+        let table = self.raw().open_table(tables::TX_INTENTS).map_err(|e| self.damaged(e))?;
+        let value = table.get(key.to_bytes()).map_err(|e| self.damaged(e))?;
+        value.map(|v| records::decode(v.value()).map_err(|e| self.damaged(e))).transpose()
+    }
+
+    /// Creates a pending delivery unless one exists. Returns whether it was created.
+    pub fn add_delivery(&mut self, key: DeliveryKey, now: u64) -> Result<bool, StoreError> {
+        if self.delivery(key)?.is_some() {
+            return Ok(false);
+        }
+        self.put_delivery(key, &Delivery::pending(now))?;
+        Ok(true)
+    }
+
+    /// Removes the deliveries of orphaned events that never got a transaction. Deliveries already
+    /// sent stay: their transactions exist on the destination whatever happened to the source.
+    /// Returns (removed, kept because sent).
+    pub fn remove_orphaned_deliveries(
+        &mut self,
+        events: &std::collections::HashSet<EventKey>,
+    ) -> Result<(u64, u64), StoreError> {
+        if events.is_empty() {
+            return Ok((0, 0));
+        }
+        let orphaned = |item: &ItemKey| matches!(item, ItemKey::Event(e) if events.contains(e));
+        let mut doomed = Vec::new();
+        let mut kept = 0;
+        {
+            let index = self.raw().open_table(tables::DELIVERY_STATUS).map_err(|e| self.damaged(e))?;
+            for entry in index.iter().map_err(|e| self.damaged(e))? {
+                let (key, _) = entry.map_err(|e| self.damaged(e))?;
+                let status = StatusKey::from_bytes(key.value());
+                if !orphaned(&status.item) {
+                    continue;
+                }
+                let unsent = status.state == DeliveryState::Pending as u8
+                    || status.state == DeliveryState::Failed as u8;
+                if unsent {
+                    doomed.push(status);
+                } else {
+                    kept += 1;
+                }
+            }
+        }
+        let mut index = self.raw().open_table(tables::DELIVERY_STATUS).map_err(|e| self.damaged(e))?;
+        let mut table = self.raw().open_table(tables::DELIVERIES).map_err(|e| self.damaged(e))?;
+        for status in &doomed {
+            index.remove(status.to_bytes()).map_err(|e| self.damaged(e))?;
+            let key = DeliveryKey { target: status.target, chain: status.chain, item: status.item };
+            table.remove(key.to_bytes()).map_err(|e| self.damaged(e))?;
+        }
+        Ok((doomed.len() as u64, kept))
+    }
+}
+
+impl Store {
+    fn fail_read(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Damaged { path: self.path().into(), detail: e.to_string() }
+    }
+
+    /// Deliveries on `chain` in `state`, in index order (target, then item), at most `limit`.
+    pub fn deliveries_in_state(
+        &self,
+        chain: u64,
+        state: DeliveryState,
+        limit: usize,
+    ) -> Result<Vec<(DeliveryKey, Delivery)>, StoreError> {
+        let txn = self.read()?;
+        let index = txn.open_table(tables::DELIVERY_STATUS).map_err(|e| self.fail_read(e))?;
+        let table = txn.open_table(tables::DELIVERIES).map_err(|e| self.fail_read(e))?;
+        let bound = |fill: u8| {
+            let mut key = [fill; 34];
+            key[0] = state as u8;
+            key[1..9].copy_from_slice(&chain.to_be_bytes());
+            key
+        };
+        let mut out = Vec::new();
+        for entry in index.range(bound(0)..=bound(0xff)).map_err(|e| self.fail_read(e))? {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, _) = entry.map_err(|e| self.fail_read(e))?;
+            let status = StatusKey::from_bytes(key.value());
+            let key = DeliveryKey { target: status.target, chain: status.chain, item: status.item };
+            let Some(value) = table.get(key.to_bytes()).map_err(|e| self.fail_read(e))? else {
+                return Err(self.fail_read(format!("the status index names a missing delivery {key:?}")));
+            };
+            out.push((key, records::decode(value.value()).map_err(|e| self.fail_read(e))?));
+        }
+        Ok(out)
+    }
+
+    /// Every intent of `signer` on `chain` from nonce `from` up, in nonce order.
+    pub fn intents_from(
+        &self,
+        chain: u64,
+        signer: Address,
+        from: u64,
+    ) -> Result<Vec<(u64, TxIntent)>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(tables::TX_INTENTS).map_err(|e| self.fail_read(e))?;
+        let lo = IntentKey { chain, signer, nonce: from }.to_bytes();
+        let hi = IntentKey { chain, signer, nonce: u64::MAX }.to_bytes();
+        let mut out = Vec::new();
+        for entry in table.range(lo..=hi).map_err(|e| self.fail_read(e))? {
+            let (key, value) = entry.map_err(|e| self.fail_read(e))?;
+            let nonce = IntentKey::from_bytes(key.value()).nonce;
+            out.push((nonce, records::decode(value.value()).map_err(|e| self.fail_read(e))?));
+        }
+        Ok(out)
+    }
+
+    pub fn event(&self, key: EventKey) -> Result<Option<Event>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(tables::EVENTS).map_err(|e| self.fail_read(e))?;
+        let value = table.get(key.to_bytes()).map_err(|e| self.fail_read(e))?;
+        value.map(|v| records::decode(v.value()).map_err(|e| self.fail_read(e))).transpose()
+    }
+}
