@@ -30,7 +30,7 @@ pub use self::worker::{ChainStatus, Worker, run_all};
 use crate::config::{Config, Target};
 use crate::engine::call::{CallError, CallPlan};
 use crate::engine::keys::{self, KeyError};
-use crate::engine::rpc::{ChainRpc, RpcSettings};
+use crate::engine::rpc::{ChainRpc, RpcError, RpcSettings};
 use crate::store::{Store, StoreError};
 use fees::FeePolicy;
 
@@ -42,6 +42,9 @@ pub enum DeliverError {
     Call { target: String, source: Box<CallError> },
     #[error("chain {chain}: {detail}")]
     Setup { chain: String, detail: String },
+    /// The RPC error names the chain and the (masked) URL itself.
+    #[error(transparent)]
+    Rpc(Box<RpcError>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -239,7 +239,7 @@ impl Worker {
     }
 
     fn rpc_err(e: RpcError) -> DeliverError {
-        DeliverError::Setup { chain: e.url.clone(), detail: e.to_string() }
+        DeliverError::Rpc(Box::new(e))
     }
 
     /// Follows every unsettled intent from the floor up.
@@ -331,25 +331,17 @@ impl Worker {
         }
         intent.state = IntentState::Mined;
         intent.mined = Some(receipt.tx_hash);
-        let key = self.intent_key(nonce);
-        store_blocking(|| {
-            self.store.write(|tx| {
-                tx.put_intent(key, &intent)?;
-                for (dkey, verdict) in &verdicts {
-                    let Some(mut d) = tx.delivery(*dkey)? else { continue };
-                    d.receipt = Some(receipt.clone());
-                    d.updated_at = now();
-                    if let Some((state, reason)) = verdict {
-                        d.state = *state;
-                        d.reason = Some(reason.clone());
-                        d.retryable = false;
-                    } else {
-                        d.state = DeliveryState::Sent;
-                    }
-                    tx.put_delivery(*dkey, &d)?;
+        self.save_intent(nonce, &intent, |key, d| {
+            d.receipt = Some(receipt.clone());
+            match verdicts.iter().find(|(k, _)| *k == key).and_then(|(_, v)| v.clone()) {
+                Some((state, reason)) => {
+                    d.state = state;
+                    d.reason = Some(reason);
+                    d.retryable = false;
                 }
-                Ok(())
-            })
+                None => d.state = DeliveryState::Sent,
+            }
+            true
         })
     }
 
@@ -379,24 +371,16 @@ impl Worker {
             return Ok(false);
         }
         let receipt = chain::receipt(&self.dest.rpc, hash).await.map_err(Self::rpc_err)?;
-        let key = self.intent_key(nonce);
         match receipt {
             Some(r) if head + 1 >= r.block + self.dest.confirmations => {
                 intent.state = IntentState::Confirmed;
-                store_blocking(|| {
-                    self.store.write(|tx| {
-                        tx.put_intent(key, &intent)?;
-                        for dkey in &intent.deliveries {
-                            let Some(mut d) = tx.delivery(*dkey)? else { continue };
-                            if d.state == DeliveryState::Sent {
-                                d.state = DeliveryState::Confirmed;
-                                d.receipt = Some(r.clone());
-                                d.updated_at = now();
-                                tx.put_delivery(*dkey, &d)?;
-                            }
-                        }
-                        Ok(())
-                    })
+                self.save_intent(nonce, &intent, |_, d| {
+                    let sent = d.state == DeliveryState::Sent;
+                    if sent {
+                        d.state = DeliveryState::Confirmed;
+                        d.receipt = Some(r.clone());
+                    }
+                    sent
                 })?;
                 Ok(true)
             }
@@ -406,20 +390,13 @@ impl Worker {
                 tracing::warn!(chain = %self.dest.chain, nonce, tx = %hash, "receipt gone in a reorg; sending again");
                 intent.state = IntentState::Signed;
                 intent.mined = None;
-                store_blocking(|| {
-                    self.store.write(|tx| {
-                        tx.put_intent(key, &intent)?;
-                        for dkey in &intent.deliveries {
-                            let Some(mut d) = tx.delivery(*dkey)? else { continue };
-                            if matches!(d.state, DeliveryState::Sent | DeliveryState::Confirmed) {
-                                d.state = DeliveryState::Sending;
-                                d.receipt = None;
-                                d.updated_at = now();
-                                tx.put_delivery(*dkey, &d)?;
-                            }
-                        }
-                        Ok(())
-                    })
+                self.save_intent(nonce, &intent, |_, d| {
+                    let landed = matches!(d.state, DeliveryState::Sent | DeliveryState::Confirmed);
+                    if landed {
+                        d.state = DeliveryState::Sending;
+                        d.receipt = None;
+                    }
+                    landed
                 })?;
                 Ok(true)
             }
@@ -432,15 +409,31 @@ impl Worker {
             "nonce used by a transaction ferry did not sign; its deliveries go back to pending"
         );
         intent.state = IntentState::Dropped;
+        self.save_intent(nonce, &intent, |_, d| {
+            let open = !d.state.is_final(d.retryable);
+            if open {
+                d.state = DeliveryState::Pending;
+                d.reason = Some(format!("nonce {nonce} was used by another transaction"));
+            }
+            open
+        })
+    }
+
+    /// Writes an intent and, in the same transaction, each of its deliveries that `change`
+    /// modifies (it returns whether it did).
+    fn save_intent(
+        &self,
+        nonce: u64,
+        intent: &TxIntent,
+        mut change: impl FnMut(DeliveryKey, &mut Delivery) -> bool,
+    ) -> Result<(), DeliverError> {
         let key = self.intent_key(nonce);
         store_blocking(|| {
             self.store.write(|tx| {
-                tx.put_intent(key, &intent)?;
+                tx.put_intent(key, intent)?;
                 for dkey in &intent.deliveries {
                     let Some(mut d) = tx.delivery(*dkey)? else { continue };
-                    if !d.state.is_final(d.retryable) {
-                        d.state = DeliveryState::Pending;
-                        d.reason = Some(format!("nonce {nonce} was used by another transaction"));
+                    if change(*dkey, &mut d) {
                         d.updated_at = now();
                         tx.put_delivery(*dkey, &d)?;
                     }
@@ -465,20 +458,12 @@ impl Worker {
                 intent.state = IntentState::Sent;
                 intent.sent_at = Some(now());
                 self.status.send_modify(|s| s.sent_txs += 1);
-                let key = self.intent_key(nonce);
-                store_blocking(|| {
-                    self.store.write(|tx| {
-                        tx.put_intent(key, &intent)?;
-                        for dkey in &intent.deliveries {
-                            let Some(mut d) = tx.delivery(*dkey)? else { continue };
-                            if d.state == DeliveryState::Sending {
-                                d.state = DeliveryState::Sent;
-                                d.updated_at = now();
-                                tx.put_delivery(*dkey, &d)?;
-                            }
-                        }
-                        Ok(())
-                    })
+                self.save_intent(nonce, &intent, |_, d| {
+                    let sending = d.state == DeliveryState::Sending;
+                    if sending {
+                        d.state = DeliveryState::Sent;
+                    }
+                    sending
                 })?;
                 Ok(true)
             }
@@ -540,19 +525,10 @@ impl Worker {
         intent.max_priority_fee_per_gas = fees.priority;
         intent.state = IntentState::Signed;
         intent.sent_at = None;
-        let key = self.intent_key(nonce);
-        store_blocking(|| {
-            self.store.write(|tx| {
-                tx.put_intent(key, &intent)?;
-                for dkey in &intent.deliveries {
-                    let Some(mut d) = tx.delivery(*dkey)? else { continue };
-                    d.tx_hashes.push(hash);
-                    d.state = DeliveryState::Sending;
-                    d.updated_at = now();
-                    tx.put_delivery(*dkey, &d)?;
-                }
-                Ok(())
-            })
+        self.save_intent(nonce, &intent, |_, d| {
+            d.tx_hashes.push(hash);
+            d.state = DeliveryState::Sending;
+            true
         })?;
         self.status.send_modify(|s| s.bumps += 1);
         self.broadcast(nonce, intent).await
@@ -904,7 +880,6 @@ pub async fn run_all(
                         if cancel.is_cancelled() {
                             break None;
                         }
-                        let _ = &e;
                     }
                 }
             };
