@@ -178,6 +178,38 @@ impl FixedKey<21> for ItemKey {
     }
 }
 
+/// The text form people type and read: `ev:<chain>:<block>:<log>` or `batch:<source id>:<height>`.
+impl std::fmt::Display for ItemKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ItemKey::Event(k) => write!(f, "ev:{}:{}:{}", k.chain, k.block, k.log_index),
+            ItemKey::Batch(k) => write!(f, "batch:{}:{}", k.source, k.height),
+        }
+    }
+}
+
+impl std::str::FromStr for ItemKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let bad = || format!("`{s}` is not an item: write `ev:<chain id>:<block>:<log index>` or `batch:<source id>:<height>`");
+        let num = |p: &str| p.parse::<u64>().map_err(|_| bad());
+        match parts.as_slice() {
+            ["ev", chain, block, log] => Ok(ItemKey::Event(EventKey {
+                chain: num(chain)?,
+                block: num(block)?,
+                log_index: log.parse().map_err(|_| bad())?,
+            })),
+            ["batch", source, height] => Ok(ItemKey::Batch(BatchKey {
+                source: source.parse().map_err(|_| bad())?,
+                height: num(height)?,
+            })),
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// `deliveries`: (target id, destination chain id, item).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DeliveryKey {
@@ -267,6 +299,19 @@ impl FixedKey<16> for ReorgKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn items_read_back_from_their_text() {
+        let ev = ItemKey::Event(EventKey { chain: 31337, block: 12, log_index: 3 });
+        let batch = ItemKey::Batch(BatchKey { source: 2, height: 100 });
+        for item in [ev, batch] {
+            assert_eq!(item.to_string().parse::<ItemKey>(), Ok(item));
+        }
+        assert_eq!(ev.to_string(), "ev:31337:12:3");
+        for bad in ["", "ev:1:2", "ev:1:2:x", "batch:1", "tx:1:2:3", "ev:-1:2:3"] {
+            assert!(bad.parse::<ItemKey>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn byte_order_is_numeric_order() {

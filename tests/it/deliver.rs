@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::devnet::{Anvil, DEV_KEYS, IBatchReceiver, IEventEmitter};
 
-fn run(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(args)
         .current_dir(dir)
@@ -24,18 +24,18 @@ fn run(dir: &Path, args: &[&str]) -> Output {
         .expect("ferry runs")
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-struct Net {
-    source: Anvil,
-    emitter: Address,
-    dests: Vec<(Anvil, Address)>,
+pub(crate) struct Net {
+    pub(crate) source: Anvil,
+    pub(crate) emitter: Address,
+    pub(crate) dests: Vec<(Anvil, Address)>,
 }
 
 impl Net {
-    async fn start(n: usize) -> Net {
+    pub(crate) async fn start(n: usize) -> Net {
         let source = Anvil::start(31337).await;
         let emitter = source.deploy("EventEmitter", &[]).await;
         let mut dests = Vec::new();
@@ -48,7 +48,7 @@ impl Net {
     }
 
     /// A config routing BatchReady events to `function` on every destination.
-    fn write_config(&self, dir: &Path, function: &str, already_done: &str, dead_url_for: Option<usize>) {
+    pub(crate) fn write_config(&self, dir: &Path, function: &str, already_done: &str, dead_url_for: Option<usize>) {
         let mut yaml = format!(
             "chains:\n  src:\n    chain_id: 31337\n    rpc: [\"{}\"]\n    confirmations: 1\n    poll_interval: 200ms\n",
             self.source.url()
@@ -73,18 +73,18 @@ impl Net {
         std::fs::write(dir.join("ferry.yaml"), yaml).expect("config");
     }
 
-    async fn emit(&self, from: u64, n: u64) {
+    pub(crate) async fn emit(&self, from: u64, n: u64) {
         self.source.send(self.emitter, IEventEmitter::emitBatchesCall { from, n }.abi_encode()).await;
         self.source.mine(1).await;
     }
 }
 
-async fn view_u256(anvil: &Anvil, to: Address, data: Vec<u8>) -> U256 {
+pub(crate) async fn view_u256(anvil: &Anvil, to: Address, data: Vec<u8>) -> U256 {
     let out = anvil.call(to, data).await.expect("view call");
     U256::from_be_slice(&out)
 }
 
-fn push(dir: &Path, extra: &[&str]) -> (Output, Value) {
+pub(crate) fn push(dir: &Path, extra: &[&str]) -> (Output, Value) {
     let mut args = vec!["push", "--json", "--timeout", "90s"];
     args.extend_from_slice(extra);
     let out = run(dir, &args);
