@@ -70,20 +70,44 @@ _ferry() {
             ferry__subcmd__help,watch)
                 cmd="ferry__subcmd__help__subcmd__watch"
                 ;;
+            ferry__subcmd__help__subcmd__inspect__subcmd__store,cancel)
+                cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__cancel"
+                ;;
             ferry__subcmd__help__subcmd__inspect__subcmd__store,contracts)
                 cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__contracts"
                 ;;
             ferry__subcmd__help__subcmd__inspect__subcmd__store,cursors)
                 cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__cursors"
                 ;;
+            ferry__subcmd__help__subcmd__inspect__subcmd__store,deliveries)
+                cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__deliveries"
+                ;;
             ferry__subcmd__help__subcmd__inspect__subcmd__store,events)
                 cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__events"
+                ;;
+            ferry__subcmd__help__subcmd__inspect__subcmd__store,manage)
+                cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__manage"
                 ;;
             ferry__subcmd__help__subcmd__inspect__subcmd__store,reorgs)
                 cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__reorgs"
                 ;;
+            ferry__subcmd__help__subcmd__inspect__subcmd__store,resync)
+                cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__resync"
+                ;;
+            ferry__subcmd__help__subcmd__inspect__subcmd__store,retry)
+                cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__retry"
+                ;;
+            ferry__subcmd__help__subcmd__inspect__subcmd__store,skip)
+                cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__skip"
+                ;;
             ferry__subcmd__help__subcmd__inspect__subcmd__store,summary)
                 cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__summary"
+                ;;
+            ferry__subcmd__help__subcmd__inspect__subcmd__store,txs)
+                cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__txs"
+                ;;
+            ferry__subcmd__inspect__subcmd__store,cancel)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__cancel"
                 ;;
             ferry__subcmd__inspect__subcmd__store,contracts)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__contracts"
@@ -91,17 +115,38 @@ _ferry() {
             ferry__subcmd__inspect__subcmd__store,cursors)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__cursors"
                 ;;
+            ferry__subcmd__inspect__subcmd__store,deliveries)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__deliveries"
+                ;;
             ferry__subcmd__inspect__subcmd__store,events)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__events"
                 ;;
             ferry__subcmd__inspect__subcmd__store,help)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help"
                 ;;
+            ferry__subcmd__inspect__subcmd__store,manage)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__manage"
+                ;;
             ferry__subcmd__inspect__subcmd__store,reorgs)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__reorgs"
                 ;;
+            ferry__subcmd__inspect__subcmd__store,resync)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__resync"
+                ;;
+            ferry__subcmd__inspect__subcmd__store,retry)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__retry"
+                ;;
+            ferry__subcmd__inspect__subcmd__store,skip)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__skip"
+                ;;
             ferry__subcmd__inspect__subcmd__store,summary)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__summary"
+                ;;
+            ferry__subcmd__inspect__subcmd__store,txs)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__txs"
+                ;;
+            ferry__subcmd__inspect__subcmd__store__subcmd__help,cancel)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__cancel"
                 ;;
             ferry__subcmd__inspect__subcmd__store__subcmd__help,contracts)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__contracts"
@@ -109,17 +154,35 @@ _ferry() {
             ferry__subcmd__inspect__subcmd__store__subcmd__help,cursors)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__cursors"
                 ;;
+            ferry__subcmd__inspect__subcmd__store__subcmd__help,deliveries)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__deliveries"
+                ;;
             ferry__subcmd__inspect__subcmd__store__subcmd__help,events)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__events"
                 ;;
             ferry__subcmd__inspect__subcmd__store__subcmd__help,help)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__help"
                 ;;
+            ferry__subcmd__inspect__subcmd__store__subcmd__help,manage)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__manage"
+                ;;
             ferry__subcmd__inspect__subcmd__store__subcmd__help,reorgs)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__reorgs"
                 ;;
+            ferry__subcmd__inspect__subcmd__store__subcmd__help,resync)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__resync"
+                ;;
+            ferry__subcmd__inspect__subcmd__store__subcmd__help,retry)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__retry"
+                ;;
+            ferry__subcmd__inspect__subcmd__store__subcmd__help,skip)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__skip"
+                ;;
             ferry__subcmd__inspect__subcmd__store__subcmd__help,summary)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__summary"
+                ;;
+            ferry__subcmd__inspect__subcmd__store__subcmd__help,txs)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__txs"
                 ;;
             *)
                 ;;
@@ -242,7 +305,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__export)
-            opts="-c -v -q -h -V --format --chain --source --address --event --from-block --to-block --limit --table --out --config --store --log-format --verbose --quiet --color --json --help --version events contracts"
+            opts="-c -v -q -h -V --format --chain --source --address --event --from-block --to-block --target --state --limit --table --out --config --store --log-format --verbose --quiet --color --json --help --version events contracts deliveries txs"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -274,6 +337,14 @@ _ferry() {
                     ;;
                 --to-block)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -W "pending sending sent confirmed skipped failed" -- "${cur}"))
                     return 0
                     ;;
                 --limit)
@@ -438,8 +509,22 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__help__subcmd__inspect__subcmd__store)
-            opts="summary cursors contracts events reorgs"
+            opts="summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__cancel)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -479,7 +564,35 @@ _ferry() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__deliveries)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__events)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__manage)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -507,7 +620,63 @@ _ferry() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__resync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__retry)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__skip)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__summary)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__txs)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -564,12 +733,58 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store)
-            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version summary cursors contracts events reorgs help"
+            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__cancel)
+            opts="-y -c -v -q -h -V --chain --nonce --max-fee-gwei --yes --config --store --log-format --verbose --quiet --color --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --chain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nonce)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-fee-gwei)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -677,6 +892,56 @@ _ferry() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__deliveries)
+            opts="-c -v -q -h -V --target --chain --state --limit --matrix --config --store --log-format --verbose --quiet --color --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --chain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -W "pending sending sent confirmed skipped failed" -- "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__events)
             opts="-c -v -q -h -V --chain --source --address --event --from-block --to-block --limit --config --store --log-format --verbose --quiet --color --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -740,8 +1005,22 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__help)
-            opts="summary cursors contracts events reorgs help"
+            opts="summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__cancel)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -768,6 +1047,20 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__cursors)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__deliveries)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -809,7 +1102,63 @@ _ferry() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__manage)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__reorgs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__resync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__retry)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__skip)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -830,6 +1179,54 @@ _ferry() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__txs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__manage)
+            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -875,6 +1272,132 @@ _ferry() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__resync)
+            opts="-y -c -v -q -h -V --chain --yes --config --store --log-format --verbose --quiet --color --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --chain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__retry)
+            opts="-y -c -v -q -h -V --all-failed --target --yes --config --store --log-format --verbose --quiet --color --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --all-failed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__skip)
+            opts="-y -c -v -q -h -V --all-failed --target --yes --reason --config --store --log-format --verbose --quiet --color --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --all-failed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__summary)
             opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -882,6 +1405,48 @@ _ferry() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__txs)
+            opts="-c -v -q -h -V --chain --open --limit --config --store --log-format --verbose --quiet --color --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --chain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -40,7 +40,7 @@ complete -c ferry -n "__fish_ferry_needs_command" -f -a "watch" -d 'Run as a dae
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "push" -d 'One-shot for cron: sync sources, deliver everything pending, wait for confirmations'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "backfill" -d 'Ingest a historical range of blocks, resumably; deliver only with --deliver'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "inspect-store" -d 'Show what the state file holds (read-only; works while `watch` runs)'
-complete -c ferry -n "__fish_ferry_needs_command" -f -a "export" -d 'Export events or contracts as JSON lines or CSV, or raw tables as JSON lines (read-only; works while `watch` runs)'
+complete -c ferry -n "__fish_ferry_needs_command" -f -a "export" -d 'Export events, contracts, deliveries or transactions as JSON lines or CSV, or raw tables as JSON lines (read-only; works while `watch` runs)'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "migrate" -d 'Upgrade the state file to this ferry\'s schema (backup first, one transaction)'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "check-config" -d 'Check the config: offline by default, against the chains with --online'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "generate" -d 'Write shell completions and man pages from the command-line definitions'
@@ -92,24 +92,31 @@ complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s q -l quiet -d '
 complete -c ferry -n "__fish_ferry_using_subcommand backfill" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s h -l help -d 'Print help'
 complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s V -l version -d 'Print version'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -s c -l config -d 'Config file' -r -F
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -l store -d 'State file; overrides `store:` in the config' -r -F
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -l color -d 'When to use colour' -r -f -a "auto\t''
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -s V -l version -d 'Print version'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -f -a "summary" -d 'Schema version, file size, rows per table and source cursors (the default)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -f -a "cursors" -d 'Where each source stands: the range of blocks it holds'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -f -a "contracts" -d 'Watched contracts: configured ones and factory children'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -f -a "events" -d 'Ingested events, newest filters first: chain, address, event name, block range'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -f -a "reorgs" -d 'Reorgs seen under `confirmations: 0` (or deeper than the confirmations), and what they undid'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "summary" -d 'Schema version, file size, rows per table and source cursors (the default)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "cursors" -d 'Where each source stands: the range of blocks it holds'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "contracts" -d 'Watched contracts: configured ones and factory children'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "events" -d 'Ingested events, newest filters first: chain, address, event name, block range'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "reorgs" -d 'Reorgs seen under `confirmations: 0` (or deeper than the confirmations), and what they undid'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "deliveries" -d 'Deliveries: one row per (target, destination chain, item), with the id to pass to `ferry inspect-store retry`'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "txs" -d 'Transaction intents: each nonce ferry signed, per chain and signer, newest nonces last'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "retry" -d 'Put failed (or skipped) deliveries back to pending (read-write: refused while `watch` runs)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "skip" -d 'Mark pending or failed deliveries skipped, never to be sent (read-write)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "cancel" -d 'Replace a stuck transaction with a zero-value send to itself at the same nonce (read-write)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "resync" -d 'Drop signed transactions no node holds and sign their deliveries again (read-write)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "manage" -d 'Retry, skip, cancel or resync from menus, on a terminal (read-write)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -l store -d 'State file; overrides `store:` in the config' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
@@ -181,13 +188,130 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -s h -l help -d 'Print help'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -l target -d 'Only deliveries to this target' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -l state -d 'Only deliveries in this state (read from the status index: cheap on a large store)' -r -f -a "pending\t''
+sending\t''
+sent\t''
+confirmed\t''
+skipped\t''
+failed\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -l limit -d 'At most this many rows; the footer still counts every match' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -l matrix -d 'One row per item, one column per destination chain: which item reached which chain'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -l limit -d 'At most this many rows, the newest; the footer still counts every match' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -l open -d 'Only transactions not mined yet (signed or sent)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l all-failed -d 'Every failed delivery on this chain (with --target, of that target only)' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l target -d 'With --all-failed: only this target' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -s y -l yes -d 'Do not ask for confirmation (needed when not on a terminal)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -l all-failed -d 'Every failed delivery on this chain (with --target, of that target only)' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -l target -d 'With --all-failed: only this target' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -l reason -d 'Why, kept with the delivery' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -s y -l yes -d 'Do not ask for confirmation (needed when not on a terminal)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -l chain -d 'The destination chain (a name from the config)' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -l nonce -d 'The nonce to cancel (see `inspect-store txs --open`)' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -l max-fee-gwei -d 'Offer this max fee per gas instead of the old one + the bump percent (or the market)' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -s y -l yes -d 'Do not ask for confirmation (needed when not on a terminal)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -l chain -d 'The destination chain (a name from the config)' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -s y -l yes -d 'Do not ask for confirmation (needed when not on a terminal)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "summary" -d 'Schema version, file size, rows per table and source cursors (the default)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "cursors" -d 'Where each source stands: the range of blocks it holds'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "contracts" -d 'Watched contracts: configured ones and factory children'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "events" -d 'Ingested events, newest filters first: chain, address, event name, block range'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "reorgs" -d 'Reorgs seen under `confirmations: 0` (or deeper than the confirmations), and what they undid'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "deliveries" -d 'Deliveries: one row per (target, destination chain, item), with the id to pass to `ferry inspect-store retry`'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "txs" -d 'Transaction intents: each nonce ferry signed, per chain and signer, newest nonces last'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "retry" -d 'Put failed (or skipped) deliveries back to pending (read-write: refused while `watch` runs)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "skip" -d 'Mark pending or failed deliveries skipped, never to be sent (read-write)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "cancel" -d 'Replace a stuck transaction with a zero-value send to itself at the same nonce (read-write)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "resync" -d 'Drop signed transactions no node holds and sign their deliveries again (read-write)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "manage" -d 'Retry, skip, cancel or resync from menus, on a terminal (read-write)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c ferry -n "__fish_ferry_using_subcommand export" -l format -d 'Row format of `events` and `contracts`' -r -f -a "jsonl\t''
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l format -d 'Row format' -r -f -a "jsonl\t''
 csv\t''"
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l source -d 'Only events of this source' -r
@@ -195,6 +319,13 @@ complete -c ferry -n "__fish_ferry_using_subcommand export" -l address -d 'Only 
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l event -d 'Only this event (by name), or `undecoded` for logs that no declaration decoded' -r
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l from-block -d 'Only events at or after this block' -r
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l to-block -d 'Only events at or before this block' -r
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l target -d 'Only deliveries to this target (`deliveries`)' -r
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l state -d 'Only deliveries in this state (`deliveries`)' -r -f -a "pending\t''
+sending\t''
+sent\t''
+confirmed\t''
+skipped\t''
+failed\t''"
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l limit -d 'At most this many rows' -r
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l table -d 'Only this raw table (repeatable). Default: `meta` and every table that has rows' -r -f -a "meta\t''
 source_ids\t''
@@ -219,7 +350,7 @@ never\t''"
 complete -c ferry -n "__fish_ferry_using_subcommand export" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
 complete -c ferry -n "__fish_ferry_using_subcommand export" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
-complete -c ferry -n "__fish_ferry_using_subcommand export" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ferry -n "__fish_ferry_using_subcommand export" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand migrate" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand migrate" -l store -d 'State file; overrides `store:` in the config' -r -F
@@ -265,7 +396,7 @@ complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_su
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "push" -d 'One-shot for cron: sync sources, deliver everything pending, wait for confirmations'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "backfill" -d 'Ingest a historical range of blocks, resumably; deliver only with --deliver'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "inspect-store" -d 'Show what the state file holds (read-only; works while `watch` runs)'
-complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "export" -d 'Export events or contracts as JSON lines or CSV, or raw tables as JSON lines (read-only; works while `watch` runs)'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "export" -d 'Export events, contracts, deliveries or transactions as JSON lines or CSV, or raw tables as JSON lines (read-only; works while `watch` runs)'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "migrate" -d 'Upgrade the state file to this ferry\'s schema (backup first, one transaction)'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "check-config" -d 'Check the config: offline by default, against the chains with --online'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "generate" -d 'Write shell completions and man pages from the command-line definitions'
@@ -275,3 +406,10 @@ complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcom
 complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "contracts" -d 'Watched contracts: configured ones and factory children'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "events" -d 'Ingested events, newest filters first: chain, address, event name, block range'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "reorgs" -d 'Reorgs seen under `confirmations: 0` (or deeper than the confirmations), and what they undid'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "deliveries" -d 'Deliveries: one row per (target, destination chain, item), with the id to pass to `ferry inspect-store retry`'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "txs" -d 'Transaction intents: each nonce ferry signed, per chain and signer, newest nonces last'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "retry" -d 'Put failed (or skipped) deliveries back to pending (read-write: refused while `watch` runs)'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "skip" -d 'Mark pending or failed deliveries skipped, never to be sent (read-write)'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "cancel" -d 'Replace a stuck transaction with a zero-value send to itself at the same nonce (read-write)'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "resync" -d 'Drop signed transactions no node holds and sign their deliveries again (read-write)'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "manage" -d 'Retry, skip, cancel or resync from menus, on a terminal (read-write)'

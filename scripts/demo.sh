@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The demo, on a fresh machine with Rust, Node/npm and Python: brings up two local chains (anvil),
-# deploys the test contracts, writes a ferry config for them and checks it against the chains with
-# `ferry check-config --online` (and shows what the check says about a config with mistakes); then
-# creates escrows and their lifecycle events, `ferry backfill`s what is there, keeps the escrows
-# coming in the background while `ferry watch` follows the chain for a few seconds, and ends with
-# `ferry inspect-store`. Delivery extends this script later. Everything it starts, it stops.
+# The demo, on a fresh machine with Rust, Node/npm and Python: brings up a source chain and three
+# destination chains (anvil), deploys the test contracts, writes a ferry config for them and checks
+# it against the chains with `ferry check-config --online` (and shows what the check says about a
+# config with mistakes); then creates escrows and batches on the source, `ferry push` ingests them
+# and delivers every batch to all three destinations at once, `ferry watch` keeps up with new ones
+# for a few seconds while more keep coming, and `ferry inspect-store deliveries` shows where every
+# batch is on every chain. Everything it starts, it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -36,17 +37,21 @@ start_chain() { # chain_id url_variable: runs in this shell, so that `pids` sees
     printf -v "$2" 'http://127.0.0.1:%s' "$port"
 }
 
-echo "== starting two local chains"
+echo "== starting four local chains"
 start_chain 31337 src_url
 start_chain 31338 dst_url
-echo "source      chain 31337 at $src_url"
-echo "destination chain 31338 at $dst_url"
+start_chain 31339 dst2_url
+start_chain 31340 dst3_url
+echo "source       chain 31337 at $src_url"
+echo "destinations chains 31338, 31339, 31340 at $dst_url, $dst2_url, $dst3_url"
 
 echo "== deploying the test contracts"
 emitter=$(node scripts/devnet.mjs deploy "$src_url" EventEmitter)
 factory=$(node scripts/devnet.mjs deploy "$src_url" EscrowFactory)
 receiver=$(node scripts/devnet.mjs deploy "$dst_url" BatchReceiver)
-echo "EventEmitter $emitter, EscrowFactory $factory (source); BatchReceiver $receiver (destination)"
+receiver2=$(node scripts/devnet.mjs deploy "$dst2_url" BatchReceiver)
+receiver3=$(node scripts/devnet.mjs deploy "$dst3_url" BatchReceiver)
+echo "EventEmitter $emitter, EscrowFactory $factory (source); a BatchReceiver on each destination"
 
 # anvil's well-known development key #1: funded with 10,000 ETH on every anvil chain.
 export DEMO_SIGNER_KEY=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
@@ -63,7 +68,23 @@ chains:
     chain_id: $2
     rpc: [$dst_url]
     signer: { key_env: $4 }
+    confirmations: 1
+    poll_interval: 500ms
     min_balance: 1
+    gas: { max_fee_gwei: 100 }
+  destination-2:
+    chain_id: 31339
+    rpc: [$dst2_url]
+    confirmations: 1
+    poll_interval: 500ms
+    signer: { key_env: $4 }
+    gas: { max_fee_gwei: 100 }
+  destination-3:
+    chain_id: 31340
+    rpc: [$dst3_url]
+    confirmations: 1
+    poll_interval: 500ms
+    signer: { key_env: $4 }
     gas: { max_fee_gwei: 100 }
 
 sources:
@@ -94,17 +115,17 @@ targets:
       root: { field: root }
     chains:
       destination: "$3"
+      destination-2: "$receiver2"
+      destination-3: "$receiver3"
     already_done:
       view: function lastBatchHeight() view returns (uint64)
       compare: ">= height"
       revert_errors: [error BatchAlreadyExists(uint64 height)]
-  archive:
-    kind: jsonl
-    path: items.jsonl
 
 routes:
   - source: escrows
-    targets: [receiver, archive]
+    targets: [receiver]
+    events: [BatchReady]
 EOF
 }
 
@@ -137,8 +158,8 @@ for i in 1 2 3; do call EscrowFactory "$factory" 'createAndApprove(address,uint2
 call EventEmitter "$emitter" 'emitBatches(uint64,uint64)' 1 5
 cd "$work"
 echo
-echo "== ferry backfill --from 0 --to latest"
-"$ferry" backfill --from 0 --to latest --color never
+echo "== ferry push: ingest the source up to its safe head, deliver every batch to the three destinations"
+"$ferry" push --timeout 2m --color never
 
 # More escrows, approvals and batches while ferry follows the chain: a new block every ~half second.
 activity() {
@@ -153,11 +174,12 @@ activity() {
 activity &
 pids+=($!)
 echo
-echo "== ferry watch, for 8 seconds, while escrows keep coming (then SIGTERM: exit 130 after a clean stop)"
+echo "== ferry watch, for 10 seconds, while escrows and batches keep coming: it ingests and delivers"
+echo "   (then SIGTERM: exit 130 after a clean stop)"
 set +e
 "$ferry" watch --color never &
 watch_pid=$!
-sleep 8
+sleep 10
 kill -TERM "$watch_pid"
 wait "$watch_pid"
 code=$?
@@ -168,11 +190,16 @@ echo "ferry watch exit code $code"
 echo
 echo "== ferry inspect-store"
 "$ferry" inspect-store --color never
-echo "== ferry inspect-store contracts --limit 5"
-"$ferry" inspect-store contracts --limit 5 --color never
-echo "== ferry inspect-store events --event Approved --limit 5"
-"$ferry" inspect-store events --event Approved --limit 5 --color never
-echo "== ferry inspect-store events --chain source --event BatchReady --limit 5 (declared, so decoded)"
+echo "== ferry inspect-store events --chain source --event BatchReady --limit 5"
 "$ferry" inspect-store events --chain source --event BatchReady --limit 5 --color never
+echo "== ferry inspect-store deliveries --matrix: which batch reached which chain"
+"$ferry" inspect-store deliveries --matrix --limit 12 --color never
+echo "== ferry inspect-store txs --limit 6"
+"$ferry" inspect-store txs --limit 6 --color never
+echo "== the receivers' own count of posted batches, read from each destination chain"
+for pair in "destination $dst_url $receiver" "destination-2 $dst2_url $receiver2" "destination-3 $dst3_url $receiver3"; do
+    read -r name url address <<<"$pair"
+    echo "$name: postedCount() = $(node "$root/scripts/devnet.mjs" view "$url" BatchReceiver "$address" 'postedCount()')"
+done
 echo
 echo "demo done; the chains are stopped."

@@ -9,6 +9,8 @@
 //   node scripts/devnet.mjs call   URL ARTIFACT ADDRESS 'fn(uint256,address)' ARG...
 //                                  -> sends fn(args) (static uint/address/bool/bytes32 args only),
 //                                     prints the transaction hash
+//   node scripts/devnet.mjs view   URL ARTIFACT ADDRESS 'fn()'  -> calls a no-argument view that
+//                                     returns one uint, prints it in decimal
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -68,11 +70,18 @@ try {
     const words = args.map((a) => BigInt(a === "true" ? 1 : a === "false" ? 0 : a).toString(16).padStart(64, "0"));
     const receipt = await send(url, { to, data: "0x" + selector + words.join("") });
     console.log(receipt.transactionHash);
+  } else if (cmd === "view") {
+    const [name, to, signature] = rest;
+    const artifact = JSON.parse(readFileSync(join(root, "tests/contracts/artifacts", `${name}.json`), "utf8"));
+    const selector = artifact.methodIdentifiers[signature];
+    if (!selector) throw new Error(`${name} has no function ${signature}`);
+    const out = await rpc(url, "eth_call", [{ to, data: "0x" + selector }, "latest"]);
+    console.log(BigInt(out).toString());
   } else if (cmd === "send") {
     const receipt = await send(url, { to: rest[0], data: rest[1] });
     console.log(receipt.transactionHash);
   } else {
-    throw new Error("usage: devnet.mjs wait|deploy|send|call URL ...");
+    throw new Error("usage: devnet.mjs wait|deploy|send|call|view URL ...");
   }
 } catch (e) {
   console.error(`devnet.mjs: ${e.message}`);

@@ -67,6 +67,11 @@ pub fn code_for(report: &eyre::Report) -> Exit {
         if cause.downcast_ref::<StoreError>().is_some() {
             return Exit::Store;
         }
+        if let Some(e) = cause.downcast_ref::<crate::engine::deliver::DeliverError>()
+            && e.is_config()
+        {
+            return Exit::Usage;
+        }
         if cause.downcast_ref::<clap::Error>().is_some() {
             return Exit::Usage;
         }

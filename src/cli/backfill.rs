@@ -15,8 +15,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::progress::{self, Style};
-use super::{Ctx, after_help, not_built};
+use super::push::ChainReport;
+use super::{Ctx, after_help};
 use crate::config::{Loaded, Source};
+use crate::engine::deliver::{Options, destinations, run_all};
 use crate::engine::evm::{SourcePlan, final_head};
 use crate::engine::ingest::{IngestError, SourceRunner, SourceStatus, chain_rpcs};
 use crate::engine::rpc::{RpcError, RpcStats};
@@ -70,9 +72,6 @@ impl FromStr for RangeEnd {
 impl BackfillArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
         let loaded = ctx.load_config()?;
-        if self.deliver {
-            return Err(not_built("`ferry backfill --deliver`", "delivery issue"));
-        }
         let plans = select_sources(&loaded, &self.source)?;
         let store =
             Arc::new(Store::create_or_open(&ctx.store_path(Some(&loaded)), Some(loaded.fingerprint()))?);
@@ -141,14 +140,31 @@ impl BackfillArgs {
         for r in reports.iter().filter_map(|r| r.error.as_ref()) {
             tracing::error!("{r}");
         }
+        let ingested = !reports.iter().any(|r| r.outcome == "failed") && !ctx.cancel.is_cancelled();
+        // With --deliver, what the range brought is delivered like `push` does, until done or
+        // interrupted: a script gets one command that leaves the range ingested and delivered.
+        let mut deliveries = None;
+        if self.deliver && ingested {
+            let dests = destinations(&loaded.config, &loaded.base_dir(), &store, &[], &[])?;
+            let opts = Options { until_done: true, ..Options::default() };
+            let statuses = run_all(dests, store.clone(), opts, ctx.cancel.clone(), |_| {}).await;
+            deliveries = Some(statuses.into_values().map(ChainReport::from).collect::<Vec<_>>());
+        }
+        let undelivered = deliveries.iter().flatten().any(|c| c.left > 0 || c.problem.is_some());
         let exit = if reports.iter().any(|r| r.outcome == "failed") {
             Exit::Incomplete
         } else if ctx.cancel.is_cancelled() {
             Exit::Interrupted
+        } else if undelivered {
+            Exit::Incomplete
         } else {
             Exit::Ok
         };
-        ctx.out.emit(&BackfillReport { seconds: started.elapsed().as_secs_f64(), sources: reports })?;
+        ctx.out.emit(&BackfillReport {
+            seconds: started.elapsed().as_secs_f64(),
+            sources: reports,
+            deliveries,
+        })?;
         Ok(exit)
     }
 }
@@ -249,6 +265,9 @@ async fn resolve_end(runner: &SourceRunner, to: RangeEnd) -> Result<Option<u64>,
 pub struct BackfillReport {
     pub seconds: f64,
     pub sources: Vec<SourceReport>,
+    /// With `--deliver`: where delivery stands per destination chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<Vec<ChainReport>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -330,6 +349,11 @@ impl Render for BackfillReport {
                 r.rpc.requests.to_string(),
             ]);
         }
-        format!("{table}\nbackfill took {:.1}s\n", self.seconds)
+        let mut text = format!("{table}\n");
+        if let Some(chains) = &self.deliveries {
+            text.push_str(&super::push::chains_table(out, chains));
+        }
+        text.push_str(&format!("backfill took {:.1}s\n", self.seconds));
+        text
     }
 }

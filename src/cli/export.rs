@@ -1,5 +1,5 @@
-//! `ferry export`: events and contracts as JSON lines or CSV, or raw tables as JSON lines; streamed
-//! row by row in constant memory, read-only.
+//! `ferry export`: events, contracts, deliveries and transaction intents as JSON lines or CSV, or
+//! raw tables as JSON lines; streamed row by row in constant memory, read-only.
 
 use std::io::{BufWriter, Write};
 use std::ops::ControlFlow;
@@ -9,32 +9,44 @@ use clap::{Args, ValueEnum};
 use eyre::WrapErr;
 
 use super::filters::EventFilterArgs;
+use super::inspect_store::deliveries::{ConfigNames, StateArg};
 use super::{Ctx, after_help};
 use crate::exit::{Exit, ExitError};
 use crate::store::query::{ContractRow, EventRow, Query};
+use crate::store::query_deliver::{
+    DeliveryFilter, DeliveryQuery, DeliveryRow, IntentFilter, IntentRow, Order, intent_state_name,
+};
 use crate::store::{ReadStore, dump, tables};
 
-/// Export events or contracts as JSON lines or CSV, or raw tables as JSON lines (read-only;
-/// works while `watch` runs).
+/// Export events, contracts, deliveries or transactions as JSON lines or CSV, or raw tables as
+/// JSON lines (read-only; works while `watch` runs).
 #[derive(Debug, Args)]
 #[command(after_help = after_help("\
   ferry export events --format csv --out events.csv
   ferry export events --chain base --event Approved --from-block 21000000 | jq .fields
   ferry export contracts --format csv
+  ferry export deliveries --state failed --format csv --out failed.csv
+  ferry export txs --chain base | jq .hash
   ferry export                             meta and every table with rows, raw, to stdout
   ferry export --table events --out ev.jsonl
 
-`events` and `contracts` write one row per line with decoded fields. Without them, each line is
-{\"table\": …, \"key\": {…}, \"value\": {…}} with keys and records decoded."))]
+`events`, `contracts`, `deliveries` and `txs` write one row per line (CSV joins lists with `;`).
+Without them, each line is {\"table\": …, \"key\": {…}, \"value\": {…}}, keys and records decoded."))]
 pub struct ExportArgs {
-    /// Rows to export: `events` or `contracts`. Without it, raw tables (see --table).
+    /// Rows to export. Without it, raw tables (see --table).
     #[arg(value_enum, value_name = "WHAT")]
     pub what: Option<What>,
-    /// Row format of `events` and `contracts`.
+    /// Row format.
     #[arg(long, value_enum, default_value_t = Format::Jsonl, requires = "what")]
     pub format: Format,
     #[command(flatten)]
     pub filter: EventFilterArgs,
+    /// Only deliveries to this target (`deliveries`).
+    #[arg(long, value_name = "NAME", requires = "what")]
+    pub target: Option<String>,
+    /// Only deliveries in this state (`deliveries`).
+    #[arg(long, value_enum, requires = "what")]
+    pub state: Option<StateArg>,
     /// At most this many rows.
     #[arg(long, requires = "what")]
     pub limit: Option<usize>,
@@ -48,8 +60,14 @@ pub struct ExportArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum What {
+    /// Ingested events with decoded fields.
     Events,
+    /// Watched contracts: configured ones and factory children.
     Contracts,
+    /// Deliveries, with ids as `inspect-store deliveries` shows them.
+    Deliveries,
+    /// Transaction intents: each nonce signed, per chain and signer.
+    Txs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,21 +78,10 @@ pub enum Format {
 
 impl ExportArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
+        self.check_filters()?;
         let path = ctx.store_path_without_config()?;
         let store = ReadStore::open(&path)?;
         let filter = self.filter.resolve(ctx)?;
-        if self.what != Some(What::Events)
-            && (filter.source.is_some()
-                || filter.event.is_some()
-                || filter.from_block.is_some()
-                || filter.to_block.is_some())
-        {
-            return Err(ExitError::new(
-                Exit::Usage,
-                "--source, --event, --from-block and --to-block filter `ferry export events` only",
-            )
-            .into());
-        }
         let (sink, raw) = Sink::open(self.out.as_deref())?;
         let mut writer = BufWriter::with_capacity(1 << 16, raw);
         let limit = self.limit.unwrap_or(usize::MAX);
@@ -98,6 +105,34 @@ impl ExportArgs {
                     query.contracts(filter.chain, filter.address, &mut |row| {
                         rows += 1;
                         let keep_going = rows_out.write(&row, || contract_record(&row)).is_ok();
+                        flow(keep_going && (rows as usize) < limit && !cancel.is_cancelled())
+                    })?;
+                    rows_out.finish()?;
+                }
+                Some(What::Deliveries) => {
+                    let names = ConfigNames::load(ctx);
+                    let query = DeliveryQuery::new(&store, names.chains.clone())?;
+                    names.check_target(&query, self.target.as_deref())?;
+                    let filter = DeliveryFilter {
+                        target: self.target.clone(),
+                        chain: filter.chain,
+                        state: self.state.map(Into::into),
+                    };
+                    let mut rows_out = RowWriter::new(self.format, &mut writer, DELIVERY_COLUMNS);
+                    query.deliveries(&filter, &mut |row| {
+                        rows += 1;
+                        let keep_going = rows_out.write(&row, || delivery_record(&row)).is_ok();
+                        flow(keep_going && (rows as usize) < limit && !cancel.is_cancelled())
+                    })?;
+                    rows_out.finish()?;
+                }
+                Some(What::Txs) => {
+                    let query = DeliveryQuery::new(&store, ConfigNames::load(ctx).chains)?;
+                    let filter = IntentFilter { chain: filter.chain, open: false };
+                    let mut rows_out = RowWriter::new(self.format, &mut writer, INTENT_COLUMNS);
+                    query.intents(filter, Order::OldestFirst, &mut |row| {
+                        rows += 1;
+                        let keep_going = rows_out.write(&row, || intent_record(&row)).is_ok();
                         flow(keep_going && (rows as usize) < limit && !cancel.is_cancelled())
                     })?;
                     rows_out.finish()?;
@@ -135,6 +170,45 @@ impl ExportArgs {
         drop(writer);
         sink.finish(result, ctx.cancel.is_cancelled(), rows)?;
         Ok(Exit::Ok)
+    }
+}
+
+impl ExportArgs {
+    /// A filter flag given with rows it cannot filter is a mistake (exit 2), never a filter
+    /// silently ignored. Checked before the store is opened: a bad command line is a bad command
+    /// line, whatever the store.
+    fn check_filters(&self) -> Result<(), ExitError> {
+        use What::*;
+        let f = &self.filter;
+        let flags: [(&str, bool, &[What]); 8] = [
+            ("--chain", f.chain.chain.is_some(), &[Events, Contracts, Deliveries, Txs]),
+            ("--address", f.address.is_some(), &[Events, Contracts]),
+            ("--source", f.source.is_some(), &[Events]),
+            ("--event", f.event.is_some(), &[Events]),
+            ("--from-block", f.from_block.is_some(), &[Events]),
+            ("--to-block", f.to_block.is_some(), &[Events]),
+            ("--target", self.target.is_some(), &[Deliveries]),
+            ("--state", self.state.is_some(), &[Deliveries]),
+        ];
+        for (flag, given, valid) in flags {
+            if given && !self.what.is_some_and(|w| valid.contains(&w)) {
+                let valid: Vec<String> =
+                    valid.iter().map(|w| format!("`ferry export {}`", w.name())).collect();
+                return Err(ExitError::new(Exit::Usage, format!("{flag} filters {} only", valid.join(", "))));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl What {
+    fn name(self) -> &'static str {
+        match self {
+            What::Events => "events",
+            What::Contracts => "contracts",
+            What::Deliveries => "deliveries",
+            What::Txs => "txs",
+        }
     }
 }
 
@@ -186,6 +260,109 @@ fn contract_record(c: &ContractRow) -> Vec<String> {
         c.created_block.map(|b| b.to_string()).unwrap_or_default(),
         c.created_log_index.map(|i| i.to_string()).unwrap_or_default(),
     ]
+}
+
+const DELIVERY_COLUMNS: &[&str] = &[
+    "id",
+    "target",
+    "chain",
+    "chain_id",
+    "item",
+    "state",
+    "attempts",
+    "signer",
+    "nonce",
+    "tx_hash",
+    "tx_hashes",
+    "receipt_block",
+    "receipt_tx_hash",
+    "receipt_success",
+    "gas_used",
+    "reason",
+    "retryable",
+    "next_attempt_at",
+    "created_at",
+    "updated_at",
+];
+
+fn delivery_record(d: &DeliveryRow) -> Vec<String> {
+    let receipt = d.receipt.as_ref();
+    vec![
+        d.id.clone(),
+        d.target.clone(),
+        d.chain.clone(),
+        d.chain_id.to_string(),
+        d.item.to_string(),
+        d.state.as_str().to_string(),
+        d.attempts.to_string(),
+        opt(d.signer.map(|s| s.to_checksum(None))),
+        opt(d.nonce),
+        opt(d.tx_hash),
+        joined(&d.tx_hashes),
+        opt(receipt.map(|r| r.block)),
+        opt(receipt.map(|r| r.tx_hash)),
+        opt(receipt.map(|r| r.success)),
+        opt(receipt.map(|r| r.gas_used)),
+        d.reason.clone().unwrap_or_default(),
+        d.retryable.to_string(),
+        opt(d.next_attempt_at),
+        d.created_at.to_string(),
+        d.updated_at.to_string(),
+    ]
+}
+
+const INTENT_COLUMNS: &[&str] = &[
+    "chain",
+    "chain_id",
+    "signer",
+    "nonce",
+    "state",
+    "hash",
+    "replaced",
+    "cancel",
+    "to",
+    "gas_limit",
+    "max_fee_per_gas",
+    "max_priority_fee_per_gas",
+    "max_fee_gwei",
+    "priority_fee_gwei",
+    "deliveries",
+    "created_at",
+    "sent_at",
+    "mined",
+];
+
+fn intent_record(t: &IntentRow) -> Vec<String> {
+    vec![
+        t.chain.clone(),
+        t.chain_id.to_string(),
+        t.signer.to_checksum(None),
+        t.nonce.to_string(),
+        intent_state_name(t.state).to_string(),
+        t.hash.to_string(),
+        joined(&t.replaced),
+        opt(t.cancel),
+        t.to.to_checksum(None),
+        t.gas_limit.to_string(),
+        t.max_fee_per_gas.to_string(),
+        opt(t.max_priority_fee_per_gas),
+        t.max_fee_gwei.clone(),
+        t.priority_fee_gwei.clone().unwrap_or_default(),
+        joined(&t.deliveries),
+        t.created_at.to_string(),
+        opt(t.sent_at),
+        opt(t.mined),
+    ]
+}
+
+/// An absent value is an empty CSV field.
+fn opt<T: ToString>(value: Option<T>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// A list in one CSV field, `;`-separated.
+fn joined<T: ToString>(values: &[T]) -> String {
+    values.iter().map(ToString::to_string).collect::<Vec<_>>().join(";")
 }
 
 /// Rows out as JSON lines or CSV (with a header line).

@@ -1,11 +1,16 @@
 //! `ferry inspect-store`: what the state file holds, read-only, while `watch` runs or not.
+//! The delivery and transaction views live in [`deliveries`].
+
+pub mod deliveries;
 
 use std::ops::ControlFlow;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use self::deliveries::{DeliveriesArgs, TxsArgs};
 use super::filters::{ChainArg, EventFilterArgs};
+use super::operate::{CancelArgs, ManageArgs, ResyncArgs, RetryArgs, SkipArgs};
 use super::{Ctx, after_help};
 use crate::exit::Exit;
 use crate::output::{Output, Render};
@@ -23,6 +28,9 @@ use crate::store::query::{ContractRow, CursorRow, EventRow, Query, ReorgRow};
   ferry inspect-store events --event undecoded   logs no declaration decoded
   ferry inspect-store contracts --json      configured contracts and factory children
   ferry inspect-store reorgs                reorgs seen and undone
+  ferry inspect-store deliveries --state failed --chain base   what failed on base, and why
+  ferry inspect-store deliveries --target prover --matrix      which item reached which chain
+  ferry inspect-store txs --open            transactions sent and not mined yet
   ferry inspect-store --store /var/lib/ferry/seda.redb"))]
 pub struct InspectStoreArgs {
     #[command(subcommand)]
@@ -59,13 +67,34 @@ pub enum View {
         #[command(flatten)]
         chain: ChainArg,
     },
+    Deliveries(DeliveriesArgs),
+    Txs(TxsArgs),
+    /// Put failed (or skipped) deliveries back to pending (read-write: refused while `watch` runs).
+    Retry(RetryArgs),
+    /// Mark pending or failed deliveries skipped, never to be sent (read-write).
+    Skip(SkipArgs),
+    /// Replace a stuck transaction with a zero-value send to itself at the same nonce (read-write).
+    Cancel(CancelArgs),
+    /// Drop signed transactions no node holds and sign their deliveries again (read-write).
+    Resync(ResyncArgs),
+    /// Retry, skip, cancel or resync from menus, on a terminal (read-write).
+    Manage(ManageArgs),
 }
 
 impl InspectStoreArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
+        // The operator's commands write: they open the store themselves, read-write.
+        let view = match self.view.unwrap_or(View::Summary) {
+            View::Retry(args) => return args.run(ctx).await,
+            View::Skip(args) => return args.run(ctx).await,
+            View::Cancel(args) => return args.run(ctx).await,
+            View::Resync(args) => return args.run(ctx).await,
+            View::Manage(args) => return args.run(ctx).await,
+            view => view,
+        };
         let path = ctx.store_path_without_config()?;
         let store = ReadStore::open(&path)?;
-        match self.view.unwrap_or(View::Summary) {
+        match view {
             View::Summary => ctx.out.emit(&SummaryReport(dump::summary(&store)?))?,
             View::Cursors => ctx.out.emit(&Cursors(Query::new(&store)?.cursors()?))?,
             View::Contracts { chain, address, limit } => {
@@ -89,6 +118,11 @@ impl InspectStoreArgs {
             View::Reorgs { chain } => {
                 let chain = chain.resolve(ctx)?;
                 ctx.out.emit(&Reorgs(Query::new(&store)?.reorgs(chain)?))?
+            }
+            View::Deliveries(args) => args.run(ctx, &store)?,
+            View::Txs(args) => args.run(ctx, &store)?,
+            View::Retry(_) | View::Skip(_) | View::Cancel(_) | View::Resync(_) | View::Manage(_) => {
+                unreachable!("handled above")
             }
         }
         Ok(Exit::Ok)

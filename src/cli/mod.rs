@@ -10,6 +10,7 @@ pub mod filters;
 pub mod generate;
 pub mod inspect_store;
 pub mod migrate;
+pub mod operate;
 pub mod progress;
 pub mod push;
 pub mod watch;

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::deliver::ChainStatus;
 use crate::engine::ingest::SourceStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,4 +129,46 @@ async fn log_lines(sources: Vec<watch::Receiver<SourceStatus>>, stop: Cancellati
             );
         }
     }
+}
+
+/// A log line per destination chain every `LOG_EVERY` while its counts move (and once more when
+/// they settle), as workers start. The daemon's delivery view, on a terminal or not.
+pub fn spawn_deliveries(
+    mut started: tokio::sync::mpsc::UnboundedReceiver<watch::Receiver<ChainStatus>>,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut chains: Vec<(watch::Receiver<ChainStatus>, Option<ChainStatus>)> = Vec::new();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                Some(rx) = started.recv() => {
+                    chains.push((rx, None));
+                    continue;
+                }
+                _ = tokio::time::sleep(LOG_EVERY) => {}
+            }
+            for (rx, last) in &mut chains {
+                let s = rx.borrow().clone();
+                let moved = last.as_ref().is_none_or(|l| {
+                    l.counts != s.counts || l.sent_txs != s.sent_txs || l.problem != s.problem
+                });
+                if moved {
+                    tracing::info!(
+                        chain = %s.chain,
+                        pending = s.counts.pending,
+                        in_flight = s.counts.sending + s.counts.sent,
+                        confirmed = s.counts.confirmed,
+                        skipped = s.counts.skipped,
+                        failed = s.counts.failed,
+                        txs = s.sent_txs,
+                        bumps = s.bumps,
+                        problem = s.problem.as_deref().unwrap_or(""),
+                        "delivery"
+                    );
+                }
+                *last = Some(s);
+            }
+        }
+    })
 }

@@ -101,7 +101,7 @@ impl PushArgs {
         let dests = destinations(&loaded.config, &loaded.base_dir(), &store, &self.target, &self.chain)?;
         let opts =
             Options { dry_run: self.dry_run, until_done: true, limit: self.limit, ..Options::default() };
-        let statuses = run_all(dests, store.clone(), opts, deadline.clone()).await;
+        let statuses = run_all(dests, store.clone(), opts, deadline.clone(), |_| {}).await;
         timer.abort();
 
         let chains: Vec<ChainReport> = statuses.into_values().map(ChainReport::from).collect();
@@ -132,19 +132,23 @@ struct SyncReport {
     error: Option<String>,
 }
 
+/// Where delivery to one chain stands at the end of a command.
 #[derive(Debug, Serialize)]
-struct ChainReport {
+pub struct ChainReport {
     chain: String,
     signer: String,
     #[serde(flatten)]
     counts: Counts,
-    left: u64,
+    pub(super) left: u64,
     transactions: u64,
     bumps: u64,
     next_nonce: u64,
-    problem: Option<String>,
+    pub(super) problem: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     would_send: Vec<String>,
+    /// Deliveries that failed for good on this run, with their reasons.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failures: Vec<String>,
 }
 
 impl From<ChainStatus> for ChainReport {
@@ -159,6 +163,7 @@ impl From<ChainStatus> for ChainReport {
             next_nonce: s.next_nonce,
             problem: s.problem,
             would_send: s.would_send,
+            failures: s.failures,
         }
     }
 }
@@ -172,36 +177,47 @@ struct PushReport {
     exit: i32,
 }
 
+/// The per-chain table of `push` (and `backfill --deliver`).
+pub(super) fn chains_table(out: &Output, chains: &[ChainReport]) -> String {
+    let mut table = out.table([
+        "chain",
+        "confirmed",
+        "skipped",
+        "failed",
+        "pending",
+        "in flight",
+        "txs",
+        "bumps",
+        "problem",
+    ]);
+    for c in chains {
+        table.add_row(vec![
+            c.chain.clone(),
+            c.counts.confirmed.to_string(),
+            c.counts.skipped.to_string(),
+            c.counts.failed.to_string(),
+            c.counts.pending.to_string(),
+            (c.counts.sending + c.counts.sent).to_string(),
+            c.transactions.to_string(),
+            c.bumps.to_string(),
+            c.problem.clone().unwrap_or_default(),
+        ]);
+    }
+    format!("{table}\n")
+}
+
 impl Render for PushReport {
     fn human(&self, out: &Output) -> String {
-        let mut table = out.table([
-            "chain",
-            "confirmed",
-            "skipped",
-            "failed",
-            "pending",
-            "in flight",
-            "txs",
-            "bumps",
-            "problem",
-        ]);
-        for c in &self.chains {
-            table.add_row(vec![
-                c.chain.clone(),
-                c.counts.confirmed.to_string(),
-                c.counts.skipped.to_string(),
-                c.counts.failed.to_string(),
-                c.counts.pending.to_string(),
-                (c.counts.sending + c.counts.sent).to_string(),
-                c.transactions.to_string(),
-                c.bumps.to_string(),
-                c.problem.clone().unwrap_or_default(),
-            ]);
-        }
-        let mut text = format!("{table}\n");
+        let mut text = chains_table(out, &self.chains);
         for c in self.chains.iter().filter(|c| !c.would_send.is_empty()) {
             text.push_str(&format!("{} would send:\n", c.chain));
             for line in &c.would_send {
+                text.push_str(&format!("  {line}\n"));
+            }
+        }
+        for c in self.chains.iter().filter(|c| !c.failures.is_empty()) {
+            text.push_str(&format!("{} failed for good:\n", c.chain));
+            for line in &c.failures {
                 text.push_str(&format!("  {line}\n"));
             }
         }

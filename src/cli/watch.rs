@@ -1,7 +1,9 @@
 //! `ferry watch`: the daemon. Follows every `evm` source from its cursor to the head and on, one
 //! task per source under one cancellation token, until SIGINT/SIGTERM: then each source finishes
 //! the range it is committing and the process exits 130. A source that fails for good (a reorg
-//! deeper than its window) stops alone; the others go on. Delivery comes with the next issue.
+//! deeper than its window) stops alone; the others go on. Next to the sources, one delivery
+//! worker per destination chain sends what routes planned, continuously; a chain whose RPC fails
+//! backs off alone.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -15,6 +17,7 @@ use super::backfill::select_sources;
 use super::progress::{self, Style};
 use super::{Ctx, after_help, not_built};
 use crate::config::Source;
+use crate::engine::deliver::{Options, destinations, run_all};
 use crate::engine::ingest::{IngestError, SourceRunner, chain_rpcs};
 use crate::exit::{Exit, ExitError};
 use crate::store::Store;
@@ -42,9 +45,6 @@ impl WatchArgs {
                 tracing::warn!(source = %name, "`seda` sources are not read yet; this one is skipped");
             }
         }
-        if !loaded.config.routes.is_empty() {
-            tracing::warn!("delivery is not built yet: items are recorded in the store, not delivered");
-        }
         let plans = select_sources(&loaded, &[])?;
         let store =
             Arc::new(Store::create_or_open(&ctx.store_path(Some(&loaded)), Some(loaded.fingerprint()))?);
@@ -62,11 +62,26 @@ impl WatchArgs {
                 (name, runner.follow().await)
             });
         }
-        tracing::info!(sources = statuses.len(), store = %store.path().display(), "watching");
+        // Delivery runs under its own token too: when every source has stopped, it stops as well.
+        let dests = destinations(&loaded.config, &loaded.base_dir(), &store, &[], &[])?;
+        let deliver_cancel = ctx.cancel.child_token();
+        let (started_tx, started_rx) = tokio::sync::mpsc::unbounded_channel();
+        let chains = dests.len();
+        let delivery = tokio::spawn(run_all(
+            dests,
+            store.clone(),
+            Options::default(),
+            deliver_cancel.clone(),
+            move |status| {
+                let _ = started_tx.send(status);
+            },
+        ));
+        tracing::info!(sources = statuses.len(), destinations = chains, store = %store.path().display(), "watching");
         let stop_progress = CancellationToken::new();
         let style =
             if std::io::stderr().is_terminal() && !ctx.global.json { Style::Live } else { Style::Log };
         let progress = progress::spawn(style, statuses, stop_progress.clone());
+        let delivery_progress = progress::spawn_deliveries(started_rx, stop_progress.clone());
 
         let mut stopped = Vec::new();
         let mut store_error = None;
@@ -86,8 +101,14 @@ impl WatchArgs {
                 }
             }
         }
+        deliver_cancel.cancel();
+        let statuses = delivery.await?;
+        for (chain, s) in &statuses {
+            tracing::info!(chain = %chain, confirmed = s.counts.confirmed, left = s.counts.left(), txs = s.sent_txs, "delivery stopped");
+        }
         stop_progress.cancel();
         let _ = progress.await;
+        let _ = delivery_progress.await;
         if let Some(e) = store_error {
             return Err(e.into());
         }

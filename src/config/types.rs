@@ -220,6 +220,10 @@ pub struct EvmCallTarget {
     pub chains: BTreeMap<String, String>,
     #[serde(default)]
     pub already_done: Option<AlreadyDone>,
+    /// Custom errors the contract may revert with, as Solidity declarations
+    /// (`error EmptyRoot()`), so that a failed delivery names the error and its arguments.
+    #[serde(default)]
+    pub errors: Vec<String>,
 }
 
 /// One argument: an item field (`field: height`) or a literal (`value: 0x…`).

@@ -441,6 +441,7 @@ fn check_evm_call(r: &mut Reader<'_>, path: &str, t: &EvmCallTarget, config: &Co
         check_destination(r, &key, chain, config, chains);
         check_address(r, &key, address);
     }
+    check_error_decls(r, &format!("{path}.errors"), &t.errors);
     if let Some(done) = &t.already_done {
         let dpath = format!("{path}.already_done");
         match (&done.view, &done.compare) {
@@ -475,18 +476,23 @@ fn check_evm_call(r: &mut Reader<'_>, path: &str, t: &EvmCallTarget, config: &Co
             }
             (None, None) => {}
         }
-        for (i, decl) in done.revert_errors.iter().enumerate() {
-            let parsed = AbiError::parse(decl.trim()).map_err(|e| first_line(&e.to_string())).and_then(|e| {
-                bad_param_type(e.inputs.iter().map(|p| p.selector_type()))
-                    .map_or(Ok(()), |ty| Err(format!("`{ty}` is not a Solidity type")))
-            });
-            if let Err(e) = parsed {
-                r.error(
-                    &format!("{dpath}.revert_errors[{i}]"),
-                    format!("not a Solidity error declaration: {e}"),
-                    Some("write e.g. `error BatchAlreadyExists(uint64 height)`".into()),
-                );
-            }
+        check_error_decls(r, &format!("{dpath}.revert_errors"), &done.revert_errors);
+    }
+}
+
+/// Each entry must be a Solidity error declaration.
+fn check_error_decls(r: &mut Reader<'_>, path: &str, decls: &[String]) {
+    for (i, decl) in decls.iter().enumerate() {
+        let parsed = AbiError::parse(decl.trim()).map_err(|e| first_line(&e.to_string())).and_then(|e| {
+            bad_param_type(e.inputs.iter().map(|p| p.selector_type()))
+                .map_or(Ok(()), |ty| Err(format!("`{ty}` is not a Solidity type")))
+        });
+        if let Err(e) = parsed {
+            r.error(
+                &format!("{path}[{i}]"),
+                format!("not a Solidity error declaration: {e}"),
+                Some("write e.g. `error BatchAlreadyExists(uint64 height)`".into()),
+            );
         }
     }
 }

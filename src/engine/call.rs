@@ -28,6 +28,8 @@ pub struct CallPlan {
     args: Vec<Arg>,
     view: Option<View>,
     already_there: Vec<AbiError>,
+    /// Declared errors that name a failure (not "already there").
+    errors: Vec<AbiError>,
 }
 
 #[derive(Debug, Clone)]
@@ -128,18 +130,9 @@ impl CallPlan {
             }
             None => None,
         };
-        let already_there = done
-            .map(|d| d.revert_errors.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .map(|decl| {
-                AbiError::parse(decl.trim()).map_err(|e| CallError::BadDeclaration {
-                    decl: preview(decl),
-                    reason: first_line(&e.to_string()),
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { function, args, view, already_there })
+        let already_there = parse_errors(done.map(|d| d.revert_errors.as_slice()).unwrap_or_default())?;
+        let errors = parse_errors(&target.errors)?;
+        Ok(Self { function, args, view, already_there, errors })
     }
 
     pub fn function_name(&self) -> &str {
@@ -258,12 +251,30 @@ impl CallPlan {
                 }
             };
         }
+        if let Some(error) = self.errors.iter().find(|e| e.selector() == *selector) {
+            return Revert::Failed(match error.decode_error(data) {
+                Ok(decoded) => format!("reverted: {}({})", error.name, show_list(&decoded.body)),
+                Err(_) => format!("reverted: {} with malformed arguments {}", error.name, hex_preview(args)),
+            });
+        }
         let mut message = format!("custom error 0x{}", hex::encode(selector));
         if !args.is_empty() {
             message.push_str(&format!(" with arguments {}", hex_preview(args)));
         }
         Revert::Failed(message)
     }
+}
+
+fn parse_errors(decls: &[String]) -> Result<Vec<AbiError>, CallError> {
+    decls
+        .iter()
+        .map(|decl| {
+            AbiError::parse(decl.trim()).map_err(|e| CallError::BadDeclaration {
+                decl: preview(decl),
+                reason: first_line(&e.to_string()),
+            })
+        })
+        .collect()
 }
 
 fn parse_function(decl: &str) -> Result<Function, CallError> {
@@ -653,5 +664,10 @@ mod tests {
         let args = format!("{}07", "0".repeat(62));
         let expected = format!("custom error 0x{} with arguments 0x{args}", hex::encode(&exists[..4]));
         assert_eq!(other.classify_revert(&exists), Revert::Failed(expected));
+
+        // Declared as an error of the contract (not "already there"): a failure that names it.
+        let named =
+            plan(POST, POST_ARGS, "null\nerrors: ['error BatchAlreadyExists(uint64 height)']").expect("plan");
+        assert_eq!(named.classify_revert(&exists), Revert::Failed("reverted: BatchAlreadyExists(7)".into()));
     }
 }

@@ -83,24 +83,20 @@ impl Store {
         StoreError::Damaged { path: self.path().into(), detail: e.to_string() }
     }
 
-    /// Deliveries on `chain` in `state`, in index order (target, then item), at most `limit`.
+    /// Deliveries on `chain` in `state` that `keep` accepts, in index order (target, then item),
+    /// at most `limit`.
     pub fn deliveries_in_state(
         &self,
         chain: u64,
         state: DeliveryState,
         limit: usize,
+        mut keep: impl FnMut(&DeliveryKey, &Delivery) -> bool,
     ) -> Result<Vec<(DeliveryKey, Delivery)>, StoreError> {
         let txn = self.read()?;
         let index = txn.open_table(tables::DELIVERY_STATUS).map_err(|e| self.fail_read(e))?;
         let table = txn.open_table(tables::DELIVERIES).map_err(|e| self.fail_read(e))?;
-        let bound = |fill: u8| {
-            let mut key = [fill; 34];
-            key[0] = state as u8;
-            key[1..9].copy_from_slice(&chain.to_be_bytes());
-            key
-        };
         let mut out = Vec::new();
-        for entry in index.range(bound(0)..=bound(0xff)).map_err(|e| self.fail_read(e))? {
+        for entry in index.range(status_range(state, chain)).map_err(|e| self.fail_read(e))? {
             if out.len() >= limit {
                 break;
             }
@@ -110,9 +106,40 @@ impl Store {
             let Some(value) = table.get(key.to_bytes()).map_err(|e| self.fail_read(e))? else {
                 return Err(self.fail_read(format!("the status index names a missing delivery {key:?}")));
             };
-            out.push((key, records::decode(value.value()).map_err(|e| self.fail_read(e))?));
+            let delivery = records::decode(value.value()).map_err(|e| self.fail_read(e))?;
+            if keep(&key, &delivery) {
+                out.push((key, delivery));
+            }
         }
         Ok(out)
+    }
+
+    /// How many deliveries on `chain` are in each state (indexed by the state's number), counting
+    /// only targets `keep` accepts. Reads index keys only, no records.
+    pub fn delivery_counts(
+        &self,
+        chain: u64,
+        keep: impl Fn(u32) -> bool,
+    ) -> Result<[u64; DeliveryState::ALL.len()], StoreError> {
+        let txn = self.read()?;
+        let index = txn.open_table(tables::DELIVERY_STATUS).map_err(|e| self.fail_read(e))?;
+        let mut counts = [0; DeliveryState::ALL.len()];
+        for state in DeliveryState::ALL {
+            for entry in index.range(status_range(state, chain)).map_err(|e| self.fail_read(e))? {
+                let (key, _) = entry.map_err(|e| self.fail_read(e))?;
+                if keep(StatusKey::from_bytes(key.value()).target) {
+                    counts[state as usize] += 1;
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The id of a target name, if the store has seen it (read-only: nothing is assigned).
+    pub fn known_target_id(&self, name: &str) -> Result<Option<u32>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(tables::TARGET_IDS).map_err(|e| self.fail_read(e))?;
+        Ok(table.get(name).map_err(|e| self.fail_read(e))?.map(|v| v.value()))
     }
 
     /// Every intent of `signer` on `chain` from nonce `from` up, in nonce order.
@@ -135,10 +162,26 @@ impl Store {
         Ok(out)
     }
 
-    pub fn event(&self, key: EventKey) -> Result<Option<Event>, StoreError> {
+    /// The events of `keys`, in one read transaction; `None` for a key the store does not hold.
+    pub fn events(&self, keys: &[EventKey]) -> Result<Vec<Option<Event>>, StoreError> {
         let txn = self.read()?;
         let table = txn.open_table(tables::EVENTS).map_err(|e| self.fail_read(e))?;
-        let value = table.get(key.to_bytes()).map_err(|e| self.fail_read(e))?;
-        value.map(|v| records::decode(v.value()).map_err(|e| self.fail_read(e))).transpose()
+        keys.iter()
+            .map(|key| {
+                let value = table.get(key.to_bytes()).map_err(|e| self.fail_read(e))?;
+                value.map(|v| records::decode(v.value()).map_err(|e| self.fail_read(e))).transpose()
+            })
+            .collect()
     }
+}
+
+/// The status-index keys of one (state, chain).
+fn status_range(state: DeliveryState, chain: u64) -> std::ops::RangeInclusive<[u8; 34]> {
+    let bound = |fill: u8| {
+        let mut key = [fill; 34];
+        key[0] = state as u8;
+        key[1..9].copy_from_slice(&chain.to_be_bytes());
+        key
+    };
+    bound(0)..=bound(0xff)
 }

@@ -193,7 +193,11 @@ impl std::str::FromStr for ItemKey {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.split(':').collect();
-        let bad = || format!("`{s}` is not an item: write `ev:<chain id>:<block>:<log index>` or `batch:<source id>:<height>`");
+        let bad = || {
+            format!(
+                "`{s}` is not an item: write `ev:<chain id>:<block>:<log index>` or `batch:<source id>:<height>`"
+            )
+        };
         let num = |p: &str| p.parse::<u64>().map_err(|_| bad());
         match parts.as_slice() {
             ["ev", chain, block, log] => Ok(ItemKey::Event(EventKey {

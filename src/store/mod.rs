@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod keys;
 pub mod migrate;
 pub mod query;
+pub mod query_deliver;
 pub mod records;
 pub mod tables;
 

@@ -48,7 +48,13 @@ impl Net {
     }
 
     /// A config routing BatchReady events to `function` on every destination.
-    pub(crate) fn write_config(&self, dir: &Path, function: &str, already_done: &str, dead_url_for: Option<usize>) {
+    pub(crate) fn write_config(
+        &self,
+        dir: &Path,
+        function: &str,
+        already_done: &str,
+        dead_url_for: Option<usize>,
+    ) {
         let mut yaml = format!(
             "chains:\n  src:\n    chain_id: 31337\n    rpc: [\"{}\"]\n    confirmations: 1\n    poll_interval: 200ms\n",
             self.source.url()
@@ -182,4 +188,169 @@ async fn a_dead_destination_does_not_hold_up_the_others_and_push_exits_4_naming_
         view_u256(anvil, *receiver, IBatchReceiver::totalRecordedCall {}.abi_encode()).await,
         U256::from(20)
     );
+}
+
+fn report_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_with_deliver_leaves_the_range_ingested_and_delivered() {
+    let net = Net::start(1).await;
+    net.emit(0, 6).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    net.write_config(dir.path(), "function record(uint64 height, bytes32 root)", "", None);
+    let out = run(dir.path(), &["backfill", "--from", "0", "--to", "latest", "--deliver", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = report_of(&out);
+    assert_eq!(report["deliveries"][0]["confirmed"], 6, "{report}");
+    let (anvil, receiver) = &net.dests[0];
+    assert_eq!(
+        view_u256(anvil, *receiver, IBatchReceiver::totalRecordedCall {}.abi_encode()).await,
+        U256::from(6)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_delivers_new_items_as_they_come() {
+    let net = Net::start(2).await;
+    net.emit(0, 3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    net.write_config(dir.path(), "function record(uint64 height, bytes32 root)", "", None);
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["watch"])
+        .current_dir(dir.path())
+        .env_remove("FERRY_CONFIG")
+        .env_remove("FERRY_STORE")
+        .env("NO_COLOR", "1")
+        .env("FERRY_TEST_SIGNER", DEV_KEYS[1])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("watch starts");
+    let total = async |i: usize| {
+        let (anvil, receiver) = &net.dests[i];
+        view_u256(anvil, *receiver, IBatchReceiver::totalRecordedCall {}.abi_encode()).await
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(45);
+    let mut emitted = false;
+    loop {
+        let (a, b) = (total(0).await, total(1).await);
+        if a == U256::from(8) && b == U256::from(8) {
+            break;
+        }
+        if !emitted && a == U256::from(3) && b == U256::from(3) {
+            // The backlog is out; new items while watch runs.
+            net.emit(3, 5).await;
+            emitted = true;
+        }
+        // The source needs a block on top for its one confirmation.
+        net.source.mine(1).await;
+        assert!(std::time::Instant::now() < deadline, "watch delivered {a} and {b} of 8");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let pid = watch.id().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().expect("kill -INT");
+    let status = watch.wait().expect("watch exits");
+    assert_eq!(status.code(), Some(130));
+    for i in 0..2 {
+        let (anvil, receiver) = &net.dests[i];
+        for h in 0..8u64 {
+            let n = view_u256(anvil, *receiver, IBatchReceiver::recordedCountCall { height: h }.abi_encode())
+                .await;
+            assert_eq!(n, U256::from(1), "height {h} on chain {}", anvil.chain_id());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_retries_and_skips_failed_deliveries_and_is_refused_without_yes() {
+    let net = Net::start(1).await;
+    let (anvil, receiver) = &net.dests[0];
+    // Heights 0 and 1 are there already; without `BatchAlreadyExists` declared as "already
+    // there", their simulation reverts: failed for good, with the decoded reason.
+    for h in 0..2u64 {
+        anvil
+            .send(*receiver, IBatchReceiver::postBatchCall { height: h, root: [1u8; 32].into() }.abi_encode())
+            .await;
+    }
+    net.emit(0, 3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    net.write_config(
+        dir.path(),
+        "function postBatch(uint64 height, bytes32 root)",
+        "    errors: [\"error BatchAlreadyExists(uint64 height)\"]\n",
+        None,
+    );
+    let (out, report) = push(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert_eq!(report["chains"][0]["failed"], 2, "{report}");
+
+    let listed = run(dir.path(), &["inspect-store", "deliveries", "--state", "failed", "--json"]);
+    let rows: Value = report_of(&listed)["deliveries"].clone();
+    let ids: Vec<String> =
+        rows.as_array().expect("rows").iter().map(|r| r["id"].as_str().expect("id").to_string()).collect();
+    assert_eq!(ids.len(), 2, "{rows}");
+    assert!(
+        rows.to_string().contains("reverted: BatchAlreadyExists(0)"),
+        "the decoded reason is kept: {rows}"
+    );
+
+    // Not on a terminal and no --yes: refused, nothing changed.
+    let out = run(dir.path(), &["inspect-store", "retry", &ids[0]]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--yes"), "{}", text(&out));
+    // A delivery that is not failed cannot be retried; the whole request is refused.
+    let confirmed =
+        report_of(&run(dir.path(), &["inspect-store", "deliveries", "--state", "confirmed", "--json"]));
+    let confirmed_id = confirmed["deliveries"][0]["id"].as_str().expect("a confirmed delivery").to_string();
+    let out = run(dir.path(), &["inspect-store", "retry", &ids[0], &confirmed_id, "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("is confirmed"), "{}", text(&out));
+    let out = run(dir.path(), &["inspect-store", "retry", "receiver/d0/ev:1:2", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "an id naming nothing: {}", text(&out));
+
+    // Skip one, retry the other with "already there" declared now: it is skipped by the check.
+    let out =
+        run(dir.path(), &["inspect-store", "skip", &ids[1], "--reason", "posted by hand", "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(report_of(&out)[0]["to"], "skipped");
+    let out = run(dir.path(), &["inspect-store", "retry", &ids[0], "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(report_of(&out)[0]["to"], "pending");
+    net.write_config(
+        dir.path(),
+        "function postBatch(uint64 height, bytes32 root)",
+        "    already_done:\n      revert_errors: [\"error BatchAlreadyExists(uint64 height)\"]\n",
+        None,
+    );
+    let (out, report) = push(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let chain = &report["chains"][0];
+    assert_eq!(
+        (chain["skipped"].clone(), chain["failed"].clone(), chain["transactions"].clone()),
+        (2.into(), 0.into(), 0.into()),
+        "{chain}"
+    );
+    let all = report_of(&run(dir.path(), &["inspect-store", "deliveries", "--json"]));
+    assert!(all.to_string().contains("skipped by the operator: posted by hand"), "{all}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_signer_variable_is_a_config_error() {
+    let net = Net::start(1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    net.write_config(dir.path(), "function record(uint64 height, bytes32 root)", "", None);
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["push", "--no-sync"])
+        .current_dir(dir.path())
+        .env_remove("FERRY_CONFIG")
+        .env_remove("FERRY_TEST_SIGNER")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("ferry runs");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("FERRY_TEST_SIGNER"), "{}", text(&out));
 }

@@ -14,7 +14,11 @@
 //!   up to the cap; at the cap the worker waits and says so.
 
 pub mod chain;
+pub mod control;
 pub mod fees;
+mod follow;
+pub mod sign;
+mod start;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -31,6 +35,7 @@ use crate::config::{Config, Target};
 use crate::engine::call::{CallError, CallPlan};
 use crate::engine::keys::{self, KeyError};
 use crate::engine::rpc::{ChainRpc, RpcError, RpcSettings};
+use crate::store::records::DeliveryState;
 use crate::store::{Store, StoreError};
 use fees::FeePolicy;
 
@@ -40,6 +45,9 @@ pub enum DeliverError {
     Key { chain: String, source: KeyError },
     #[error("target {target}: {source}")]
     Call { target: String, source: Box<CallError> },
+    /// The config names something unusable for delivery (an address, a chain, a signer, a URL).
+    #[error("chain {chain}: {detail}")]
+    Config { chain: String, detail: String },
     #[error("chain {chain}: {detail}")]
     Setup { chain: String, detail: String },
     /// The RPC error names the chain and the (masked) URL itself.
@@ -47,6 +55,17 @@ pub enum DeliverError {
     Rpc(Box<RpcError>),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl DeliverError {
+    /// A problem in the config or its environment (a signer key, a target, an address), which a
+    /// command reports as bad config (exit 2), not as a failure of the chain.
+    pub fn is_config(&self) -> bool {
+        match self {
+            DeliverError::Key { .. } | DeliverError::Call { .. } | DeliverError::Config { .. } => true,
+            DeliverError::Setup { .. } | DeliverError::Rpc(_) | DeliverError::Store(_) => false,
+        }
+    }
 }
 
 /// One target as it applies to one chain.
@@ -73,10 +92,13 @@ pub struct Destination {
     pub targets: BTreeMap<u32, TargetOnChain>,
 }
 
+/// Enough for a second of blocks on a 30M-gas chain at ~50k gas per call, and a bump round.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+
 /// How workers run.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Signed-but-unmined transactions per chain at most.
+    /// Signed-but-unmined transactions per chain at most (a chain's `max_in_flight` overrides).
     pub max_in_flight: usize,
     /// Simulate and report; sign and send nothing, write nothing.
     pub dry_run: bool,
@@ -88,7 +110,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_in_flight: 256, dry_run: false, until_done: false, limit: None }
+        Options { max_in_flight: DEFAULT_MAX_IN_FLIGHT, dry_run: false, until_done: false, limit: None }
     }
 }
 
@@ -116,7 +138,7 @@ pub fn destinations(
             if !only_chains.is_empty() && !only_chains.contains(chain) {
                 continue;
             }
-            let to = address.trim().parse::<Address>().map_err(|e| DeliverError::Setup {
+            let to = address.trim().parse::<Address>().map_err(|e| DeliverError::Config {
                 chain: chain.clone(),
                 detail: format!("target {name}: `{address}` is not an address: {e}"),
             })?;
@@ -131,15 +153,15 @@ pub fn destinations(
         let chain = config
             .chains
             .get(&name)
-            .ok_or_else(|| DeliverError::Setup { chain: name.clone(), detail: "no such chain".into() })?;
+            .ok_or_else(|| DeliverError::Config { chain: name.clone(), detail: "no such chain".into() })?;
         let signer = chain
             .signer
             .as_ref()
-            .ok_or_else(|| DeliverError::Setup { chain: name.clone(), detail: "no signer".into() })?;
+            .ok_or_else(|| DeliverError::Config { chain: name.clone(), detail: "no signer".into() })?;
         let signer = keys::load(signer, base_dir)
             .map_err(|source| DeliverError::Key { chain: name.clone(), source })?;
         let rpc = ChainRpc::new(RpcSettings::for_chain(&name, chain))
-            .map_err(|e| DeliverError::Setup { chain: name.clone(), detail: e.to_string() })?;
+            .map_err(|e| DeliverError::Config { chain: name.clone(), detail: e.to_string() })?;
         out.push(Destination {
             chain: name.clone(),
             chain_id: chain.chain_id,
@@ -166,6 +188,19 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// From counts indexed by state number (as the status index gives them).
+    pub fn from_states(n: [u64; DeliveryState::ALL.len()]) -> Self {
+        let at = |state: DeliveryState| n[state as usize];
+        Counts {
+            pending: at(DeliveryState::Pending),
+            sending: at(DeliveryState::Sending),
+            sent: at(DeliveryState::Sent),
+            confirmed: at(DeliveryState::Confirmed),
+            skipped: at(DeliveryState::Skipped),
+            failed: at(DeliveryState::Failed),
+        }
+    }
+
     /// Anything not confirmed or skipped is work left.
     pub fn left(&self) -> u64 {
         self.pending + self.sending + self.sent + self.failed
