@@ -7,6 +7,7 @@
 use redb::ReadableTable;
 
 use super::keys::{DeliveryKey, EventKey, FixedKey, IntentKey, ItemKey, StatusKey};
+use super::query_deliver::StateCounts;
 use super::records::{self, Delivery, DeliveryState, Event, TxIntent};
 use super::{Store, StoreError, WriteTx, tables};
 use alloy::primitives::Address;
@@ -114,21 +115,17 @@ impl Store {
         Ok(out)
     }
 
-    /// How many deliveries on `chain` are in each state (indexed by the state's number), counting
-    /// only targets `keep` accepts. Reads index keys only, no records.
-    pub fn delivery_counts(
-        &self,
-        chain: u64,
-        keep: impl Fn(u32) -> bool,
-    ) -> Result<[u64; DeliveryState::ALL.len()], StoreError> {
+    /// How many deliveries on `chain` are in each state, counting only targets `keep` accepts.
+    /// Reads index keys only, no records.
+    pub fn delivery_counts(&self, chain: u64, keep: impl Fn(u32) -> bool) -> Result<StateCounts, StoreError> {
         let txn = self.read()?;
         let index = txn.open_table(tables::DELIVERY_STATUS).map_err(|e| self.fail_read(e))?;
-        let mut counts = [0; DeliveryState::ALL.len()];
+        let mut counts = StateCounts::default();
         for state in DeliveryState::ALL {
             for entry in index.range(status_range(state, chain)).map_err(|e| self.fail_read(e))? {
                 let (key, _) = entry.map_err(|e| self.fail_read(e))?;
                 if keep(StatusKey::from_bytes(key.value()).target) {
-                    counts[state as usize] += 1;
+                    counts.add(state);
                 }
             }
         }

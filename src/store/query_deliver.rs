@@ -134,6 +134,11 @@ impl StateCounts {
         DeliveryState::ALL.into_iter().map(|s| self.get(s)).sum()
     }
 
+    /// Anything not confirmed or skipped is work left.
+    pub fn left(&self) -> u64 {
+        self.pending + self.sending + self.sent + self.failed
+    }
+
     fn slot(&mut self, state: DeliveryState) -> &mut u64 {
         match state {
             DeliveryState::Pending => &mut self.pending,

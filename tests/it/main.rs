@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod contracts;
 mod deliver;
+mod deliver_crash;
 mod deliver_faults;
 mod devnet;
 mod ingest;

@@ -258,7 +258,9 @@ impl Worker {
             let problem = if market.base_fee > old.max_fee {
                 format!("nonce {nonce} waits: the base fee ({base} gwei) is above the fee cap ({cap} gwei)")
             } else {
-                format!("nonce {nonce} is at the fee cap ({cap} gwei) and not mined yet; broadcasting it again")
+                format!(
+                    "nonce {nonce} is at the fee cap ({cap} gwei) and not mined yet; broadcasting it again"
+                )
             };
             self.status.send_modify(|s| s.problem = Some(problem));
             return Ok(None);

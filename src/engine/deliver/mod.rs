@@ -28,14 +28,14 @@ use std::time::Duration;
 
 use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
-use serde::Serialize;
 
 pub use self::worker::{ChainStatus, Worker, run_all};
 use crate::config::{Config, Target};
 use crate::engine::call::{CallError, CallPlan};
 use crate::engine::keys::{self, KeyError};
 use crate::engine::rpc::{ChainRpc, RpcError, RpcSettings};
-use crate::store::records::DeliveryState;
+/// Deliveries by state on one chain, for summaries and exit codes.
+pub use crate::store::query_deliver::StateCounts as Counts;
 use crate::store::{Store, StoreError};
 use fees::FeePolicy;
 
@@ -174,35 +174,4 @@ pub fn destinations(
         });
     }
     Ok(out)
-}
-
-/// Deliveries by state on one chain, for summaries and exit codes.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Counts {
-    pub pending: u64,
-    pub sending: u64,
-    pub sent: u64,
-    pub confirmed: u64,
-    pub skipped: u64,
-    pub failed: u64,
-}
-
-impl Counts {
-    /// From counts indexed by state number (as the status index gives them).
-    pub fn from_states(n: [u64; DeliveryState::ALL.len()]) -> Self {
-        let at = |state: DeliveryState| n[state as usize];
-        Counts {
-            pending: at(DeliveryState::Pending),
-            sending: at(DeliveryState::Sending),
-            sent: at(DeliveryState::Sent),
-            confirmed: at(DeliveryState::Confirmed),
-            skipped: at(DeliveryState::Skipped),
-            failed: at(DeliveryState::Failed),
-        }
-    }
-
-    /// Anything not confirmed or skipped is work left.
-    pub fn left(&self) -> u64 {
-        self.pending + self.sending + self.sent + self.failed
-    }
 }

@@ -339,7 +339,7 @@ impl Worker {
         let n = tokio::task::block_in_place(|| {
             self.store.delivery_counts(self.dest.chain_id, |t| targets.contains_key(&t))
         })?;
-        let counts = Counts::from_states(n);
+        let counts = n;
         let next = self.next_nonce;
         self.status.send_modify(|s| {
             s.counts = counts;
@@ -422,7 +422,7 @@ pub async fn run_all(
                     ChainStatus {
                         chain: name.clone(),
                         signer: dest.signer.address().to_checksum(None),
-                        counts: Counts::from_states(n),
+                        counts: n,
                         problem: Some(format!("could not start: {last_error}")),
                         ..Default::default()
                     }
