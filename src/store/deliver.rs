@@ -132,6 +132,13 @@ impl Store {
         Ok(counts)
     }
 
+    pub fn delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(tables::DELIVERIES).map_err(|e| self.fail_read(e))?;
+        let value = table.get(key.to_bytes()).map_err(|e| self.fail_read(e))?;
+        value.map(|v| records::decode(v.value()).map_err(|e| self.fail_read(e))).transpose()
+    }
+
     /// The id of a target name, if the store has seen it (read-only: nothing is assigned).
     pub fn known_target_id(&self, name: &str) -> Result<Option<u32>, StoreError> {
         let txn = self.read()?;

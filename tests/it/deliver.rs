@@ -8,20 +8,10 @@ use alloy::primitives::{Address, U256};
 use alloy::sol_types::SolCall;
 use serde_json::Value;
 
-use crate::devnet::{Anvil, DEV_KEYS, IBatchReceiver, IEventEmitter};
+use crate::devnet::{Anvil, IBatchReceiver, IEventEmitter, ferry_command};
 
 pub(crate) fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("FERRY_CONFIG")
-        .env_remove("FERRY_STORE")
-        .env_remove("FERRY_LOG")
-        .env("NO_COLOR", "1")
-        .env("FERRY_TEST_SIGNER", DEV_KEYS[1])
-        .stdin(Stdio::null())
-        .output()
-        .expect("ferry runs")
+    ferry_command(dir).args(args).output().expect("ferry runs")
 }
 
 pub(crate) fn text(out: &Output) -> String {
@@ -217,14 +207,8 @@ async fn watch_delivers_new_items_as_they_come() {
     net.emit(0, 3).await;
     let dir = tempfile::tempdir().expect("tempdir");
     net.write_config(dir.path(), "function record(uint64 height, bytes32 root)", "", None);
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let mut watch = ferry_command(dir.path())
         .args(["watch"])
-        .current_dir(dir.path())
-        .env_remove("FERRY_CONFIG")
-        .env_remove("FERRY_STORE")
-        .env("NO_COLOR", "1")
-        .env("FERRY_TEST_SIGNER", DEV_KEYS[1])
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -342,13 +326,9 @@ async fn a_missing_signer_variable_is_a_config_error() {
     let net = Net::start(1).await;
     let dir = tempfile::tempdir().expect("tempdir");
     net.write_config(dir.path(), "function record(uint64 height, bytes32 root)", "", None);
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let out = ferry_command(dir.path())
         .args(["push", "--no-sync"])
-        .current_dir(dir.path())
-        .env_remove("FERRY_CONFIG")
         .env_remove("FERRY_TEST_SIGNER")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
         .output()
         .expect("ferry runs");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::deliver::{Net, push, text, view_u256};
-use crate::devnet::{Anvil, DEV_ADDRESSES, DEV_KEYS, IBatchReceiver};
+use crate::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, ferry_command};
 use crate::proxy::{FaultProxy, Held, HoldAt};
 
 const SEED: u64 = 0x00fe_7751;
@@ -104,15 +104,9 @@ const SCHEDULE: [(Moment, Cmd); 20] = {
 fn spawn(dir: &Path, args: &[&str], round: usize) -> Child {
     let log =
         |ext: &str| std::fs::File::create(dir.join(format!("round-{round:02}.{ext}"))).expect("a log file");
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
+    ferry_command(dir)
         .args(args)
-        .current_dir(dir)
-        .env_remove("FERRY_CONFIG")
-        .env_remove("FERRY_STORE")
         .env("FERRY_LOG", "ferry=debug")
-        .env("NO_COLOR", "1")
-        .env("FERRY_TEST_SIGNER", DEV_KEYS[1])
-        .stdin(Stdio::null())
         .stdout(log("out"))
         .stderr(log("err"))
         .spawn()

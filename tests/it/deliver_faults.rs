@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use alloy::consensus::{Transaction, TxEnvelope};
@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::deliver::{Net, run, text, view_u256};
-use crate::devnet::{Anvil, DEV_ADDRESSES, DEV_KEYS, IBatchReceiver};
+use crate::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, ferry_command};
 
 const RECORD: &str = "function record(uint64 height, bytes32 root)";
 const POST: &str = "function postBatch(uint64 height, bytes32 root)";
@@ -185,15 +185,8 @@ impl Finished {
 fn spawn(dir: &Path, name: &str, args: &[&str]) -> Background {
     let stdout = dir.join(format!("{name}.stdout"));
     let stderr = dir.join(format!("{name}.stderr"));
-    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let child = ferry_command(dir)
         .args(args)
-        .current_dir(dir)
-        .env_remove("FERRY_CONFIG")
-        .env_remove("FERRY_STORE")
-        .env_remove("FERRY_LOG")
-        .env("NO_COLOR", "1")
-        .env("FERRY_TEST_SIGNER", DEV_KEYS[1])
-        .stdin(Stdio::null())
         .stdout(File::create(&stdout).expect("stdout file"))
         .stderr(File::create(&stderr).expect("stderr file"))
         .spawn()

@@ -235,6 +235,20 @@ impl Drop for Anvil {
 }
 
 /// The creation bytecode of a committed artifact.
+/// The real `ferry` binary run in `dir`, with none of the caller's ferry settings, no colour,
+/// and the delivery tests' signer key (anvil's dev key #1) in `FERRY_TEST_SIGNER`.
+pub fn ferry_command(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.current_dir(dir)
+        .env_remove("FERRY_CONFIG")
+        .env_remove("FERRY_STORE")
+        .env_remove("FERRY_LOG")
+        .env("NO_COLOR", "1")
+        .env("FERRY_TEST_SIGNER", DEV_KEYS[1])
+        .stdin(Stdio::null());
+    cmd
+}
+
 pub fn artifact_bytecode(name: &str) -> Vec<u8> {
     let artifact = artifact(name);
     let hex = artifact["bytecode"].as_str().unwrap_or_else(|| panic!("{name}: no bytecode"));

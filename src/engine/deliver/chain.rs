@@ -82,8 +82,10 @@ pub async fn call(rpc: &ChainRpc, from: Address, to: Address, data: &Bytes) -> R
 }
 
 pub async fn estimate_gas(rpc: &ChainRpc, from: Address, to: Address, data: &Bytes) -> Result<u64, RpcError> {
+    // Against `latest`: some nodes (anvil) default to `pending` and build a pending block of
+    // every pooled transaction for each estimate, which a pipelined sender fills by the hundred.
     let gas: U64 = rpc
-        .request("eth_estimateGas", json!([{"from": from, "to": to, "input": data, "data": data}]))
+        .request("eth_estimateGas", json!([{"from": from, "to": to, "input": data, "data": data}, "latest"]))
         .await?;
     Ok(gas.to())
 }

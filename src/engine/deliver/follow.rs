@@ -196,7 +196,7 @@ impl Worker {
     /// (0 when gone, which the depth check then finds at once).
     async fn mined_block(&self, intent: &TxIntent) -> Result<u64, DeliverError> {
         if let Some(k) = intent.deliveries.first().copied() {
-            let stored = store_blocking(|| self.store.write(|tx| tx.delivery(k)))?;
+            let stored = store_blocking(|| self.store.delivery(k))?;
             if let Some(r) = stored.and_then(|d| d.receipt) {
                 return Ok(r.block);
             }

@@ -21,6 +21,10 @@ use crate::store::records::{Delivery, DeliveryState, IntentState, TxIntent};
 /// Permanent failures a summary lists by name; the rest are counted.
 const MAX_REPORTED_FAILURES: usize = 20;
 
+/// Deliveries started in one round at most: a backlog goes out in rounds of this size, so the
+/// first transactions reach the node while later ones are still being checked.
+const MAX_BATCH: usize = 512;
+
 /// Checks and simulations in flight at once.
 const CONCURRENCY: usize = 16;
 
@@ -43,7 +47,7 @@ impl Worker {
             return Ok(false);
         }
         let chain_id = self.dest.chain_id;
-        let mut room = self.opts.max_in_flight.saturating_sub(self.in_flight);
+        let mut room = self.opts.max_in_flight.saturating_sub(self.in_flight).min(MAX_BATCH);
         if let Some(limit) = self.opts.limit {
             room = room.min(limit.saturating_sub(self.started));
         }

@@ -173,8 +173,8 @@ pub(super) fn save_intents(
 }
 
 impl Worker {
-    /// Reconciles the store with the chain: where nonces stand, and every open intent broadcast
-    /// again (a node that restarted or a crash before the broadcast may have lost it).
+    /// Reconciles the store with the chain: where nonces stand, and every sent intent broadcast
+    /// again (a node that restarted may have lost it).
     pub async fn start(
         dest: Destination,
         store: Arc<Store>,
@@ -201,10 +201,11 @@ impl Worker {
         let next_nonce = latest.max(pending).max(highest.unwrap_or(0));
         let floor = intents.iter().find(|(_, i)| !i.is_settled()).map_or(next_nonce, |(n, _)| *n);
         let in_flight = intents.iter().filter(|(_, i)| i.is_open()).count();
+        // Sent ones the node may have lost (a restart); signed ones the first round broadcasts.
         if !opts.dry_run {
             let open: Vec<_> = intents
                 .iter()
-                .filter(|(n, i)| i.is_open() && *n >= latest)
+                .filter(|(n, i)| i.state == IntentState::Sent && *n >= latest)
                 .map(|(n, i)| (*n, i.raw.clone()))
                 .collect();
             for (nonce, raw) in open {
