@@ -167,7 +167,9 @@ impl Worker {
         if !at_cap && self.status.borrow().problem.as_deref().is_some_and(|p| p.contains("fee cap")) {
             self.status.send_modify(|s| s.problem = None);
         }
-        let busy = !updates.is_empty() || !to_broadcast.is_empty();
+        // Busy when something changed; broadcasts that only repeat (at the cap, under the base
+        // fee) are not work, or a stuck chain would be polled without rest.
+        let changed = !updates.is_empty();
         {
             let rows: Vec<_> = updates.iter().map(|(i, u)| (intents[*i].0, &intents[*i].1, u)).collect();
             self.save(&rows)?;
@@ -179,7 +181,7 @@ impl Worker {
 
         self.floor = intents.iter().find(|(_, i)| !i.is_settled()).map_or(self.next_nonce, |(n, _)| *n);
         self.in_flight = intents.iter().filter(|(_, i)| i.is_open()).count();
-        result.map(|()| busy)
+        result.map(|sent| changed || sent > 0)
     }
 
     /// The first receipt among every hash the nonce has had (the operator's cancellation included).
@@ -299,13 +301,14 @@ impl Worker {
     }
 
     /// Broadcasts the intents at `which` (indexes into `intents`, in nonce order), then writes
-    /// those a node took as sent. Stops at the first answer that needs the whole chain to wait.
+    /// those a node took as sent; how many that was. Stops at the first answer that needs the
+    /// whole chain to wait.
     pub(super) async fn broadcast_all(
         &mut self,
         intents: &mut [(u64, TxIntent)],
         which: &[usize],
         latest: u64,
-    ) -> Result<(), DeliverError> {
+    ) -> Result<usize, DeliverError> {
         let mut sent = Vec::new();
         let mut refused = Vec::new();
         let mut result = Ok(());
@@ -380,7 +383,7 @@ impl Worker {
             .chain(refused.iter().map(|&i| (intents[i].0, &intents[i].1, &Update::None)))
             .collect();
         self.save(&rows)?;
-        result
+        result.map(|()| sent.len())
     }
 
     async fn send(&self, intent: &TxIntent) -> Result<SendOutcome, DeliverError> {
