@@ -281,6 +281,10 @@ async fn an_operator_retries_and_skips_failed_deliveries_and_is_refused_without_
         "the decoded reason is kept: {rows}"
     );
 
+    // The menus need a terminal.
+    let out = run(dir.path(), &["inspect-store", "manage"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("needs a terminal"), "{}", text(&out));
     // Not on a terminal and no --yes: refused, nothing changed.
     let out = run(dir.path(), &["inspect-store", "retry", &ids[0]]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -333,4 +337,45 @@ async fn a_missing_signer_variable_is_a_config_error() {
         .expect("ferry runs");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("FERRY_TEST_SIGNER"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_drops_what_no_node_holds_and_sends_it_again_once() {
+    let net = Net::start(1).await;
+    net.emit(0, 4).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    net.write_config(dir.path(), "function record(uint64 height, bytes32 root)", "", None);
+    let (anvil, receiver) = &net.dests[0];
+    anvil.rpc("evm_setAutomine", serde_json::json!([false])).await;
+    // Signed and sent, never mined: push gives up at its timeout with the four in flight.
+    let out = run(dir.path(), &["push", "--json", "--timeout", "4s"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert_eq!(report_of(&out)["chains"][0]["sent"], 4, "{}", text(&out));
+    // The node forgets them, as a restarted node would.
+    anvil.rpc("anvil_dropAllTransactions", serde_json::json!([])).await;
+
+    let out = run(dir.path(), &["inspect-store", "resync", "--chain", "d0"]);
+    assert_eq!(out.status.code(), Some(2), "asks first: {}", text(&out));
+    let out = run(dir.path(), &["inspect-store", "resync", "--chain", "d0", "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let resynced = report_of(&out);
+    assert_eq!(resynced["dropped"], serde_json::json!([0, 1, 2, 3]), "{resynced}");
+    assert_eq!((resynced["latest"].clone(), resynced["pending"].clone()), (0.into(), 0.into()), "{resynced}");
+    let pending =
+        report_of(&run(dir.path(), &["inspect-store", "deliveries", "--state", "pending", "--json"]));
+    assert_eq!(pending["matched"], 4, "{pending}");
+
+    anvil.rpc("evm_setAutomine", serde_json::json!([true])).await;
+    let (out, report) = push(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(report["chains"][0]["confirmed"], 4, "{report}");
+    for h in 0..4u64 {
+        let n =
+            view_u256(anvil, *receiver, IBatchReceiver::recordedCountCall { height: h }.abi_encode()).await;
+        assert_eq!(n, U256::from(1), "height {h}");
+    }
+    let latest = anvil
+        .rpc("eth_getTransactionCount", serde_json::json!([crate::devnet::DEV_ADDRESSES[1], "latest"]))
+        .await;
+    assert_eq!(latest, "0x4", "nonces 0..4, no gap");
 }

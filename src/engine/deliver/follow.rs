@@ -25,7 +25,10 @@ impl Worker {
         let (chain_id, signer) = (self.dest.chain_id, self.signer);
         let mut intents = store_blocking(|| self.store.intents_from(chain_id, signer, self.floor))?;
         if intents.iter().all(|(_, i)| i.is_settled()) {
-            self.floor = intents.last().map_or(self.floor, |(n, _)| n + 1).max(self.floor);
+            // Never above the next nonce: after a resync, dropped intents sit at nonces that are
+            // signed again, and those must be followed.
+            self.floor =
+                intents.last().map_or(self.floor, |(n, _)| n + 1).max(self.floor).min(self.next_nonce);
             self.in_flight = 0;
             return Ok(false);
         }

@@ -181,6 +181,7 @@ impl Worker {
                 Ok(())
             })
         })?;
+        self.floor = self.floor.min(self.next_nonce);
         self.next_nonce += intents.len() as u64;
         self.started += intents.len();
         self.in_flight += intents.len();
