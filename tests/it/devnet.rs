@@ -235,6 +235,17 @@ impl Drop for Anvil {
 }
 
 /// The creation bytecode of a committed artifact.
+/// A background `ferry watch` (or any child), killed by its own handle when the test ends,
+/// however it ends.
+pub struct Watch(pub Child);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The real `ferry` binary run in `dir`, with none of the caller's ferry settings, no colour,
 /// and the delivery tests' signer key (anvil's dev key #1) in `FERRY_TEST_SIGNER`.
 pub fn ferry_command(dir: &std::path::Path) -> Command {

@@ -12,22 +12,11 @@ use alloy::primitives::{Address, B256, U256};
 use alloy::sol_types::SolCall;
 use serde_json::{Value, json};
 
-use crate::devnet::{Anvil, DEV_ADDRESSES, IEscrow, IEscrowFactory, IEventEmitter};
+use crate::devnet::{Anvil, DEV_ADDRESSES, IEscrow, IEscrowFactory, IEventEmitter, Watch, ferry_command};
 use crate::proxy::FaultProxy;
 
-fn ferry(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.current_dir(dir)
-        .env_remove("FERRY_CONFIG")
-        .env_remove("FERRY_STORE")
-        .env_remove("FERRY_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    cmd
-}
-
 fn run(dir: &Path, args: &[&str]) -> Output {
-    ferry(dir).args(args).output().expect("ferry runs")
+    ferry_command(dir).args(args).output().expect("ferry runs")
 }
 
 fn text(out: &Output) -> String {
@@ -308,7 +297,7 @@ async fn backfill_killed_or_interrupted_anywhere_ends_identical_to_an_uninterrup
     setup(dir.path());
     let mut interruptions = 0;
     for (i, after_ms) in [300u64, 700, 500, 900, 400].into_iter().enumerate() {
-        let mut child = ferry(dir.path())
+        let mut child = ferry_command(dir.path())
             .args(["backfill", "--from", "0", "--to", &to])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -378,15 +367,6 @@ async fn wait_in_sync(anvil: &Anvil, dir: &Path, emitter: Address, what: &str) {
     }
 }
 
-struct Watch(Child);
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reorgs_up_to_the_window_are_undone_and_a_deeper_one_stops_the_source() {
     const WINDOW: u64 = 4;
@@ -406,7 +386,7 @@ async fn reorgs_up_to_the_window_are_undone_and_a_deeper_one_stops_the_source() 
     }
     .write(dir.path());
     let mut watch = Watch(
-        ferry(dir.path())
+        ferry_command(dir.path())
             .args(["watch"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -633,7 +613,7 @@ fn exporting_200k_events_streams_in_bounded_memory() {
         let dir = tempfile::tempdir().expect("tempdir");
         write_store(dir.path(), total);
         for format in ["csv", "jsonl"] {
-            let child = ferry(dir.path())
+            let child = ferry_command(dir.path())
                 .args(["export", "events", "--format", format, "--out", "events.out"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -680,7 +660,7 @@ async fn watch_follows_each_source_on_its_own_and_stops_cleanly_on_sigterm() {
     );
     std::fs::write(dir.path().join("ferry.yaml"), yaml).expect("config");
     let mut watch = Watch(
-        ferry(dir.path())
+        ferry_command(dir.path())
             .args(["watch"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -755,7 +735,7 @@ async fn a_head_that_goes_back_is_waited_out_not_taken_for_a_reorg() {
     }
     .write(dir.path());
     let mut watch = Watch(
-        ferry(dir.path())
+        ferry_command(dir.path())
             .args(["watch"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use alloy::sol_types::{SolCall, SolError};
@@ -13,7 +13,7 @@ use ferry::store::query_deliver::DeliveryId;
 use serde_json::Value;
 
 use crate::deliver::{Net, run, text};
-use crate::devnet::{DEV_ADDRESSES, DEV_KEYS, IBatchReceiver};
+use crate::devnet::{DEV_ADDRESSES, IBatchReceiver, Watch, ferry_command};
 
 const ITEMS: u64 = 5;
 
@@ -28,18 +28,17 @@ fn rows<'a>(report: &'a Value, key: &str) -> &'a Vec<Value> {
     report[key].as_array().unwrap_or_else(|| panic!("no `{key}` list in {report}"))
 }
 
-fn str_of<'a>(row: &'a Value, key: &str) -> &'a str {
-    row[key].as_str().unwrap_or_else(|| panic!("no `{key}` text in {row}"))
+/// One JSON value per non-empty line.
+fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("line"))
+        .collect()
 }
 
-/// A `watch` child, killed (by its own handle) when the test ends however it ends.
-struct Watch(Child);
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn str_of<'a>(row: &'a Value, key: &str) -> &'a str {
+    row[key].as_str().unwrap_or_else(|| panic!("no `{key}` text in {row}"))
 }
 
 /// Two destinations: `d0` is live and already holds height 0 (posting it again reverts with
@@ -189,22 +188,12 @@ async fn deliveries_and_txs_read_back_what_push_did() {
     }
     let out = run(dir, &["export", "deliveries", "--state", "pending", "--chain", "d1", "--limit", "3"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let lines: Vec<Value> = out
-        .stdout
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).expect("line"))
-        .collect();
+    let lines = json_lines(&out.stdout);
     assert_eq!(lines.len(), 3);
     assert!(lines.iter().all(|l| l["state"] == "pending" && l["chain"] == "d1"), "{lines:?}");
     let out = run(dir, &["export", "txs"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let lines: Vec<Value> = out
-        .stdout
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).expect("line"))
-        .collect();
+    let lines = json_lines(&out.stdout);
     assert_eq!(&lines[..], &txs[..], "export txs writes the rows inspect-store shows");
     let out = run(dir, &["export", "txs", "--format", "csv", "--out", "txs.csv"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -233,13 +222,8 @@ async fn deliveries_and_txs_read_back_what_push_did() {
 
     // Both views work while `watch` holds the store for writing.
     let watch = Watch(
-        Command::new(env!("CARGO_BIN_EXE_ferry"))
+        ferry_command(dir)
             .arg("watch")
-            .current_dir(dir)
-            .env_remove("FERRY_CONFIG")
-            .env_remove("FERRY_STORE")
-            .env("FERRY_TEST_SIGNER", DEV_KEYS[1])
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
