@@ -2,6 +2,7 @@
 //! nonces. Each opens the store read-write, so a running `watch` makes it refuse (exit 3, naming
 //! the holder); each asks before changing anything on a terminal, and wants `--yes` elsewhere.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
 use clap::Args;
@@ -88,12 +89,13 @@ pub struct ManageArgs {}
 impl RetryArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
         let (loaded, store) = open(ctx)?;
-        let keys = self.which.resolve(&loaded, &store, &[DeliveryState::Failed])?;
+        let names = Names::read(&loaded, &store)?;
+        let keys = self.which.resolve(&names, &store)?;
         if !confirm(self.which.yes, &format!("Retry {} deliveries?", keys.len()))? {
             return Ok(Exit::Ok);
         }
         let changed = control::retry(&store, &keys).map_err(refused)?;
-        ctx.out.emit(&ChangedReport::new(&loaded, &store, changed))?;
+        ctx.out.emit(&ChangedReport::new(&names, changed))?;
         Ok(Exit::Ok)
     }
 }
@@ -101,12 +103,13 @@ impl RetryArgs {
 impl SkipArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
         let (loaded, store) = open(ctx)?;
-        let keys = self.which.resolve(&loaded, &store, &[DeliveryState::Failed])?;
+        let names = Names::read(&loaded, &store)?;
+        let keys = self.which.resolve(&names, &store)?;
         if !confirm(self.which.yes, &format!("Skip {} deliveries? They will never be sent.", keys.len()))? {
             return Ok(Exit::Ok);
         }
         let changed = control::skip(&store, &keys, self.reason.as_deref()).map_err(refused)?;
-        ctx.out.emit(&ChangedReport::new(&loaded, &store, changed))?;
+        ctx.out.emit(&ChangedReport::new(&names, changed))?;
         Ok(Exit::Ok)
     }
 }
@@ -168,6 +171,7 @@ impl ManageArgs {
             .into());
         }
         let (loaded, store) = open(ctx)?;
+        let names = Names::read(&loaded, &store)?;
         let theme = dialoguer::theme::SimpleTheme;
         loop {
             let actions = [
@@ -189,10 +193,8 @@ impl ManageArgs {
                         eprintln!("no failed deliveries");
                         continue;
                     }
-                    let labels: Vec<String> = failed
-                        .iter()
-                        .map(|(k, reason)| format!("{}  {}", delivery_id(&loaded, &store, k), reason))
-                        .collect();
+                    let labels: Vec<String> =
+                        failed.iter().map(|(k, reason)| format!("{}  {}", names.id(k), reason)).collect();
                     let chosen = dialoguer::MultiSelect::with_theme(&theme)
                         .with_prompt("Which? (space selects, enter confirms)")
                         .items(&labels)
@@ -207,7 +209,7 @@ impl ManageArgs {
                         control::skip(&store, &keys, None)
                     };
                     match changed {
-                        Ok(c) => eprint!("{}", ChangedReport::new(&loaded, &store, c).human(&ctx.out)),
+                        Ok(c) => eprint!("{}", ChangedReport::new(&names, c).human(&ctx.out)),
                         Err(e) => eprintln!("nothing changed: {e}"),
                     }
                 }
@@ -318,27 +320,37 @@ fn signing_chains(loaded: &Loaded) -> Vec<String> {
     loaded.config.chains.iter().filter(|(_, c)| c.signer.is_some()).map(|(n, _)| n.clone()).collect()
 }
 
-fn chain_name(loaded: &Loaded, chain_id: u64) -> String {
-    loaded
-        .config
-        .chains
-        .iter()
-        .find(|(_, c)| c.chain_id == chain_id)
-        .map_or_else(|| chain_id.to_string(), |(n, _)| n.clone())
+/// Names for ids both ways, read once per command: targets from the store, chains from the
+/// config (an id without a name shows as the number).
+struct Names {
+    targets: BTreeMap<u32, String>,
+    chains: BTreeMap<u64, String>,
 }
 
-fn target_name(store: &Store, id: u32, loaded: &Loaded) -> String {
-    loaded
-        .config
-        .targets
-        .keys()
-        .find(|name| store.known_target_id(name).ok().flatten() == Some(id))
-        .cloned()
-        .unwrap_or_else(|| format!("#{id}"))
-}
+impl Names {
+    fn read(loaded: &Loaded, store: &Store) -> eyre::Result<Self> {
+        let mut chains = BTreeMap::new();
+        for (name, chain) in &loaded.config.chains {
+            chains.entry(chain.chain_id).or_insert_with(|| name.clone());
+        }
+        Ok(Names { targets: store.target_names()?, chains })
+    }
 
-fn delivery_id(loaded: &Loaded, store: &Store, key: &DeliveryKey) -> String {
-    format!("{}/{}/{}", target_name(store, key.target, loaded), chain_name(loaded, key.chain), key.item)
+    /// The id `inspect-store deliveries` prints.
+    fn id(&self, key: &DeliveryKey) -> String {
+        let target = self.targets.get(&key.target).cloned().unwrap_or_else(|| format!("#{}", key.target));
+        let chain = self.chains.get(&key.chain).cloned().unwrap_or_else(|| key.chain.to_string());
+        DeliveryId { target, chain, item: key.item }.to_string()
+    }
+
+    fn target_id(&self, name: &str) -> Option<u32> {
+        self.targets.iter().find(|(_, n)| *n == name).map(|(id, _)| *id)
+    }
+
+    /// A chain by config name, or by id.
+    fn chain_id(&self, text: &str) -> Option<u64> {
+        self.chains.iter().find(|(_, n)| *n == text).map(|(id, _)| *id).or_else(|| text.parse().ok())
+    }
 }
 
 fn failed_deliveries(loaded: &Loaded, store: &Store) -> eyre::Result<Vec<(DeliveryKey, String)>> {
@@ -352,40 +364,25 @@ fn failed_deliveries(loaded: &Loaded, store: &Store) -> eyre::Result<Vec<(Delive
 }
 
 impl Selection {
-    /// The deliveries the ids name, or every delivery in `states` on the --all-failed chain.
-    fn resolve(
-        &self,
-        loaded: &Loaded,
-        store: &Store,
-        states: &[DeliveryState],
-    ) -> eyre::Result<Vec<DeliveryKey>> {
+    /// The deliveries the ids name, or every failed one on the --all-failed chain.
+    fn resolve(&self, names: &Names, store: &Store) -> eyre::Result<Vec<DeliveryKey>> {
         let usage = |m: String| eyre::Report::new(ExitError::new(Exit::Usage, m));
         if let Some(chain) = &self.all_failed {
-            let chain_id = loaded
-                .config
-                .chains
-                .get(chain)
-                .map(|c| c.chain_id)
-                .ok_or_else(|| usage(format!("--all-failed {chain}: no such chain")))?;
+            let chain_id =
+                names.chain_id(chain).ok_or_else(|| usage(format!("--all-failed {chain}: no such chain")))?;
             let target = match &self.target {
                 Some(t) => Some(
-                    store
-                        .known_target_id(t)?
-                        .ok_or_else(|| usage(format!("--target {t}: no deliveries to it")))?,
+                    names.target_id(t).ok_or_else(|| usage(format!("--target {t}: no deliveries to it")))?,
                 ),
                 None => None,
             };
-            let mut keys = Vec::new();
-            for state in states {
-                keys.extend(
-                    store
-                        .deliveries_in_state(chain_id, *state, usize::MAX, |k, _| {
-                            target.is_none_or(|t| k.target == t)
-                        })?
-                        .into_iter()
-                        .map(|(k, _)| k),
-                );
-            }
+            let keys: Vec<DeliveryKey> = store
+                .deliveries_in_state(chain_id, DeliveryState::Failed, usize::MAX, |k, _| {
+                    target.is_none_or(|t| k.target == t)
+                })?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
             if keys.is_empty() {
                 return Err(usage(format!("no failed deliveries on {chain}")));
             }
@@ -396,24 +393,19 @@ impl Selection {
                 "name deliveries by id (see `inspect-store deliveries`), or use --all-failed <CHAIN>".into(),
             ));
         }
-        self.ids.iter().map(|id| parse_id(loaded, store, id).map_err(usage)).collect()
+        self.ids.iter().map(|id| parse_id(names, id).map_err(usage)).collect()
     }
 }
 
 /// `<target>/<chain>/<item>` as `inspect-store deliveries` prints it, the chain by name or id.
-fn parse_id(loaded: &Loaded, store: &Store, id: &str) -> Result<DeliveryKey, String> {
+fn parse_id(names: &Names, id: &str) -> Result<DeliveryKey, String> {
     let parsed: DeliveryId = id.parse()?;
-    let target = store
-        .known_target_id(&parsed.target)
-        .map_err(|e| e.to_string())?
+    let target = names
+        .target_id(&parsed.target)
         .ok_or_else(|| format!("`{id}`: the store has no deliveries to target `{}`", parsed.target))?;
-    let chain = match loaded.config.chains.get(&parsed.chain) {
-        Some(c) => c.chain_id,
-        None => parsed
-            .chain
-            .parse::<u64>()
-            .map_err(|_| format!("`{id}`: no chain `{}` in the config", parsed.chain))?,
-    };
+    let chain = names
+        .chain_id(&parsed.chain)
+        .ok_or_else(|| format!("`{id}`: no chain `{}` in the config", parsed.chain))?;
     Ok(DeliveryKey { target, chain, item: parsed.item })
 }
 
@@ -429,11 +421,11 @@ struct ChangedRow {
 struct ChangedReport(Vec<ChangedRow>);
 
 impl ChangedReport {
-    fn new(loaded: &Loaded, store: &Store, changed: Vec<Changed>) -> Self {
+    fn new(names: &Names, changed: Vec<Changed>) -> Self {
         ChangedReport(
             changed
                 .into_iter()
-                .map(|c| ChangedRow { id: delivery_id(loaded, store, &c.key), from: c.from, to: c.to })
+                .map(|c| ChangedRow { id: names.id(&c.key), from: c.from, to: c.to })
                 .collect(),
         )
     }

@@ -23,12 +23,6 @@ impl WriteTx<'_> {
         value.map(|v| records::decode(v.value()).map_err(|e| self.damaged(e))).transpose()
     }
 
-    pub fn intent(&self, key: IntentKey) -> Result<Option<TxIntent>, StoreError> {
-        let table = self.raw().open_table(tables::TX_INTENTS).map_err(|e| self.damaged(e))?;
-        let value = table.get(key.to_bytes()).map_err(|e| self.damaged(e))?;
-        value.map(|v| records::decode(v.value()).map_err(|e| self.damaged(e))).transpose()
-    }
-
     /// Creates a pending delivery unless one exists. Returns whether it was created.
     pub fn add_delivery(&mut self, key: DeliveryKey, now: u64) -> Result<bool, StoreError> {
         if self.delivery(key)?.is_some() {
@@ -139,11 +133,23 @@ impl Store {
         value.map(|v| records::decode(v.value()).map_err(|e| self.fail_read(e))).transpose()
     }
 
-    /// The id of a target name, if the store has seen it (read-only: nothing is assigned).
-    pub fn known_target_id(&self, name: &str) -> Result<Option<u32>, StoreError> {
+    pub fn intent(&self, key: IntentKey) -> Result<Option<TxIntent>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(tables::TX_INTENTS).map_err(|e| self.fail_read(e))?;
+        let value = table.get(key.to_bytes()).map_err(|e| self.fail_read(e))?;
+        value.map(|v| records::decode(v.value()).map_err(|e| self.fail_read(e))).transpose()
+    }
+
+    /// Target ids → names, as the store assigned them.
+    pub fn target_names(&self) -> Result<std::collections::BTreeMap<u32, String>, StoreError> {
         let txn = self.read()?;
         let table = txn.open_table(tables::TARGET_IDS).map_err(|e| self.fail_read(e))?;
-        Ok(table.get(name).map_err(|e| self.fail_read(e))?.map(|v| v.value()))
+        let mut names = std::collections::BTreeMap::new();
+        for entry in table.iter().map_err(|e| self.fail_read(e))? {
+            let (name, id) = entry.map_err(|e| self.fail_read(e))?;
+            names.insert(id.value(), name.value().to_string());
+        }
+        Ok(names)
     }
 
     /// Every intent of `signer` on `chain` from nonce `from` up, in nonce order.

@@ -68,6 +68,18 @@ async fn set_base_fee(anvil: &Anvil, wei: u128) {
     anvil.mine(1).await;
 }
 
+/// `n` items to one destination whose base fee (50 gwei) is above the chain's fee cap (1 gwei,
+/// bumps due after 2 s): nothing ferry sends can be mined until the market falls.
+async fn under_the_market(n: u64) -> (Net, tempfile::TempDir) {
+    let net = Net::start(1).await;
+    net.emit(0, n).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    net.write_config(dir.path(), RECORD, "", None);
+    set_d0(dir.path(), "gas", "{ max_fee_gwei: 1, bump_after: 2s }");
+    set_base_fee(&net.dests[0].0, 50 * GWEI).await;
+    (net, dir)
+}
+
 async fn total_recorded(anvil: &Anvil, receiver: Address) -> u64 {
     view_u256(anvil, receiver, IBatchReceiver::totalRecordedCall {}.abi_encode()).await.to::<u64>()
 }
@@ -343,13 +355,8 @@ async fn a_stalled_chain_gets_replacements_under_the_cap_and_every_item_lands_on
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cap_below_the_market_waits_says_so_and_delivers_once_the_market_falls() {
     const N: u64 = 3;
-    let net = Net::start(1).await;
+    let (net, dir) = under_the_market(N).await;
     let (anvil, receiver) = &net.dests[0];
-    net.emit(0, N).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    net.write_config(dir.path(), RECORD, "", None);
-    set_d0(dir.path(), "gas", "{ max_fee_gwei: 1, bump_after: 2s }");
-    set_base_fee(anvil, 50 * GWEI).await;
 
     let done = push_for(dir.path(), "10s");
     assert_eq!(done.code, Some(4), "{}", done.text());
@@ -378,13 +385,8 @@ async fn a_cap_below_the_market_waits_says_so_and_delivers_once_the_market_falls
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_refused_under_the_base_fee_goes_out_when_the_market_falls_during_the_run() {
     const N: u64 = 2;
-    let net = Net::start(1).await;
+    let (net, dir) = under_the_market(N).await;
     let (anvil, receiver) = &net.dests[0];
-    net.emit(0, N).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    net.write_config(dir.path(), RECORD, "", None);
-    set_d0(dir.path(), "gas", "{ max_fee_gwei: 1, bump_after: 2s }");
-    set_base_fee(anvil, 50 * GWEI).await;
 
     let mut push = spawn(dir.path(), "push", &["push", "--json", "--timeout", "30s"]);
     until(Duration::from_secs(20), "ferry at the fee cap", async || push.log().contains("fee cap")).await;
@@ -403,13 +405,8 @@ async fn a_transaction_refused_under_the_base_fee_goes_out_when_the_market_falls
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_cancel_takes_the_nonce_with_a_self_send_and_fails_the_delivery() {
     const N: u64 = 2;
-    let net = Net::start(1).await;
+    let (net, dir) = under_the_market(N).await;
     let (anvil, receiver) = &net.dests[0];
-    net.emit(0, N).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    net.write_config(dir.path(), RECORD, "", None);
-    set_d0(dir.path(), "gas", "{ max_fee_gwei: 1, bump_after: 2s }");
-    set_base_fee(anvil, 50 * GWEI).await;
     let done = push_for(dir.path(), "8s");
     assert_eq!(done.code, Some(4), "{}", done.text());
     assert_eq!(nonce(anvil, "latest").await, 0);

@@ -141,7 +141,7 @@ pub async fn cancel(
 ) -> Result<Cancelled, ControlError> {
     let signer = dest.signer.address();
     let key = IntentKey { chain: dest.chain_id, signer, nonce };
-    let Some(mut intent) = store.write(|tx| tx.intent(key))? else {
+    let Some(mut intent) = store.intent(key)? else {
         return Err(ControlError::Refused(format!(
             "ferry has no transaction of {signer} at nonce {nonce} on {}",
             dest.chain

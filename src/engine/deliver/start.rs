@@ -75,7 +75,8 @@ impl Worker {
             return Ok(false);
         }
 
-        let fields = self.item_fields(&due)?;
+        let keys: Vec<DeliveryKey> = due.iter().map(|(k, _)| *k).collect();
+        let fields = self.item_fields(&keys)?;
         let checks: Vec<_> = due
             .iter()
             .zip(fields)
@@ -223,21 +224,18 @@ impl Worker {
 
     /// The fields each item shows a target, read in one transaction: its decoded fields plus where
     /// it came from. `None` for an item that is gone or has no decoded fields.
-    fn item_fields(
-        &self,
-        due: &[(DeliveryKey, Delivery)],
-    ) -> Result<Vec<Option<Map<String, Value>>>, DeliverError> {
-        let keys: Vec<_> = due
+    fn item_fields(&self, keys: &[DeliveryKey]) -> Result<Vec<Option<Map<String, Value>>>, DeliverError> {
+        let events: Vec<_> = keys
             .iter()
-            .filter_map(|(k, _)| match k.item {
+            .filter_map(|k| match k.item {
                 ItemKey::Event(e) => Some(e),
                 ItemKey::Batch(_) => None,
             })
             .collect();
-        let mut events = store_blocking(|| self.store.events(&keys))?.into_iter();
-        Ok(due
+        let mut events = store_blocking(|| self.store.events(&events))?.into_iter();
+        Ok(keys
             .iter()
-            .map(|(k, _)| {
+            .map(|k| {
                 let ItemKey::Event(key) = k.item else { return None };
                 let event = events.next().flatten()?;
                 let mut fields = match event.fields.as_deref().map(serde_json::from_str::<Value>) {
@@ -256,8 +254,7 @@ impl Worker {
     /// Whether the configured view says the item is on the chain already.
     pub(super) async fn already_done(&self, key: DeliveryKey) -> Result<Option<String>, DeliverError> {
         let Some(target) = self.dest.targets.get(&key.target) else { return Ok(None) };
-        let due = [(key, Delivery::pending(0))];
-        let Some(fields) = self.item_fields(&due)?.pop().flatten() else { return Ok(None) };
+        let Some(fields) = self.item_fields(&[key])?.pop().flatten() else { return Ok(None) };
         let Some(Ok(data)) = target.plan.done_view_calldata(&fields) else { return Ok(None) };
         let returned =
             chain::call(&self.dest.rpc, self.signer, target.to, &data).await.map_err(Self::rpc_err)?;
