@@ -478,9 +478,13 @@ impl Render for ResyncReport {
                 r.dropped.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
             )
         };
-        format!(
+        let mut text = format!(
             "{} on {}: chain nonce {} mined, {} with the pool; ferry had signed up to {}; {dropped}\n",
             r.signer, r.chain, r.latest, r.pending, r.stored_next
-        )
+        );
+        for why in &r.kept {
+            text.push_str(&format!("kept: {why}\n"));
+        }
+        text
     }
 }

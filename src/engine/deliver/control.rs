@@ -7,6 +7,7 @@ use alloy::primitives::{Address, B256, Bytes};
 use serde::Serialize;
 
 use super::chain;
+use super::evidence::{self, Located, UsedNonce};
 use super::fees::{FeePolicy, Fees};
 use super::sign::{self, Unsigned};
 use super::worker::{Update, save_intents};
@@ -222,26 +223,34 @@ pub struct Resynced {
     pub stored_next: u64,
     /// Open intents no node holds and no receipt covers: dropped, their deliveries pending again.
     pub dropped: Vec<u64>,
+    /// Open intents below the mined count with no visible receipt and no proof that another
+    /// transaction took their nonce: kept, with why (a lagging node shows ferry's own mined
+    /// transaction this way; signing their deliveries again could land them twice).
+    pub kept: Vec<String>,
 }
 
 /// Lines ferry's nonces up with the chain's: every open intent at or above the node's pending
-/// count (the node does not hold it) or below the mined count, with no receipt for any of its
-/// hashes, is dropped and its deliveries go back to pending, to be signed again from the chain's
-/// nonce. An intent another node still holds could land later: that is why this asks first.
+/// count (the node does not hold it), with no receipt for any of its hashes, is dropped and its
+/// deliveries go back to pending, to be signed again from the chain's nonce. An intent another
+/// node still holds could land later: that is why this asks first. Below the mined count the
+/// sender's own rule holds: dropped only when the transaction that used the nonce is found in a
+/// block, is not ferry's, and is as deep as the chain's confirmations (`evidence.rs`).
 pub async fn resync(dest: &Destination, store: &Store) -> Result<Resynced, ControlError> {
     let signer = dest.signer.address();
     let rpc_err = |e| DeliverError::Rpc(Box::new(e));
     let latest = chain::nonce(&dest.rpc, signer, "latest").await.map_err(rpc_err)?;
     let pending = chain::nonce(&dest.rpc, signer, "pending").await.map_err(rpc_err)?;
+    let head = dest.rpc.block_number().await.map_err(rpc_err)?;
     let intents = store.intents_from(dest.chain_id, signer, 0)?;
     let stored_next = intents.iter().map(|(n, _)| n + 1).max().unwrap_or(0);
-    let mut dropped = Vec::new();
+    let (mut dropped, mut kept) = (Vec::new(), Vec::new());
+    let mut located = Located::new();
     for (nonce, mut intent) in intents {
         if !intent.is_open() || (nonce >= latest && nonce < pending) {
             continue;
         }
         let mut landed = false;
-        for hash in intent.hashes().collect::<Vec<_>>() {
+        for hash in intent.hashes().chain(intent.cancel).collect::<Vec<_>>() {
             if chain::receipt(&dest.rpc, hash).await.map_err(rpc_err)?.is_some() {
                 landed = true;
                 break;
@@ -251,11 +260,25 @@ pub async fn resync(dest: &Destination, store: &Store) -> Result<Resynced, Contr
             // The sender records it as mined on its next round.
             continue;
         }
+        let reason = if nonce < latest {
+            if !located.contains_key(&nonce) {
+                evidence::locate(&dest.rpc, signer, nonce, head, &mut located).await.map_err(rpc_err)?;
+            }
+            let found = evidence::evidence_of(nonce, &located, intent.hashes().chain(intent.cancel));
+            match evidence::judge(nonce, found, head, dest.confirmations) {
+                UsedNonce::TakenByOther(reason) => reason,
+                UsedNonce::Wait(reason) => {
+                    kept.push(reason);
+                    continue;
+                }
+            }
+        } else {
+            format!("nonce {nonce} dropped by an operator's resync")
+        };
         intent.state = IntentState::Dropped;
-        let update = Update::Dropped(format!("nonce {nonce} dropped by an operator's resync"));
-        save_intents(store, dest.chain_id, signer, &[(nonce, &intent, &update)])?;
+        save_intents(store, dest.chain_id, signer, &[(nonce, &intent, &Update::Dropped(reason))])?;
         dropped.push(nonce);
     }
-    tracing::info!(chain = %dest.chain, latest, pending, stored_next, dropped = dropped.len(), "resynced");
-    Ok(Resynced { chain: dest.chain.clone(), signer, latest, pending, stored_next, dropped })
+    tracing::info!(chain = %dest.chain, latest, pending, stored_next, dropped = dropped.len(), kept = kept.len(), "resynced");
+    Ok(Resynced { chain: dest.chain.clone(), signer, latest, pending, stored_next, dropped, kept })
 }

@@ -1,14 +1,17 @@
 //! Following what is in flight on one chain, once per tick: receipts (mined), depth (confirmed),
 //! receipts that disappear (reorged: the same bytes go out again), nonces used by someone else
-//! (dropped: the deliveries go back to pending), broadcasts of signed intents, and fee bumps.
+//! (dropped: the deliveries go back to pending, only on the evidence of `evidence.rs`),
+//! broadcasts of signed intents, and fee bumps.
 //!
 //! A tick reads the unsettled intents once, asks the chain what it needs concurrently, decides,
 //! writes every change in one transaction, and only then broadcasts (write-ahead, also for bumps).
 
+use alloy::primitives::B256;
 use futures_util::{StreamExt, stream};
 
 use super::DeliverError;
 use super::chain::{self, SendOutcome};
+use super::evidence::{self, Located, UsedNonce};
 use super::fees::{Fees, Market};
 use super::sign::{self, Unsigned};
 use super::worker::{Update, Worker, store_blocking};
@@ -18,6 +21,20 @@ use crate::store::records::{DeliveryState, IntentState, Receipt, TxIntent};
 
 /// Receipt lookups in flight at once.
 const CONCURRENCY: usize = 16;
+
+/// Blocks located per tick for nonces used without a visible receipt (each locates every
+/// transaction of the signer in its block, so a lagging node's whole block costs one).
+const SEARCHES_PER_TICK: usize = 4;
+
+/// How often sent, unmined transactions are broadcast again (the very same bytes), and how many.
+const REBROADCAST_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+const REBROADCAST_MAX: usize = 64;
+
+/// How the chain's status starts while used nonces wait for evidence.
+const UNSEEN: &str = "waiting on used nonces without a visible receipt";
+
+/// How long nonces may wait for their receipts before the chain's status says so.
+const UNSEEN_WARN_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Worker {
     /// Follows every unsettled intent from the floor up. `Ok(true)` when something changed.
@@ -47,18 +64,36 @@ impl Worker {
             receipts.insert(i, r?);
         }
 
+        // Nonces the chain counts as used with no receipt for any of ferry's hashes: look for the
+        // transaction that used each before deciding anything (see `evidence.rs`).
+        let mut located = Located::new();
+        let mut searches = 0;
+        let mut used = std::collections::HashMap::new();
+        for (&i, receipt) in &receipts {
+            if receipt.is_some() {
+                continue;
+            }
+            let (nonce, intent) = &intents[i];
+            if !located.contains_key(nonce) && searches < SEARCHES_PER_TICK {
+                searches += 1;
+                evidence::locate(&rpc, signer, *nonce, head, &mut located).await.map_err(Self::rpc_err)?;
+            }
+            let found = evidence::evidence_of(*nonce, &located, intent.hashes().chain(intent.cancel));
+            used.insert(i, evidence::judge(*nonce, found, head, self.dest.confirmations));
+        }
+
         // Mined intents deep enough: is the receipt still there?
         let mut deep = Vec::new();
         for (i, (nonce, intent)) in intents.iter().enumerate() {
             if intent.state != IntentState::Mined {
                 continue;
             }
-            let block = match self.mined_at.get(nonce) {
-                Some(b) => *b,
+            let (block, _) = match self.mined_at.get(nonce) {
+                Some(at) => *at,
                 None => {
-                    let b = self.mined_block(intent).await?;
-                    self.mined_at.insert(*nonce, b);
-                    b
+                    let at = self.mined_block(intent).await?;
+                    self.mined_at.insert(*nonce, at);
+                    at
                 }
             };
             if head + 1 >= block + self.dest.confirmations {
@@ -73,11 +108,27 @@ impl Worker {
         for (&i, r) in deep.iter().zip(rechecked) {
             rechecks.insert(i, r.map_err(Self::rpc_err)?);
         }
+        // A receipt that is not there proves a reorg only when the block it was in is no longer
+        // the chain's block at that height; a node that lacks the block (lagging) or still has
+        // it (its receipt index behind) proves nothing.
+        let mut gone = std::collections::HashSet::new();
+        for (&i, r) in &rechecks {
+            if r.is_some() {
+                continue;
+            }
+            let Some(&(block, hash)) = self.mined_at.get(&intents[i].0) else { continue };
+            let header =
+                rpc.header(crate::engine::rpc::BlockId::Number(block)).await.map_err(Self::rpc_err)?;
+            if header.is_some_and(|h| h.hash != hash) {
+                gone.insert(i);
+            }
+        }
 
         // Decide, in nonce order.
         let mut updates: Vec<(usize, Update)> = Vec::new();
         let mut to_broadcast: Vec<usize> = Vec::new();
         let mut bumps: Vec<usize> = Vec::new();
+        let mut waiting: Vec<String> = Vec::new();
         for (i, (nonce, intent)) in intents.iter().enumerate() {
             match intent.state {
                 IntentState::Dropped | IntentState::Confirmed => {}
@@ -88,29 +139,30 @@ impl Worker {
                     }
                     // Re-mined in another block of a new branch: wait for that one's depth.
                     Some(Some(r)) => {
-                        self.mined_at.insert(*nonce, r.block);
+                        self.mined_at.insert(*nonce, (r.block, r.block_hash));
                     }
-                    Some(None) => {
+                    Some(None) if gone.contains(&i) => {
                         tracing::warn!(chain = %self.dest.chain, nonce, tx = ?intent.mined, "receipt gone in a reorg; sending again");
                         updates.push((i, Update::Reorged));
                         to_broadcast.push(i);
                     }
+                    Some(None) => waiting.push(format!(
+                        "nonce {nonce} mined, its receipt not visible on the node that answered"
+                    )),
                 },
                 IntentState::Signed | IntentState::Sent => match receipts.get(&i) {
                     Some(Some(r)) => {
                         let verdicts = self.verdicts(intent, r).await?;
                         updates.push((i, Update::Mined { receipt: r.clone(), verdicts }));
                     }
-                    Some(None) => {
-                        tracing::warn!(
-                            chain = %self.dest.chain, nonce,
-                            "nonce used by a transaction ferry did not sign; its deliveries go back to pending"
-                        );
-                        updates.push((
-                            i,
-                            Update::Dropped(format!("nonce {nonce} was used by another transaction")),
-                        ));
-                    }
+                    Some(None) => match used.remove(&i) {
+                        Some(UsedNonce::TakenByOther(reason)) => {
+                            tracing::warn!(chain = %self.dest.chain, nonce, "{reason}; its deliveries go back to pending");
+                            updates.push((i, Update::Dropped(reason)));
+                        }
+                        Some(UsedNonce::Wait(reason)) => waiting.push(reason),
+                        None => {}
+                    },
                     // Due for a replacement: sent (or refused under the base fee) `bump_after` ago.
                     None if intent
                         .sent_at
@@ -124,6 +176,23 @@ impl Worker {
             }
         }
 
+        self.note_unseen(&waiting);
+
+        // Sent and not mined: the same bytes again now and then, lowest nonces first, for a node
+        // that lost them (a restart, a reorg that dropped them) — else they wait for `bump_after`.
+        if self.rebroadcast_at.elapsed() >= REBROADCAST_EVERY {
+            self.rebroadcast_at = std::time::Instant::now();
+            let again = (0..intents.len())
+                .filter(|&i| {
+                    intents[i].1.state == IntentState::Sent
+                        && intents[i].0 >= latest
+                        && !bumps.contains(&i)
+                        && !to_broadcast.contains(&i)
+                })
+                .take(REBROADCAST_MAX);
+            to_broadcast.extend(again.collect::<Vec<_>>());
+        }
+
         // Apply the decisions to the intents themselves.
         for (i, update) in &updates {
             let (nonce, intent) = &mut intents[*i];
@@ -135,7 +204,7 @@ impl Worker {
                 Update::Mined { receipt, .. } => {
                     intent.state = IntentState::Mined;
                     intent.mined = Some(receipt.tx_hash);
-                    self.mined_at.insert(*nonce, receipt.block);
+                    self.mined_at.insert(*nonce, (receipt.block, receipt.block_hash));
                 }
                 Update::Reorged => {
                     intent.state = IntentState::Signed;
@@ -187,6 +256,25 @@ impl Worker {
         result.map(|sent| changed || sent > 0)
     }
 
+    /// Nonces used without a visible receipt wait; when they have waited long, the chain's status
+    /// says so (and stops saying so once none waits).
+    fn note_unseen(&mut self, waiting: &[String]) {
+        let Some(first) = waiting.first() else {
+            self.unseen_since = None;
+            if self.status.borrow().problem.as_deref().is_some_and(|p| p.starts_with(UNSEEN)) {
+                self.status.send_modify(|s| s.problem = None);
+            }
+            return;
+        };
+        let since = *self.unseen_since.get_or_insert_with(std::time::Instant::now);
+        tracing::debug!(chain = %self.dest.chain, waiting = waiting.len(), "{first}");
+        if since.elapsed() >= UNSEEN_WARN_AFTER && self.status.borrow().problem.is_none() {
+            let problem = format!("{UNSEEN}: {} nonce(s); {first}", waiting.len());
+            tracing::warn!(chain = %self.dest.chain, "{problem}");
+            self.status.send_modify(|s| s.problem = Some(problem));
+        }
+    }
+
     /// The first receipt among every hash the nonce has had (the operator's cancellation included).
     async fn find_receipt(&self, intent: &TxIntent) -> Result<Option<Receipt>, DeliverError> {
         for hash in intent.hashes().chain(intent.cancel.filter(|c| *c != intent.hash)) {
@@ -197,17 +285,19 @@ impl Worker {
         Ok(None)
     }
 
-    /// The block a mined intent landed in: from a delivery's stored receipt, else from the chain
-    /// (0 when gone, which the depth check then finds at once).
-    async fn mined_block(&self, intent: &TxIntent) -> Result<u64, DeliverError> {
+    /// The block (number, hash) a mined intent landed in: from a delivery's stored receipt, else
+    /// from the chain (block 0 with no hash when not found, which the depth check then rechecks
+    /// at once).
+    async fn mined_block(&self, intent: &TxIntent) -> Result<(u64, B256), DeliverError> {
         if let Some(k) = intent.deliveries.first().copied() {
             let stored = store_blocking(|| self.store.delivery(k))?;
             if let Some(r) = stored.and_then(|d| d.receipt) {
-                return Ok(r.block);
+                return Ok((r.block, r.block_hash));
             }
         }
-        let Some(hash) = intent.mined else { return Ok(0) };
-        Ok(chain::receipt(&self.dest.rpc, hash).await.map_err(Self::rpc_err)?.map_or(0, |r| r.block))
+        let Some(hash) = intent.mined else { return Ok((0, B256::ZERO)) };
+        let receipt = chain::receipt(&self.dest.rpc, hash).await.map_err(Self::rpc_err)?;
+        Ok(receipt.map_or((0, B256::ZERO), |r| (r.block, r.block_hash)))
     }
 
     /// What a receipt settles at once: a cancellation fails its deliveries; a reverted call is

@@ -6,8 +6,10 @@
 //!   there"), and skip what is there;
 //! - sign locally, and **write the intent before broadcasting**: a crash between the two leaves a
 //!   signed intent that is broadcast again, the very same bytes, never re-signed with a new nonce;
-//! - a delivery goes back to pending only when its nonce was used by a transaction ferry did not
-//!   sign and none of its own hashes has a receipt, so that two transactions can never both land;
+//! - a delivery goes back to pending only on positive evidence that another transaction took its
+//!   nonce: that transaction found in a block as deep as the chain's confirmations, its hash none
+//!   of ferry's (`evidence.rs`); a used nonce without a visible receipt waits, since a lagging
+//!   node shows exactly that for ferry's own transaction;
 //! - nonces are ferry's, per (chain, signer), reconciled with the chain on start;
 //! - many deliveries are signed with consecutive nonces and broadcast together (pipelined);
 //! - a transaction not mined after `bump_after` is replaced at the same nonce with higher fees,
@@ -15,6 +17,7 @@
 
 pub mod chain;
 pub mod control;
+mod evidence;
 pub mod fees;
 mod follow;
 pub mod sign;

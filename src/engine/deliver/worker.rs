@@ -48,8 +48,12 @@ pub struct Worker {
     pub(super) floor: u64,
     /// Intents signed or sent and not mined yet, as of the last follow.
     pub(super) in_flight: usize,
-    /// Nonce → block of the receipt, for mined intents waiting for confirmations.
-    pub(super) mined_at: HashMap<u64, u64>,
+    /// Nonce → block (number, hash) of the receipt, for mined intents waiting for confirmations.
+    pub(super) mined_at: HashMap<u64, (u64, alloy::primitives::B256)>,
+    /// Since when nonces used without a visible receipt have been waiting (`None`: none waits).
+    pub(super) unseen_since: Option<std::time::Instant>,
+    /// When sent, unmined transactions were last broadcast again.
+    pub(super) rebroadcast_at: std::time::Instant,
     pub(super) started: usize,
     failures: u32,
     pub(super) warned_cap: bool,
@@ -79,7 +83,8 @@ pub(super) enum Update {
     Confirmed(Receipt),
     /// Its receipt disappeared in a reorg: back to sending, the same bytes go out again.
     Reorged,
-    /// Its nonce went to a transaction ferry did not sign, or the operator resynced: pending again.
+    /// Its nonce went to a transaction ferry did not sign (found in a block, deep enough), or the
+    /// operator resynced: pending again.
     Dropped(String),
 }
 
@@ -231,6 +236,8 @@ impl Worker {
             floor,
             in_flight,
             mined_at: HashMap::new(),
+            unseen_since: None,
+            rebroadcast_at: std::time::Instant::now(),
             started: 0,
             failures: 0,
             warned_cap: false,
