@@ -284,6 +284,9 @@ pub struct SourceReport {
     pub events: u64,
     pub children: u64,
     pub reorgs: u64,
+    /// Blocks near the head whose logs were asked again by block hash: their bloom may match,
+    /// yet the range's answer had no log of them (a lagging node is how that happens).
+    pub rechecked_blocks: u64,
     pub events_per_second: f64,
     pub rpc: RpcStats,
     pub error: Option<String>,
@@ -309,6 +312,7 @@ impl SourceReport {
             events: s.events,
             children: s.children,
             reorgs: s.reorgs,
+            rechecked_blocks: s.rechecked,
             events_per_second: (s.events as f64 / secs * 10.0).round() / 10.0,
             rpc,
             error,

@@ -44,6 +44,8 @@ pub struct SourceStatus {
     pub children: u64,
     pub reorgs: u64,
     pub requests: u64,
+    /// Blocks near the head whose logs were asked again by hash (see `evm::fetch_range`).
+    pub rechecked: u64,
     pub last_error: Option<String>,
 }
 
@@ -149,6 +151,7 @@ impl SourceRunner {
             children: 0,
             reorgs: 0,
             requests: 0,
+            rechecked: 0,
             last_error: None,
         };
         let (tx, rx) = watch::channel(status);
@@ -236,7 +239,12 @@ impl SourceRunner {
     pub async fn run_to(&mut self, end: u64) -> Result<(), IngestError> {
         self.give_up_after = Some(BACKFILL_ATTEMPTS);
         self.status.send_modify(|s| s.target = Some(end));
-        let result = self.walk_to(end).await;
+        // A reorg since the last run that kept the chain's height shows only as another hash at
+        // the block read last: rewind first, as `watch` does, or the orphaned events would stay.
+        let result = match self.check_tip().await {
+            Ok(()) => self.walk_to(end).await,
+            Err(e) => Err(e),
+        };
         let flushed = self.flush().await;
         self.set_phase(if result.is_ok() { Phase::Done } else { Phase::Stopped });
         result?;
@@ -246,6 +254,8 @@ impl SourceRunner {
     /// Watch: follows the head until cancelled.
     pub async fn follow(&mut self) -> Result<(), IngestError> {
         let mut failures = 0u32;
+        // As in a backfill: the block read last may have been replaced while ferry was stopped.
+        self.check_tip().await?;
         loop {
             if self.cancel.is_cancelled() {
                 self.flush().await?;
@@ -294,8 +304,8 @@ impl SourceRunner {
         }
     }
 
-    /// Under `confirmations: 0` with no new block: a reorg that kept the height shows only as a
-    /// different hash at the block we read last.
+    /// Whether the block read last is still the chain's (on start, and under `confirmations: 0`
+    /// with no new block): a reorg that kept the height shows only as a different hash there.
     async fn check_tip(&mut self) -> Result<(), IngestError> {
         let (Some(last), Some(stored)) = (self.next.checked_sub(1), self.last_hash) else { return Ok(()) };
         match self.cancellable(self.rpc.header(BlockId::Number(last))).await? {
@@ -325,7 +335,7 @@ impl SourceRunner {
                     self.flush().await?;
                     let events = fetched.event_count() as u64;
                     let children = fetched.new_children.len() as u64;
-                    let requests = fetched.requests;
+                    let (requests, rechecked) = (fetched.requests, fetched.rechecked);
                     self.last_hash = Some(fetched.last_hash());
                     self.next = to + 1;
                     self.registry.extend(fetched.new_children.iter().copied());
@@ -351,6 +361,7 @@ impl SourceRunner {
                         s.children += children;
                         s.blocks += to - from + 1;
                         s.requests += requests;
+                        s.rechecked += rechecked;
                     });
                 }
                 Err(FetchError::Rpc(e)) if e.kind == ErrorKind::RangeTooLarge && to > from => {
@@ -361,7 +372,11 @@ impl SourceRunner {
                     self.flush().await?;
                     self.handle_reorg(number.saturating_sub(1), stored, found).await?;
                 }
-                Err(e @ (FetchError::Missing { .. } | FetchError::Unstable { .. })) => {
+                Err(
+                    e @ (FetchError::Missing { .. }
+                    | FetchError::Unstable { .. }
+                    | FetchError::Incomplete { .. }),
+                ) => {
                     tracing::info!(source = %self.plan.name, "{e}");
                     self.set_phase(Phase::Waiting);
                     self.pause(self.plan.poll_interval.min(Duration::from_secs(1))).await?;

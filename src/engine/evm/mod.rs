@@ -1,7 +1,7 @@
 //! The `evm` source: what to ask a chain for one block range, and what its answer means.
 //!
 //! A range costs a constant number of requests whatever the number of factory children:
-//! headers of its ends (every header inside the reorg window under `confirmations: 0`), one
+//! headers of its ends and of every block within `reorg_window` of the highest head seen, one
 //! `eth_getLogs` for the configured contracts and factories (by address, every log kept, decoded
 //! where a declaration matches), and one `eth_getLogs` for all children (an address list up to
 //! `max_addresses`, above it the children's topics only, filtered against the registry). Children
@@ -185,6 +185,12 @@ pub enum FetchError {
     /// The chain changed while the range was read; read it again.
     #[error("the chain changed while blocks {from}..={to} were read")]
     Unstable { from: u64, to: u64 },
+    /// The logs of a block are missing from the range's answer although its bloom and a query by
+    /// its hash show them: the node that answered did not have the block. Read the range again.
+    #[error(
+        "the node that answered eth_getLogs did not have block {number} (its logs were missing); reading the range again"
+    )]
+    Incomplete { number: u64 },
 }
 
 /// One fetched range: the write without its events, and the logs to decode into them.
@@ -197,6 +203,9 @@ pub struct Fetched {
     pub new_children: Vec<(Address, usize)>,
     /// Requests this range took.
     pub requests: u64,
+    /// Blocks near the head asked again by hash because their bloom may match a filter that
+    /// brought no log for them (included in `requests`).
+    pub rechecked: u64,
 }
 
 /// What a fetch needs to know about the source's state.
@@ -216,21 +225,32 @@ pub async fn fetch_range(
 ) -> Result<Fetched, FetchError> {
     let mut requests = 0u64;
     let tip = plan.finality.is_tip();
-    // Headers: the ends, or under `confirmations: 0` every block inside the reorg window.
-    let window_start = to.saturating_add(1).saturating_sub(plan.reorg_window).max(from);
-    let mut numbers: Vec<u64> = if tip { (window_start..=to).collect() } else { vec![to] };
-    if !numbers.contains(&from) {
+    // Headers: the ends, and every block within `reorg_window` of the highest head seen — there
+    // a node behind a load balancer may lag, so each block's logs are checked against its bloom
+    // (and, under `confirmations: 0`, the headers link up the hash window). Older blocks cost
+    // two headers per range, however many.
+    let head = rpc.highest_seen().max(to);
+    let window_start = head.saturating_add(1).saturating_sub(plan.reorg_window).max(from);
+    let mut numbers: Vec<u64> = (window_start..=to).collect();
+    if numbers.last() != Some(&to) {
+        numbers.push(to);
+    }
+    if numbers.first() != Some(&from) {
         numbers.insert(0, from);
     }
     // The headers and the configured contracts' logs are fetched together: a range costs the
     // slower of the two, not their sum.
+    let static_filter = (!plan.statics.is_empty()).then(|| LogFilter {
+        from,
+        to,
+        addresses: plan.statics.keys().copied().collect(),
+        topic0: vec![],
+    });
     let statics = async {
-        if plan.statics.is_empty() {
-            return Ok(None);
+        match &static_filter {
+            Some(filter) => rpc.logs(filter).await.map(Some),
+            None => Ok(None),
         }
-        let filter =
-            LogFilter { from, to, addresses: plan.statics.keys().copied().collect(), topic0: vec![] };
-        rpc.logs(&filter).await.map(Some)
     };
     let (headers, static_logs) = futures_util::try_join!(
         try_join_all(numbers.iter().map(|n| rpc.header(BlockId::Number(*n)))),
@@ -294,6 +314,8 @@ pub async fn fetch_range(
     // The children, old and new: one request whatever their number.
     let known = state.registry.len() + new_children.len();
     let mut child_logs = Vec::new();
+    let mut child_filter = None;
+    let mut child_last = None;
     if known > 0 && !plan.child_topics.is_empty() {
         let by_address = known <= plan.max_addresses;
         let addresses = if by_address {
@@ -307,6 +329,8 @@ pub async fn fetch_range(
         let filter = LogFilter { from, to, addresses, topic0: plan.child_topics.clone() };
         child_logs = rpc.logs(&filter).await?;
         requests += 1;
+        child_last = child_logs.iter().map(|l| l.block_number.to::<u64>()).max();
+        child_filter = Some(filter);
         let new: HashMap<Address, usize> = new_children.iter().map(|(a, i, _)| (*a, *i)).collect();
         child_logs.retain(|log| {
             let factory = state.registry.get(&log.address).or_else(|| new.get(&log.address));
@@ -330,6 +354,33 @@ pub async fn fetch_range(
             && header.hash != log.block_hash
         {
             return Err(FetchError::Unstable { from, to });
+        }
+    }
+    // A node that lacks a block answers a range with no logs for it, and no error. A node has
+    // every block up to its head, so what it lacks is a tail of the range, above the last block
+    // it returned a log of. Each block of that tail whose header we hold and whose bloom may
+    // match the filter is asked again by hash (EIP-234, which a node without the block answers
+    // with an error): logs there mean the range's answer came from a node without that block,
+    // and the range is read again.
+    let static_last = logs.iter().map(|l| l.block_number.to::<u64>()).max();
+    let probes: Vec<_> = [(&static_filter, static_last), (&child_filter, child_last)]
+        .into_iter()
+        .filter_map(|(filter, last)| filter.as_ref().map(|f| (f, f.bloom_probe(), last)))
+        .collect();
+    let mut doubts = Vec::new();
+    for header in by_number.values().filter(|h| (from..=to).contains(&h.number())) {
+        for (filter, probe, last) in &probes {
+            if last.is_none_or(|last| header.number() > last) && probe.may_match(&header.logs_bloom) {
+                doubts.push((*filter, header.hash, header.number()));
+            }
+        }
+    }
+    let rechecked = doubts.len() as u64;
+    if !doubts.is_empty() {
+        let again = try_join_all(doubts.iter().map(|(filter, hash, _)| rpc.logs_at(filter, *hash))).await?;
+        requests += doubts.len() as u64;
+        if let Some(((_, _, number), _)) = doubts.iter().zip(&again).find(|(_, logs)| !logs.is_empty()) {
+            return Err(FetchError::Incomplete { number: *number });
         }
     }
 
@@ -381,6 +432,7 @@ pub async fn fetch_range(
         logs,
         new_children: new_children.into_iter().map(|(a, i, _)| (a, i)).collect(),
         requests,
+        rechecked,
     })
 }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{Address, B256, Bytes, U64};
+use alloy::primitives::{Address, B256, Bloom, Bytes, U64};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex as AsyncMutex;
@@ -65,6 +65,10 @@ pub struct Header {
     pub number: U64,
     pub hash: B256,
     pub parent_hash: B256,
+    /// The bloom of every log in the block: a log of an address or topic absent from it is not
+    /// in the block (how ingest knows a node's empty answer is true).
+    #[serde(default)]
+    pub logs_bloom: Bloom,
 }
 
 impl Header {
@@ -118,6 +122,32 @@ pub struct LogFilter {
 }
 
 impl LogFilter {
+    /// The same addresses and topics, in one block named by its hash (EIP-234): a node that does
+    /// not have that block answers an error, never an empty list.
+    fn param_at(&self, block: B256) -> serde_json::Value {
+        let mut filter = self.param();
+        if let Some(map) = filter.as_object_mut() {
+            map.remove("fromBlock");
+            map.remove("toBlock");
+            map.insert("blockHash".into(), serde_json::json!(block));
+        }
+        filter
+    }
+
+    /// The filter's addresses and topics as bloom bits, hashed once for many blocks.
+    pub fn bloom_probe(&self) -> BloomProbe {
+        use alloy::primitives::BloomInput;
+        let bits = |item: &[u8]| {
+            let mut b = Bloom::default();
+            b.accrue(BloomInput::Raw(item));
+            b
+        };
+        BloomProbe {
+            addresses: self.addresses.iter().map(|a| bits(a.as_slice())).collect(),
+            topics: self.topic0.iter().map(|t| bits(t.as_slice())).collect(),
+        }
+    }
+
     fn param(&self) -> serde_json::Value {
         let mut filter = serde_json::json!({
             "fromBlock": format!("{:#x}", self.from),
@@ -130,6 +160,21 @@ impl LogFilter {
             filter["topics"] = serde_json::json!([self.topic0]);
         }
         filter
+    }
+}
+
+/// A [`LogFilter`]'s addresses and topics as bloom bits.
+#[derive(Debug, Clone)]
+pub struct BloomProbe {
+    addresses: Vec<Bloom>,
+    topics: Vec<Bloom>,
+}
+
+impl BloomProbe {
+    /// Whether a block with this bloom may hold a log the filter matches (no false negatives).
+    pub fn may_match(&self, bloom: &Bloom) -> bool {
+        let any = |items: &[Bloom]| items.is_empty() || items.iter().any(|b| bloom.contains(b));
+        any(&self.addresses) && any(&self.topics)
     }
 }
 
@@ -186,6 +231,8 @@ struct Inner {
     /// The earliest moment the next request may go out, under `rate_limit`.
     next_slot: AsyncMutex<Instant>,
     counters: std::sync::Mutex<Counters>,
+    /// The highest block number any answer has shown (heads and headers).
+    highest: AtomicU64,
 }
 
 /// The RPC client of one chain; cheap to clone.
@@ -242,6 +289,7 @@ impl ChainRpc {
                 next_id: AtomicU64::new(1),
                 next_slot: AsyncMutex::new(Instant::now()),
                 counters: std::sync::Mutex::new((0, BTreeMap::new(), BTreeMap::new())),
+                highest: AtomicU64::new(0),
             }),
         })
     }
@@ -252,16 +300,34 @@ impl ChainRpc {
 
     pub async fn block_number(&self) -> Result<u64, RpcError> {
         let n: U64 = self.request("eth_blockNumber", serde_json::json!([])).await?;
+        self.inner.highest.fetch_max(n.to(), Ordering::Relaxed);
         Ok(n.to())
     }
 
     /// A block's header; `None` when the node does not have it (yet).
     pub async fn header(&self, block: BlockId) -> Result<Option<Header>, RpcError> {
-        self.call("eth_getBlockByNumber", serde_json::json!([block.param(), false])).await
+        let header: Option<Header> =
+            self.call("eth_getBlockByNumber", serde_json::json!([block.param(), false])).await?;
+        if let Some(h) = &header {
+            self.inner.highest.fetch_max(h.number(), Ordering::Relaxed);
+        }
+        Ok(header)
+    }
+
+    /// The highest block number this client has seen in any answer: where the chain's head is
+    /// at least, whichever node (of several behind a URL, or across URLs) said it.
+    pub fn highest_seen(&self) -> u64 {
+        self.inner.highest.load(Ordering::Relaxed)
     }
 
     pub async fn logs(&self, filter: &LogFilter) -> Result<Vec<Log>, RpcError> {
         self.request("eth_getLogs", serde_json::json!([filter.param()])).await
+    }
+
+    /// The filter's logs in the one block `hash` (its range is ignored); an error when the node
+    /// does not have that block.
+    pub async fn logs_at(&self, filter: &LogFilter, hash: B256) -> Result<Vec<Log>, RpcError> {
+        self.request("eth_getLogs", serde_json::json!([filter.param_at(hash)])).await
     }
 
     /// A request whose result must be present.
@@ -549,5 +615,28 @@ mod tests {
         assert_eq!(p["topics"][0][0], format!("{:#x}", B256::ZERO));
         let open = LogFilter { from: 0, to: 0, addresses: vec![], topic0: vec![] }.param();
         assert!(open.get("address").is_none() && open.get("topics").is_none());
+        let at = f.param_at(B256::repeat_byte(7));
+        assert!(at.get("fromBlock").is_none() && at.get("toBlock").is_none(), "{at}");
+        assert_eq!(at["blockHash"], format!("{:#x}", B256::repeat_byte(7)));
+        assert_eq!(at["address"][0], "0x0000000000000000000000000000000000000000");
+    }
+
+    #[test]
+    fn a_bloom_tells_which_filters_may_match() {
+        use alloy::primitives::{BloomInput, address, b256};
+        let (a, b) = (address!("0x1000000000000000000000000000000000000001"), Address::repeat_byte(2));
+        let t = b256!("0x1111111111111111111111111111111111111111111111111111111111111111");
+        let mut bloom = Bloom::default();
+        bloom.accrue(BloomInput::Raw(a.as_slice()));
+        bloom.accrue(BloomInput::Raw(t.as_slice()));
+        let filter = |addresses: Vec<Address>, topic0: Vec<B256>| {
+            LogFilter { from: 0, to: 0, addresses, topic0 }.bloom_probe()
+        };
+        assert!(filter(vec![a], vec![]).may_match(&bloom));
+        assert!(filter(vec![b, a], vec![t]).may_match(&bloom));
+        assert!(filter(vec![], vec![t]).may_match(&bloom));
+        assert!(!filter(vec![b], vec![]).may_match(&bloom));
+        assert!(!filter(vec![a], vec![B256::repeat_byte(3)]).may_match(&bloom));
+        assert!(!filter(vec![a], vec![]).may_match(&Bloom::default()));
     }
 }
