@@ -10,6 +10,8 @@ mod deliver_faults;
 mod devnet;
 mod ingest;
 mod inspect_deliver;
+mod lagging;
+mod lagproxy;
 mod online;
 mod proxy;
 mod store;
