@@ -342,3 +342,69 @@ async fn lagging_logs_lose_nothing_in_backfill_and_watch() {
          {clamped} clamped getLogs): the test proves nothing"
     );
 }
+
+/// Receipts that never show (a node whose receipt index is stuck): ferry waits and says so, signs
+/// nothing again, and `resync` keeps those nonces too; once receipts show, everything confirms
+/// without a new transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_that_never_show_are_waited_for_never_sent_again() {
+    const ITEMS: u64 = 12;
+    let net = Net::start(1).await;
+    net.emit(0, ITEMS).await;
+    let (dest, receiver) = &net.dests[0];
+    let proxy = LagProxy::start(
+        dest.url(),
+        LagPlan::uniform(0).with_method_lag("eth_getTransactionReceipt", 1 << 40),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    net.write_config(dir.path(), "function record(uint64 height, bytes32 root)", "", None);
+    let config = dir.path().join("ferry.yaml");
+    let yaml = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, yaml.replace(&dest.url(), &proxy.url())).expect("config");
+    let signer_nonce =
+        async || hex_u64(&dest.rpc("eth_getTransactionCount", json!([DEV_ADDRESSES[1], "latest"])).await);
+
+    // Past the 30 s after which the chain's status names the wait.
+    let out = run_bounded(dir.path(), &["push", "--json", "--timeout", "35s"], Duration::from_secs(90)).await;
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let chain = &report["chains"][0];
+    assert_eq!(
+        (chain["transactions"].clone(), chain["sent"].clone()),
+        (ITEMS.into(), ITEMS.into()),
+        "{chain}"
+    );
+    let problem = chain["problem"].as_str().unwrap_or_default();
+    assert!(problem.contains("waiting on used nonces without a visible receipt"), "{chain}");
+    assert!(problem.contains("used by ferry's transaction"), "the block was located: {chain}");
+    assert_eq!(signer_nonce().await, ITEMS, "nothing signed again");
+    assert!(proxy.stats.hidden_receipts.load(Ordering::Relaxed) > 0);
+
+    // resync: no proof that another transaction took those nonces, so none is dropped.
+    let out = run_bounded(
+        dir.path(),
+        &["inspect-store", "resync", "--chain", "d0", "--yes", "--json"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let resynced: Value = serde_json::from_slice(&out.stdout).expect("resync JSON");
+    assert_eq!(resynced["dropped"], json!([]), "{resynced}");
+    assert_eq!(resynced["kept"].as_array().map(Vec::len), Some(ITEMS as usize), "{resynced}");
+
+    // The receipts show: all confirmed, no new transaction.
+    proxy.set_plan(LagPlan::uniform(0));
+    let out = run_bounded(dir.path(), &["push", "--json", "--timeout", "60s"], Duration::from_secs(90)).await;
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let chain = &report["chains"][0];
+    assert_eq!(
+        (chain["confirmed"].clone(), chain["transactions"].clone()),
+        (ITEMS.into(), 0.into()),
+        "{chain}"
+    );
+    assert_eq!(signer_nonce().await, ITEMS);
+    let total = view_u256(dest, *receiver, IBatchReceiver::totalRecordedCall {}.abi_encode()).await;
+    assert_eq!(total, U256::from(ITEMS));
+}
