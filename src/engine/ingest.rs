@@ -95,6 +95,10 @@ pub enum IngestError {
 /// the RPC client's own retries inside). `watch` never gives up.
 const BACKFILL_ATTEMPTS: u32 = 5;
 
+/// How long the head may stay behind the store's cursor before `watch` warns (and how often it
+/// says so meanwhile).
+const BEHIND_WARN_AFTER: Duration = Duration::from_secs(30);
+
 /// One source's ingest loop state.
 pub struct SourceRunner {
     plan: Arc<SourcePlan>,
@@ -256,6 +260,7 @@ impl SourceRunner {
         let mut failures = 0u32;
         // As in a backfill: the block read last may have been replaced while ferry was stopped.
         self.check_tip().await?;
+        let (mut behind_since, mut warned_behind, mut noted_behind) = (None, false, None);
         loop {
             if self.cancel.is_cancelled() {
                 self.flush().await?;
@@ -278,22 +283,38 @@ impl SourceRunner {
             self.status.send_modify(|s| s.head = head);
             match head {
                 Some(head) if head >= self.next => {
+                    (behind_since, warned_behind) = (None, false);
                     self.set_phase(Phase::CatchingUp);
                     let walked = self.walk_to(head).await;
                     self.flush().await?;
                     walked?;
                 }
                 Some(head) if head + 1 < self.next => {
-                    tracing::warn!(
-                        source = %self.plan.name,
+                    // Behind a load balancer a lagging node answers now and then: said once a
+                    // while, and loudly only when it lasts.
+                    let since = *behind_since.get_or_insert_with(std::time::Instant::now);
+                    let lasting = since.elapsed() >= BEHIND_WARN_AFTER;
+                    let message = format!(
                         "the chain's head ({head}) is behind what the store holds (next block {}): \
                          a restarted node or a lagging RPC; waiting",
                         self.next
                     );
+                    if lasting && !warned_behind {
+                        tracing::warn!(source = %self.plan.name, "{message}");
+                        warned_behind = true;
+                    } else if noted_behind
+                        .is_none_or(|t: std::time::Instant| t.elapsed() >= BEHIND_WARN_AFTER)
+                    {
+                        tracing::info!(source = %self.plan.name, "{message}");
+                        noted_behind = Some(std::time::Instant::now());
+                    } else {
+                        tracing::debug!(source = %self.plan.name, "{message}");
+                    }
                     self.set_phase(Phase::Waiting);
                     self.pause(self.plan.poll_interval).await?;
                 }
                 _ => {
+                    (behind_since, warned_behind) = (None, false);
                     self.set_phase(Phase::Following);
                     if self.plan.finality.is_tip() {
                         self.check_tip().await?;
