@@ -245,7 +245,7 @@ impl SourceRunner {
         self.status.send_modify(|s| s.target = Some(end));
         // A reorg since the last run that kept the chain's height shows only as another hash at
         // the block read last: rewind first, as `watch` does, or the orphaned events would stay.
-        let result = match self.check_tip().await {
+        let result = match self.check_tip(BACKFILL_ATTEMPTS).await {
             Ok(()) => self.walk_to(end).await,
             Err(e) => Err(e),
         };
@@ -259,7 +259,7 @@ impl SourceRunner {
     pub async fn follow(&mut self) -> Result<(), IngestError> {
         let mut failures = 0u32;
         // As in a backfill: the block read last may have been replaced while ferry was stopped.
-        self.check_tip().await?;
+        self.check_tip(1).await?;
         let (mut behind_since, mut warned_behind, mut noted_behind) = (None, false, None);
         loop {
             if self.cancel.is_cancelled() {
@@ -317,7 +317,7 @@ impl SourceRunner {
                     (behind_since, warned_behind) = (None, false);
                     self.set_phase(Phase::Following);
                     if self.plan.finality.is_tip() {
-                        self.check_tip().await?;
+                        self.check_tip(1).await?;
                     }
                     self.pause(self.plan.poll_interval).await?;
                 }
@@ -327,14 +327,31 @@ impl SourceRunner {
 
     /// Whether the block read last is still the chain's (on start, and under `confirmations: 0`
     /// with no new block): a reorg that kept the height shows only as a different hash there.
-    async fn check_tip(&mut self) -> Result<(), IngestError> {
+    ///
+    /// A node without that block (one behind a load balancer, lagging) cannot say; a backfill
+    /// asks again a few times with backoff (about 15 s in all), as the next answer may come from
+    /// a node that has it, then goes on
+    /// with a warning (the range it would read starts above what that node has anyway); `watch`
+    /// asks again at its next poll.
+    async fn check_tip(&mut self, attempts: u32) -> Result<(), IngestError> {
         let (Some(last), Some(stored)) = (self.next.checked_sub(1), self.last_hash) else { return Ok(()) };
-        match self.cancellable(self.rpc.header(BlockId::Number(last))).await? {
-            Ok(Some(header)) if header.hash != stored => {
-                self.handle_reorg(last, stored, header.hash).await?;
+        for attempt in 1..=attempts {
+            match self.cancellable(self.rpc.header(BlockId::Number(last))).await? {
+                Ok(Some(header)) if header.hash != stored => {
+                    return self.handle_reorg(last, stored, header.hash).await;
+                }
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) => {}
+                Err(e) => self.note_error(&e.to_string()),
             }
-            Ok(_) => {}
-            Err(e) => self.note_error(&e.to_string()),
+            if attempt < attempts {
+                self.pause(backoff(Duration::from_secs(1), Duration::from_secs(10), attempt)).await?;
+            } else if attempts > 1 {
+                tracing::warn!(
+                    source = %self.plan.name,
+                    "could not check that block {last}, read last, is still the chain's: the node does not have it"
+                );
+            }
         }
         Ok(())
     }

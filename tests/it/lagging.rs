@@ -408,3 +408,55 @@ async fn receipts_that_never_show_are_waited_for_never_sent_again() {
     let total = view_u256(dest, *receiver, IBatchReceiver::totalRecordedCall {}.abi_encode()).await;
     assert_eq!(total, U256::from(ITEMS));
 }
+
+/// A reorg that kept the height happened while ferry was stopped, and the next backfill's first
+/// answers come from a node that lacks the block read last: the backfill asks again until a node
+/// that has it answers, then rewinds (the soak found a run that went on without looking).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_asks_again_when_the_node_lacks_the_block_read_last() {
+    let anvil = Anvil::start(31337).await;
+    let emitter = anvil.deploy("EventEmitter", &[]).await;
+    for h in 0..6u64 {
+        anvil.send(emitter, IEventEmitter::emitBatchesCall { from: h * 10, n: 2 }.abi_encode()).await;
+    }
+    let proxy = LagProxy::start(anvil.url(), LagPlan::uniform(0)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "chains:\n  local:\n    chain_id: 31337\n    rpc: [\"{}\"]\n    confirmations: 0\n    poll_interval: 200ms\n\
+         sources:\n  src:\n    kind: evm\n    chain: local\n    contracts:\n      - address: \"{}\"\n        events: [\"{BATCH_READY}\"]\n",
+        proxy.url(),
+        emitter.to_checksum(None)
+    );
+    std::fs::write(dir.path().join("ferry.yaml"), yaml).expect("config");
+    let backfill = ["backfill", "--from", "0", "--to", "latest", "--json"];
+    let out = run_bounded(dir.path(), &backfill, Duration::from_secs(60)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let head = anvil.block_number().await;
+    let tx = json!({
+        "from": DEV_ADDRESSES[0],
+        "to": emitter,
+        "data": Bytes::from(IEventEmitter::emitBatchesCall { from: 500, n: 3 }.abi_encode()),
+    });
+    anvil.rpc("anvil_reorg", json!([2, [[tx, 0]]])).await;
+    assert_eq!(anvil.block_number().await, head, "the reorg kept the height");
+
+    // Every node behind the head by 3 for a while: none has the block read last.
+    proxy.set_plan(LagPlan::uniform(3));
+    let run = tokio::spawn({
+        let dir = dir.path().to_path_buf();
+        async move { run_bounded(&dir, &backfill, Duration::from_secs(60)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.set_plan(LagPlan::uniform(0));
+    let out = run.await.expect("backfill task");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(report["sources"][0]["reorgs"], 1, "{report}");
+    // `latest` came from a lagging node: what the store holds, up to its cursor, is the chain's.
+    let held = cursor_next(dir.path()).await.expect("a cursor") - 1;
+    compare("after the reorg", &anvil, dir.path(), emitter, held).await.expect("the store equals the chain");
+    let out = run_bounded(dir.path(), &backfill, Duration::from_secs(60)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    compare("read on", &anvil, dir.path(), emitter, head).await.expect("the store equals the chain");
+}
