@@ -75,15 +75,20 @@ impl PushArgs {
             for plan in plans {
                 let Some(rpc) = rpcs.get(&plan.chain).cloned() else { continue };
                 let (mut runner, _) = SourceRunner::open(plan, rpc, store.clone(), None, deadline.clone())?;
+                let deadline = deadline.clone();
                 tasks.spawn(async move {
                     let name = runner.plan().name.clone();
-                    let end = final_head(runner.plan(), runner.rpc()).await;
+                    // The head's own retries end at the deadline too.
+                    let end = tokio::select! {
+                        end = final_head(runner.plan(), runner.rpc()) => end.map_err(|e| e.to_string()),
+                        _ = deadline.cancelled() => Err("interrupted at --timeout".to_string()),
+                    };
                     let result = match end {
                         Ok(Some(end)) if end >= runner.next() => {
                             runner.run_to(end).await.map_err(|e| e.to_string())
                         }
                         Ok(_) => Ok(()),
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => Err(e),
                     };
                     (name, result)
                 });
@@ -107,10 +112,19 @@ impl PushArgs {
         let chains: Vec<ChainReport> = statuses.into_values().map(ChainReport::from).collect();
         let left: Vec<&str> =
             chains.iter().filter(|c| c.left > 0 || c.problem.is_some()).map(|c| c.chain.as_str()).collect();
+        // A source that could not be synced is work left undone too: what it has not read yet
+        // was not delivered, whatever the chains say.
+        let unsynced: Vec<&str> =
+            synced.iter().filter(|s| s.error.is_some()).map(|s| s.source.as_str()).collect();
         let exit = if ctx.cancel.is_cancelled() {
             Exit::Interrupted
-        } else if !self.dry_run && !left.is_empty() {
-            tracing::warn!(chains = %left.join(", "), "work left undone");
+        } else if (!self.dry_run && !left.is_empty()) || !unsynced.is_empty() {
+            if !left.is_empty() {
+                tracing::warn!(chains = %left.join(", "), "work left undone");
+            }
+            if !unsynced.is_empty() {
+                tracing::warn!(sources = %unsynced.join(", "), "sources not synced to their safe head");
+            }
             Exit::Incomplete
         } else {
             Exit::Ok
