@@ -13,7 +13,7 @@ use super::{Ctx, after_help};
 use crate::config::values::Duration;
 use crate::engine::deliver::{ChainStatus, Counts, Options, destinations, run_all};
 use crate::engine::evm::{SourcePlan, final_head};
-use crate::engine::ingest::{SourceRunner, chain_rpcs};
+use crate::engine::ingest::{IngestError, SourceRunner, chain_rpcs};
 use crate::exit::{Exit, ExitError};
 use crate::output::{Output, Render};
 use crate::store::Store;
@@ -67,6 +67,16 @@ impl PushArgs {
             })
         };
 
+        // The sync gets half of --timeout at most, so that a source stuck on a node that lacks
+        // a block never leaves the deliveries no time; what it did not read is reported (exit 4).
+        let sync_deadline = deadline.child_token();
+        let sync_timer = {
+            let (sync_deadline, half) = (sync_deadline.clone(), self.timeout.0 / 2);
+            tokio::spawn(async move {
+                tokio::time::sleep(half).await;
+                sync_deadline.cancel();
+            })
+        };
         let mut synced = Vec::new();
         if !self.no_sync {
             let plans = SourcePlan::all(&loaded.config).map_err(|e| ExitError::new(Exit::Usage, e))?;
@@ -74,19 +84,26 @@ impl PushArgs {
             let mut tasks = JoinSet::new();
             for plan in plans {
                 let Some(rpc) = rpcs.get(&plan.chain).cloned() else { continue };
-                let (mut runner, _) = SourceRunner::open(plan, rpc, store.clone(), None, deadline.clone())?;
-                let deadline = deadline.clone();
+                let (mut runner, _) =
+                    SourceRunner::open(plan, rpc, store.clone(), None, sync_deadline.clone())?;
+                let deadline = sync_deadline.clone();
                 tasks.spawn(async move {
                     let name = runner.plan().name.clone();
                     // The head's own retries end at the deadline too.
                     let end = tokio::select! {
                         end = final_head(runner.plan(), runner.rpc()) => end.map_err(|e| e.to_string()),
-                        _ = deadline.cancelled() => Err("interrupted at --timeout".to_string()),
+                        _ = deadline.cancelled() => {
+                            Err("interrupted reading the head (the sync gets half of --timeout)".to_string())
+                        }
                     };
                     let result = match end {
-                        Ok(Some(end)) if end >= runner.next() => {
-                            runner.run_to(end).await.map_err(|e| e.to_string())
-                        }
+                        Ok(Some(end)) if end >= runner.next() => match runner.run_to(end).await {
+                            Err(IngestError::Cancelled) => Err(format!(
+                                "interrupted before block {} of {end} (the sync gets half of --timeout)",
+                                runner.next()
+                            )),
+                            other => other.map_err(|e| e.to_string()),
+                        },
                         Ok(_) => Ok(()),
                         Err(e) => Err(e),
                     };
@@ -102,6 +119,7 @@ impl PushArgs {
             }
             synced.sort_by(|a, b| a.source.cmp(&b.source));
         }
+        sync_timer.abort();
 
         let dests = destinations(&loaded.config, &loaded.base_dir(), &store, &self.target, &self.chain)?;
         let opts =
