@@ -96,15 +96,17 @@ impl PushArgs {
                             Err("interrupted reading the head (the sync gets half of --timeout)".to_string())
                         }
                     };
+                    // Also with nothing new to read: the run first checks that the block read
+                    // last is still the chain's (a reorg that kept the height, or a node behind).
                     let result = match end {
-                        Ok(Some(end)) if end >= runner.next() => match runner.run_to(end).await {
+                        Ok(Some(end)) => match runner.run_to(end).await {
                             Err(IngestError::Cancelled) => Err(format!(
                                 "interrupted before block {} of {end} (the sync gets half of --timeout)",
                                 runner.next()
                             )),
                             other => other.map_err(|e| e.to_string()),
                         },
-                        Ok(_) => Ok(()),
+                        Ok(None) => Ok(()),
                         Err(e) => Err(e),
                     };
                     (name, result)

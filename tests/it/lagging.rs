@@ -460,3 +460,53 @@ async fn a_backfill_asks_again_when_the_node_lacks_the_block_read_last() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     compare("read on", &anvil, dir.path(), emitter, head).await.expect("the store equals the chain");
 }
+
+/// The same through `push`, whose sync read nothing new (its head came from a node two blocks
+/// behind, below the cursor): it still checks the block read last, and rewinds (the soak found
+/// a push that skipped the check whenever its head was not above the cursor).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_with_nothing_new_to_read_still_rewinds_a_reorg() {
+    let anvil = Anvil::start(31337).await;
+    let emitter = anvil.deploy("EventEmitter", &[]).await;
+    for h in 0..6u64 {
+        anvil.send(emitter, IEventEmitter::emitBatchesCall { from: h * 10, n: 2 }.abi_encode()).await;
+    }
+    let proxy = LagProxy::start(anvil.url(), LagPlan::uniform(0)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "chains:\n  local:\n    chain_id: 31337\n    rpc: [\"{}\"]\n    confirmations: 0\n    poll_interval: 200ms\n\
+         sources:\n  src:\n    kind: evm\n    chain: local\n    contracts:\n      - address: \"{}\"\n        events: [\"{BATCH_READY}\"]\n",
+        proxy.url(),
+        emitter.to_checksum(None)
+    );
+    std::fs::write(dir.path().join("ferry.yaml"), yaml).expect("config");
+    let push = ["push", "--json", "--timeout", "30s"];
+    let out = run_bounded(dir.path(), &push, Duration::from_secs(60)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let head = anvil.block_number().await;
+    assert_eq!(cursor_next(dir.path()).await, Some(head + 1), "synced to the head");
+
+    let tx = json!({
+        "from": DEV_ADDRESSES[0],
+        "to": emitter,
+        "data": Bytes::from(IEventEmitter::emitBatchesCall { from: 500, n: 3 }.abi_encode()),
+    });
+    anvil.rpc("anvil_reorg", json!([2, [[tx, 0]]])).await;
+    assert_eq!(anvil.block_number().await, head, "the reorg kept the height");
+
+    // The head comes two blocks short; the block read last shows up a moment later.
+    proxy.set_plan(LagPlan::uniform(2));
+    let run = tokio::spawn({
+        let dir = dir.path().to_path_buf();
+        async move { run_bounded(&dir, &push, Duration::from_secs(60)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.set_plan(LagPlan::uniform(0));
+    let out = run.await.expect("push task");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let held = cursor_next(dir.path()).await.expect("a cursor") - 1;
+    compare("after the push", &anvil, dir.path(), emitter, held).await.expect("the store equals the chain");
+    let out = run_bounded(dir.path(), &["inspect-store", "reorgs", "--json"], Duration::from_secs(30)).await;
+    let reorgs: Value = serde_json::from_slice(&out.stdout).expect("reorgs JSON");
+    assert_eq!(reorgs.as_array().map(Vec::len), Some(1), "{reorgs}");
+}
