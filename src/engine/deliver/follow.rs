@@ -65,12 +65,12 @@ impl Worker {
         }
 
         // Nonces the chain counts as used with no receipt for any of ferry's hashes: look for the
-        // transaction that used each before deciding anything (see `evidence.rs`).
+        // transaction that used each before deciding anything (see `evidence.rs`), lowest first.
         let mut located = Located::new();
         let mut searches = 0;
         let mut used = std::collections::HashMap::new();
-        for (&i, receipt) in &receipts {
-            if receipt.is_some() {
+        for &i in &lookups {
+            if receipts.get(&i).is_some_and(Option::is_some) {
                 continue;
             }
             let (nonce, intent) = &intents[i];
