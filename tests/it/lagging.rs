@@ -409,56 +409,93 @@ async fn receipts_that_never_show_are_waited_for_never_sent_again() {
     assert_eq!(total, U256::from(ITEMS));
 }
 
+/// A `confirmations: 0` source read through a [`LagProxy`] (no lag yet), synced once by
+/// `ferry ARGS…`; then its last two blocks are replaced by two others at the same height.
+struct ReorgedWhileStopped {
+    anvil: Anvil,
+    emitter: Address,
+    proxy: LagProxy,
+    dir: tempfile::TempDir,
+    /// The chain's head, before the reorg and after it.
+    head: u64,
+}
+
+impl ReorgedWhileStopped {
+    async fn after(args: &[&str]) -> Self {
+        let anvil = Anvil::start(31337).await;
+        let emitter = anvil.deploy("EventEmitter", &[]).await;
+        for h in 0..6u64 {
+            anvil.send(emitter, IEventEmitter::emitBatchesCall { from: h * 10, n: 2 }.abi_encode()).await;
+        }
+        let proxy = LagProxy::start(anvil.url(), LagPlan::uniform(0)).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let yaml = format!(
+            "chains:\n  local:\n    chain_id: 31337\n    rpc: [\"{}\"]\n    confirmations: 0\n    poll_interval: 200ms\n\
+             sources:\n  src:\n    kind: evm\n    chain: local\n    contracts:\n      - address: \"{}\"\n        events: [\"{BATCH_READY}\"]\n",
+            proxy.url(),
+            emitter.to_checksum(None)
+        );
+        std::fs::write(dir.path().join("ferry.yaml"), yaml).expect("config");
+        let out = run_bounded(dir.path(), args, Duration::from_secs(60)).await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let head = anvil.block_number().await;
+        assert_eq!(cursor_next(dir.path()).await, Some(head + 1), "synced to the head");
+
+        let tx = json!({
+            "from": DEV_ADDRESSES[0],
+            "to": emitter,
+            "data": Bytes::from(IEventEmitter::emitBatchesCall { from: 500, n: 3 }.abi_encode()),
+        });
+        anvil.rpc("anvil_reorg", json!([2, [[tx, 0]]])).await;
+        assert_eq!(anvil.block_number().await, head, "the reorg kept the height");
+        ReorgedWhileStopped { anvil, emitter, proxy, dir, head }
+    }
+
+    /// Runs `ferry ARGS…` again with every node `lag` blocks behind for its first `for_how_long`.
+    async fn run_lagging(&self, args: &'static [&'static str], lag: u64, for_how_long: Duration) -> Output {
+        self.proxy.set_plan(LagPlan::uniform(lag));
+        let run = tokio::spawn({
+            let dir = self.dir.path().to_path_buf();
+            async move { run_bounded(&dir, args, Duration::from_secs(60)).await }
+        });
+        tokio::time::sleep(for_how_long).await;
+        self.proxy.set_plan(LagPlan::uniform(0));
+        let out = run.await.expect("ferry task");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        out
+    }
+
+    /// The store, up to its cursor, equals the chain, and it recorded one reorg.
+    async fn assert_rewound(&self, what: &str) {
+        let held = cursor_next(self.dir.path()).await.expect("a cursor") - 1;
+        compare(what, &self.anvil, self.dir.path(), self.emitter, held)
+            .await
+            .expect("the store equals the chain");
+        let out =
+            run_bounded(self.dir.path(), &["inspect-store", "reorgs", "--json"], Duration::from_secs(30))
+                .await;
+        let reorgs: Value = serde_json::from_slice(&out.stdout).expect("reorgs JSON");
+        assert_eq!(reorgs.as_array().map(Vec::len), Some(1), "{what}: {reorgs}");
+    }
+}
+
+const BACKFILL: &[&str] = &["backfill", "--from", "0", "--to", "latest", "--json"];
+
 /// A reorg that kept the height happened while ferry was stopped, and the next backfill's first
 /// answers come from a node that lacks the block read last: the backfill asks again until a node
 /// that has it answers, then rewinds (the soak found a run that went on without looking).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backfill_asks_again_when_the_node_lacks_the_block_read_last() {
-    let anvil = Anvil::start(31337).await;
-    let emitter = anvil.deploy("EventEmitter", &[]).await;
-    for h in 0..6u64 {
-        anvil.send(emitter, IEventEmitter::emitBatchesCall { from: h * 10, n: 2 }.abi_encode()).await;
-    }
-    let proxy = LagProxy::start(anvil.url(), LagPlan::uniform(0)).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let yaml = format!(
-        "chains:\n  local:\n    chain_id: 31337\n    rpc: [\"{}\"]\n    confirmations: 0\n    poll_interval: 200ms\n\
-         sources:\n  src:\n    kind: evm\n    chain: local\n    contracts:\n      - address: \"{}\"\n        events: [\"{BATCH_READY}\"]\n",
-        proxy.url(),
-        emitter.to_checksum(None)
-    );
-    std::fs::write(dir.path().join("ferry.yaml"), yaml).expect("config");
-    let backfill = ["backfill", "--from", "0", "--to", "latest", "--json"];
-    let out = run_bounded(dir.path(), &backfill, Duration::from_secs(60)).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-
-    let head = anvil.block_number().await;
-    let tx = json!({
-        "from": DEV_ADDRESSES[0],
-        "to": emitter,
-        "data": Bytes::from(IEventEmitter::emitBatchesCall { from: 500, n: 3 }.abi_encode()),
-    });
-    anvil.rpc("anvil_reorg", json!([2, [[tx, 0]]])).await;
-    assert_eq!(anvil.block_number().await, head, "the reorg kept the height");
-
+    let net = ReorgedWhileStopped::after(BACKFILL).await;
     // Every node behind the head by 3 for a while: none has the block read last.
-    proxy.set_plan(LagPlan::uniform(3));
-    let run = tokio::spawn({
-        let dir = dir.path().to_path_buf();
-        async move { run_bounded(&dir, &backfill, Duration::from_secs(60)).await }
-    });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    proxy.set_plan(LagPlan::uniform(0));
-    let out = run.await.expect("backfill task");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let report: Value = serde_json::from_slice(&out.stdout).expect("report");
-    assert_eq!(report["sources"][0]["reorgs"], 1, "{report}");
+    net.run_lagging(BACKFILL, 3, Duration::from_millis(1500)).await;
     // `latest` came from a lagging node: what the store holds, up to its cursor, is the chain's.
-    let held = cursor_next(dir.path()).await.expect("a cursor") - 1;
-    compare("after the reorg", &anvil, dir.path(), emitter, held).await.expect("the store equals the chain");
-    let out = run_bounded(dir.path(), &backfill, Duration::from_secs(60)).await;
+    net.assert_rewound("after the reorg").await;
+    let out = run_bounded(net.dir.path(), BACKFILL, Duration::from_secs(60)).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    compare("read on", &anvil, dir.path(), emitter, head).await.expect("the store equals the chain");
+    compare("read on", &net.anvil, net.dir.path(), net.emitter, net.head)
+        .await
+        .expect("the store equals the chain");
 }
 
 /// The same through `push`, whose sync read nothing new (its head came from a node two blocks
@@ -466,47 +503,9 @@ async fn a_backfill_asks_again_when_the_node_lacks_the_block_read_last() {
 /// a push that skipped the check whenever its head was not above the cursor).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_with_nothing_new_to_read_still_rewinds_a_reorg() {
-    let anvil = Anvil::start(31337).await;
-    let emitter = anvil.deploy("EventEmitter", &[]).await;
-    for h in 0..6u64 {
-        anvil.send(emitter, IEventEmitter::emitBatchesCall { from: h * 10, n: 2 }.abi_encode()).await;
-    }
-    let proxy = LagProxy::start(anvil.url(), LagPlan::uniform(0)).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let yaml = format!(
-        "chains:\n  local:\n    chain_id: 31337\n    rpc: [\"{}\"]\n    confirmations: 0\n    poll_interval: 200ms\n\
-         sources:\n  src:\n    kind: evm\n    chain: local\n    contracts:\n      - address: \"{}\"\n        events: [\"{BATCH_READY}\"]\n",
-        proxy.url(),
-        emitter.to_checksum(None)
-    );
-    std::fs::write(dir.path().join("ferry.yaml"), yaml).expect("config");
-    let push = ["push", "--json", "--timeout", "30s"];
-    let out = run_bounded(dir.path(), &push, Duration::from_secs(60)).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let head = anvil.block_number().await;
-    assert_eq!(cursor_next(dir.path()).await, Some(head + 1), "synced to the head");
-
-    let tx = json!({
-        "from": DEV_ADDRESSES[0],
-        "to": emitter,
-        "data": Bytes::from(IEventEmitter::emitBatchesCall { from: 500, n: 3 }.abi_encode()),
-    });
-    anvil.rpc("anvil_reorg", json!([2, [[tx, 0]]])).await;
-    assert_eq!(anvil.block_number().await, head, "the reorg kept the height");
-
+    const PUSH: &[&str] = &["push", "--json", "--timeout", "30s"];
+    let net = ReorgedWhileStopped::after(PUSH).await;
     // The head comes two blocks short; the block read last shows up a moment later.
-    proxy.set_plan(LagPlan::uniform(2));
-    let run = tokio::spawn({
-        let dir = dir.path().to_path_buf();
-        async move { run_bounded(&dir, &push, Duration::from_secs(60)).await }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    proxy.set_plan(LagPlan::uniform(0));
-    let out = run.await.expect("push task");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let held = cursor_next(dir.path()).await.expect("a cursor") - 1;
-    compare("after the push", &anvil, dir.path(), emitter, held).await.expect("the store equals the chain");
-    let out = run_bounded(dir.path(), &["inspect-store", "reorgs", "--json"], Duration::from_secs(30)).await;
-    let reorgs: Value = serde_json::from_slice(&out.stdout).expect("reorgs JSON");
-    assert_eq!(reorgs.as_array().map(Vec::len), Some(1), "{reorgs}");
+    net.run_lagging(PUSH, 2, Duration::from_millis(300)).await;
+    net.assert_rewound("after the push").await;
 }
