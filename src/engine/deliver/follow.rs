@@ -26,6 +26,9 @@ const CONCURRENCY: usize = 16;
 /// transaction of the signer in its block, so a lagging node's whole block costs one).
 const SEARCHES_PER_TICK: usize = 4;
 
+/// How long a used nonce's receipt may be missing before the block that used it is looked for.
+const LOCATE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How often sent, unmined transactions are broadcast again (the very same bytes), and how many.
 const REBROADCAST_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 const REBROADCAST_MAX: usize = 64;
@@ -66,21 +69,29 @@ impl Worker {
 
         // Nonces the chain counts as used with no receipt for any of ferry's hashes: look for the
         // transaction that used each before deciding anything (see `evidence.rs`), lowest first.
+        // A receipt is most often just a moment late: the search starts only when it stays
+        // missing for `LOCATE_AFTER`.
         let mut located = Located::new();
         let mut searches = 0;
         let mut used = std::collections::HashMap::new();
+        let now_i = std::time::Instant::now();
+        let mut unseen = std::collections::HashMap::new();
         for &i in &lookups {
             if receipts.get(&i).is_some_and(Option::is_some) {
                 continue;
             }
             let (nonce, intent) = &intents[i];
-            if !located.contains_key(nonce) && searches < SEARCHES_PER_TICK {
+            let since = *self.unseen_at.get(nonce).unwrap_or(&now_i);
+            unseen.insert(*nonce, since);
+            if since.elapsed() >= LOCATE_AFTER && !located.contains_key(nonce) && searches < SEARCHES_PER_TICK
+            {
                 searches += 1;
                 evidence::locate(&rpc, signer, *nonce, head, &mut located).await.map_err(Self::rpc_err)?;
             }
             let found = evidence::evidence_of(*nonce, &located, intent.hashes().chain(intent.cancel));
             used.insert(i, evidence::judge(*nonce, found, head, self.dest.confirmations));
         }
+        self.unseen_at = unseen;
 
         // Mined intents deep enough: is the receipt still there?
         let mut deep = Vec::new();

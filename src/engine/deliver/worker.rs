@@ -52,6 +52,8 @@ pub struct Worker {
     pub(super) mined_at: HashMap<u64, (u64, alloy::primitives::B256)>,
     /// Since when nonces used without a visible receipt have been waiting (`None`: none waits).
     pub(super) unseen_since: Option<std::time::Instant>,
+    /// Nonce → since when the chain has counted it used with no receipt of ferry's visible.
+    pub(super) unseen_at: HashMap<u64, std::time::Instant>,
     /// When sent, unmined transactions were last broadcast again.
     pub(super) rebroadcast_at: std::time::Instant,
     pub(super) started: usize,
@@ -238,6 +240,7 @@ impl Worker {
             mined_at: HashMap::new(),
             unseen_since: None,
             rebroadcast_at: std::time::Instant::now(),
+            unseen_at: HashMap::new(),
             started: 0,
             failures: 0,
             warned_cap: false,
