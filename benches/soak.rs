@@ -47,6 +47,8 @@
 #[allow(unused_imports)]
 #[path = "../tests/it/devnet.rs"]
 mod devnet;
+#[path = "../tests/it/http.rs"]
+mod http;
 #[allow(unused_imports)]
 #[path = "../tests/it/lagproxy.rs"]
 mod lagproxy;

@@ -19,9 +19,9 @@
 //! - Everything else (`eth_sendRawTransaction`, `eth_chainId`, `anvil_*`, `evm_*`, …) passes
 //!   unchanged.
 //!
-//! One request per connection, as in `proxy.rs`; the real head is cached for at most
-//! [`HEAD_CACHE`]. The file depends on no other test module, so that benches can include it by
-//! `#[path]`.
+//! One request per connection (`http.rs`, shared with `proxy.rs`); the real head is cached for
+//! at most [`HEAD_CACHE`]. Besides `http.rs` (and `devnet.rs` in its own tests) it depends on no
+//! other test module, so that benches can include it by `#[path]`.
 
 // Not every helper is used by every includer.
 #![allow(dead_code)]
@@ -31,9 +31,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+use crate::http::{read_request, respond};
 
 /// How long the real head read from the node is reused.
 pub const HEAD_CACHE: Duration = Duration::from_millis(25);
@@ -210,7 +211,7 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         // Not JSON: the node says what is wrong with it.
         Err(_) => {
             return match post(shared, body).await {
-                Ok(answer) => respond(&mut stream, "200 OK", &answer).await,
+                Ok(answer) => respond(&mut stream, "200 OK", &[], &answer).await,
                 Err(_) => upstream_failed(&mut stream, shared).await,
             };
         }
@@ -228,14 +229,14 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         _ => answer(&view, &request).await,
     };
     match answer {
-        Ok(answer) => respond(&mut stream, "200 OK", answer.to_string().as_bytes()).await,
+        Ok(answer) => respond(&mut stream, "200 OK", &[], answer.to_string().as_bytes()).await,
         Err(_) => upstream_failed(&mut stream, shared).await,
     }
 }
 
 async fn upstream_failed(stream: &mut TcpStream, shared: &Shared) -> std::io::Result<()> {
     shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
-    respond(stream, "502 Bad Gateway", b"").await
+    respond(stream, "502 Bad Gateway", &[], b"").await
 }
 
 /// The real head, read from the node at most every [`HEAD_CACHE`]; never goes back.
@@ -494,40 +495,6 @@ async fn post(shared: &Shared, body: Vec<u8>) -> Result<Vec<u8>, String> {
         .await
         .map_err(|e| e.to_string())?;
     Ok(response.bytes().await.map_err(|e| e.to_string())?.to_vec())
-}
-
-/// Reads one HTTP request: the stream to answer on and the body. `None`: the client left.
-async fn read_request(stream: TcpStream) -> std::io::Result<Option<(TcpStream, Vec<u8>)>> {
-    let mut reader = BufReader::new(stream);
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await? == 0 {
-            return Ok(None);
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).await?;
-    Ok(Some((reader.into_inner(), body)))
-}
-
-async fn respond(stream: &mut TcpStream, status: &str, body: &[u8]) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    stream.shutdown().await
 }
 
 /// One JSON-RPC body (a call or a batch) posted to `url`; the parsed answer. For tests and

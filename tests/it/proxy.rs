@@ -14,9 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+use crate::http::{read_request, respond};
 
 #[derive(Debug, Default)]
 pub struct Injected {
@@ -174,26 +176,7 @@ async fn serve(
     holds: &SendHold,
     rng: &std::sync::Mutex<fastrand::Rng>,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream);
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await? == 0 {
-            return Ok(());
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).await?;
-    let mut stream = reader.into_inner();
+    let Some((mut stream, body)) = read_request(stream).await? else { return Ok(()) };
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let multi_block_logs = request["method"] == "eth_getLogs" && {
         let f = &request["params"][0];
@@ -312,23 +295,4 @@ async fn forward(client: &reqwest::Client, upstream: &str, body: Vec<u8>) -> Vec
         .await
         .expect("anvil answers the proxy");
     response.bytes().await.expect("anvil's body").to_vec()
-}
-
-async fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> std::io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    stream.shutdown().await
 }
