@@ -4,6 +4,7 @@
 //! The library holds everything but argument parsing and printing, so that tests drive the
 //! engine and the store without the binary.
 
+pub mod abi;
 pub mod cli;
 pub mod config;
 pub mod engine;

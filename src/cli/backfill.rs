@@ -20,7 +20,7 @@ use super::{Ctx, after_help};
 use crate::config::{Loaded, Source};
 use crate::engine::deliver::{Options, destinations, run_all};
 use crate::engine::evm::{SourcePlan, final_head};
-use crate::engine::ingest::{IngestError, SourceRunner, SourceStatus, chain_rpcs};
+use crate::engine::ingest::{IngestError, SourceRunner, SourceStatus};
 use crate::engine::rpc::{RpcError, RpcStats};
 use crate::exit::{Exit, ExitError};
 use crate::output::{Output, Paint, Render};
@@ -75,11 +75,11 @@ impl BackfillArgs {
         let plans = select_sources(&loaded, &self.source)?;
         let store =
             Arc::new(Store::create_or_open(&ctx.store_path(Some(&loaded)), Some(loaded.fingerprint()))?);
-        let rpcs = chain_rpcs(&loaded.config, &plans)?;
+        let clients = crate::engine::rpc::clients(&loaded.resolved.chains)?;
 
         let mut runners = Vec::new();
         for plan in plans {
-            let Some(rpc) = rpcs.get(&plan.chain).cloned() else { continue };
+            let Some(rpc) = clients.get(&plan.chain).cloned() else { continue };
             let name = plan.name.clone();
             let (runner, status) =
                 SourceRunner::open(plan, rpc, store.clone(), Some(self.from), ctx.cancel.clone())?;
@@ -145,7 +145,7 @@ impl BackfillArgs {
         // interrupted: a script gets one command that leaves the range ingested and delivered.
         let mut deliveries = None;
         if self.deliver && ingested {
-            let dests = destinations(&loaded.config, &loaded.base_dir(), &store, &[], &[])?;
+            let dests = destinations(&loaded.resolved, &clients, &store, &[], &[])?;
             let opts = Options { until_done: true, ..Options::default() };
             let statuses = run_all(dests, store.clone(), opts, ctx.cancel.clone(), |_| {}).await;
             deliveries = Some(statuses.into_values().map(ChainReport::from).collect::<Vec<_>>());
@@ -171,7 +171,7 @@ impl BackfillArgs {
 
 /// The sources named with `--source`, or every `evm` source.
 pub(super) fn select_sources(loaded: &Loaded, names: &[String]) -> Result<Vec<SourcePlan>, ExitError> {
-    let plans = SourcePlan::all(&loaded.config).map_err(|e| ExitError::new(Exit::Usage, e))?;
+    let plans = loaded.resolved.sources.clone();
     if names.is_empty() {
         if plans.is_empty() {
             return Err(ExitError::new(

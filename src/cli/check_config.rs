@@ -35,9 +35,8 @@ impl CheckConfigArgs {
         };
         let mut report = CheckReport { file, ok: true, diagnostics: loaded.warnings.clone(), online: None };
         if self.online {
-            let online =
-                preflight::check(&loaded.config, &loaded.base_dir(), &loaded.min_balances(), &ctx.cancel)
-                    .await;
+            let clients = crate::engine::rpc::clients(&loaded.resolved.chains)?;
+            let online = preflight::check(&loaded.resolved, &clients, &ctx.cancel).await;
             report.diagnostics.extend(online.findings().map(|f| finding_diagnostic(&loaded, f)));
             report.ok = !online.has_errors();
             report.online = Some(online);

@@ -196,14 +196,6 @@ fn after_help(examples: &str) -> String {
     format!("Examples:\n{examples}\n\n{EXIT_CODES_HELP}")
 }
 
-/// The error for commands whose engine part is not built yet: said plainly, exit 1, nothing done.
-fn not_built(what: &str, issue: &str) -> eyre::Report {
-    eyre::Report::new(crate::exit::ExitError::new(
-        Exit::Failure,
-        format!("{what} is not built yet ({issue}); nothing was done"),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

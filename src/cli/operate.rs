@@ -305,7 +305,8 @@ fn destination(loaded: &Loaded, store: &Store, chain: &str) -> eyre::Result<Dest
         )
         .into());
     }
-    let mut dests = destinations(&loaded.config, &loaded.base_dir(), store, &[], &[chain.to_string()])?;
+    let clients = crate::engine::rpc::clients(&loaded.resolved.chains)?;
+    let mut dests = destinations(&loaded.resolved, &clients, store, &[], &[chain.to_string()])?;
     match dests.pop() {
         Some(d) => Ok(d),
         None => Err(ExitError::new(

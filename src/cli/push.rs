@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 use super::{Ctx, after_help};
 use crate::config::values::Duration;
 use crate::engine::deliver::{ChainStatus, Counts, Options, destinations, run_all};
-use crate::engine::evm::{SourcePlan, final_head};
-use crate::engine::ingest::{IngestError, SourceRunner, chain_rpcs};
-use crate::exit::{Exit, ExitError};
+use crate::engine::evm::final_head;
+use crate::engine::ingest::{IngestError, SourceRunner};
+use crate::exit::Exit;
 use crate::output::{Output, Render};
 use crate::store::Store;
 
@@ -77,13 +77,12 @@ impl PushArgs {
                 sync_deadline.cancel();
             })
         };
+        let clients = crate::engine::rpc::clients(&loaded.resolved.chains)?;
         let mut synced = Vec::new();
         if !self.no_sync {
-            let plans = SourcePlan::all(&loaded.config).map_err(|e| ExitError::new(Exit::Usage, e))?;
-            let rpcs = chain_rpcs(&loaded.config, &plans)?;
             let mut tasks = JoinSet::new();
-            for plan in plans {
-                let Some(rpc) = rpcs.get(&plan.chain).cloned() else { continue };
+            for plan in loaded.resolved.sources.iter().cloned() {
+                let Some(rpc) = clients.get(&plan.chain).cloned() else { continue };
                 let (mut runner, _) =
                     SourceRunner::open(plan, rpc, store.clone(), None, sync_deadline.clone())?;
                 let deadline = sync_deadline.clone();
@@ -123,7 +122,7 @@ impl PushArgs {
         }
         sync_timer.abort();
 
-        let dests = destinations(&loaded.config, &loaded.base_dir(), &store, &self.target, &self.chain)?;
+        let dests = destinations(&loaded.resolved, &clients, &store, &self.target, &self.chain)?;
         let opts =
             Options { dry_run: self.dry_run, until_done: true, limit: self.limit, ..Options::default() };
         let statuses = run_all(dests, store.clone(), opts, deadline.clone(), |_| {}).await;

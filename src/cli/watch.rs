@@ -6,7 +6,6 @@
 //! backs off alone.
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::Args;
@@ -15,10 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::backfill::select_sources;
 use super::progress::{self, Style};
-use super::{Ctx, after_help, not_built};
-use crate::config::Source;
+use super::{Ctx, after_help};
 use crate::engine::deliver::{Options, destinations, run_all};
-use crate::engine::ingest::{IngestError, SourceRunner, chain_rpcs};
+use crate::engine::ingest::{IngestError, SourceRunner};
 use crate::exit::{Exit, ExitError};
 use crate::store::Store;
 
@@ -26,34 +24,23 @@ use crate::store::Store;
 #[derive(Debug, Args)]
 #[command(after_help = after_help("\
   ferry watch                               follow everything in ferry.yaml
-  ferry watch -c prod.yaml --log-format json
-  ferry watch --metrics-addr 127.0.0.1:9464 serve Prometheus /metrics, /healthz, /readyz"))]
-pub struct WatchArgs {
-    /// Serve Prometheus metrics and health checks on this address.
-    #[arg(long, value_name = "ADDR")]
-    pub metrics_addr: Option<SocketAddr>,
-}
+  ferry watch -c prod.yaml --log-format json"))]
+pub struct WatchArgs {}
 
 impl WatchArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
         let loaded = ctx.load_config()?;
-        if self.metrics_addr.is_some() {
-            return Err(not_built("`ferry watch --metrics-addr`", "observability issue"));
-        }
-        for (name, source) in &loaded.config.sources {
-            if let Source::Seda(_) = source {
-                tracing::warn!(source = %name, "`seda` sources are not read yet; this one is skipped");
-            }
-        }
         let plans = select_sources(&loaded, &[])?;
         let store =
             Arc::new(Store::create_or_open(&ctx.store_path(Some(&loaded)), Some(loaded.fingerprint()))?);
-        let rpcs = chain_rpcs(&loaded.config, &plans)?;
+        // One client per chain, shared by its source and its deliveries: one rate limit, one
+        // view of each URL's health.
+        let clients = crate::engine::rpc::clients(&loaded.resolved.chains)?;
 
         let mut tasks = JoinSet::new();
         let mut statuses = Vec::new();
         for plan in plans {
-            let Some(rpc) = rpcs.get(&plan.chain).cloned() else { continue };
+            let Some(rpc) = clients.get(&plan.chain).cloned() else { continue };
             let (mut runner, status) =
                 SourceRunner::open(plan, rpc, store.clone(), None, ctx.cancel.clone())?;
             statuses.push(status);
@@ -63,7 +50,7 @@ impl WatchArgs {
             });
         }
         // Delivery runs under its own token too: when every source has stopped, it stops as well.
-        let dests = destinations(&loaded.config, &loaded.base_dir(), &store, &[], &[])?;
+        let dests = destinations(&loaded.resolved, &clients, &store, &[], &[])?;
         let deliver_cancel = ctx.cancel.child_token();
         let (started_tx, started_rx) = tokio::sync::mpsc::unbounded_channel();
         let chains = dests.len();

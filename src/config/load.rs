@@ -1,8 +1,8 @@
 //! Reading `ferry.yaml`: parse, remember where every key is, substitute `${VAR}`, and deserialize
 //! item by item so that one bad chain does not hide the problems of the next.
 //!
-//! The file is parsed twice from the same text: yaml-rust2's event parser gives the line and
-//! column of every key path (`chains.base.rpc[0]`), serde_yaml gives the value tree serde reads.
+//! The file is parsed once, by yaml-rust2 (YAML 1.2): its events give both the line and column of
+//! every key path (`chains.base.rpc[0]`) and the value tree serde reads, so the two cannot disagree.
 //! Each chain, source, target and route is deserialized on its own with `serde_path_to_error`; after
 //! an error the offending key is removed and the item read again, so several unknown keys in one
 //! chain are all reported. Sources and targets carry their `kind` as a tag, which is read here by
@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use serde::de::DeserializeOwned;
-use serde_yaml::Value;
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+use serde_json::{Map, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use super::secrets::Redactor;
 use super::types::*;
@@ -54,46 +54,57 @@ impl Positions {
     /// Records where `path` is written; the first position wins. Returns the first position when
     /// `path` was already written (a duplicate key).
     fn insert(&mut self, path: String, mark: Marker) -> Option<(usize, usize)> {
-        // yaml-rust2 lines are 1-based, columns 0-based.
-        let here = (mark.line(), mark.col() + 1);
-        let first = *self.by_path.entry(path).or_insert(here);
-        (first != here).then_some(first)
+        let at = here(mark);
+        let first = *self.by_path.entry(path).or_insert(at);
+        (first != at).then_some(first)
     }
 }
 
-/// Walks parser events keeping the key path of the node being read.
+/// Walks parser events once: keeps the key path of the node being read (for positions) and builds
+/// the value tree serde reads, so that positions and values come from the same parse.
 #[derive(Default)]
-struct PositionRecorder {
+struct TreeBuilder {
     positions: Positions,
     stack: Vec<Frame>,
     /// Keys written twice in one mapping: (path, first position, repeated position).
     duplicates: Vec<(String, Position, Position)>,
+    /// Anchored nodes, by the parser's anchor id, for aliases.
+    anchors: HashMap<usize, Value>,
+    root: Option<Value>,
+    /// What the file uses that ferry's format has no meaning for (tags, keys that are not
+    /// scalars, a second document), with where.
+    unsupported: Vec<(Position, String)>,
 }
 
 enum Frame {
-    Mapping { path: String, key: Option<String> },
-    Sequence { path: String, next: usize },
+    Mapping { path: String, key: Option<String>, map: Map<String, Value>, anchor: usize },
+    Sequence { path: String, next: usize, items: Vec<Value>, anchor: usize },
 }
 
-impl PositionRecorder {
+fn here(mark: Marker) -> Position {
+    // yaml-rust2 lines are 1-based, columns 0-based.
+    (mark.line(), mark.col() + 1)
+}
+
+impl TreeBuilder {
     /// The path of a value node starting now, and records its position. Returns `None` for a
     /// mapping key (recorded as the current key instead).
     fn start_node(&mut self, scalar: Option<&str>, mark: Marker) -> Option<String> {
         match self.stack.last_mut() {
             None => Some(String::new()),
-            Some(Frame::Mapping { path, key }) => match key.take() {
-                Some(k) => Some(join_key(path, &k)),
+            Some(Frame::Mapping { path, key, .. }) => match key {
+                Some(k) => Some(join_key(path, k)),
                 None => {
                     let k = scalar.unwrap_or("?").to_string();
                     let full = join_key(path, &k);
                     if let Some(first) = self.positions.insert(full.clone(), mark) {
-                        self.duplicates.push((full, first, (mark.line(), mark.col() + 1)));
+                        self.duplicates.push((full, first, here(mark)));
                     }
                     *key = Some(k);
                     None
                 }
             },
-            Some(Frame::Sequence { path, next }) => {
+            Some(Frame::Sequence { path, next, .. }) => {
                 let item = format!("{path}[{next}]");
                 *next += 1;
                 self.positions.insert(item.clone(), mark);
@@ -101,33 +112,135 @@ impl PositionRecorder {
             }
         }
     }
+
+    /// A value node is complete: remember it under its anchor and put it in its parent.
+    fn finish(&mut self, value: Value, anchor: usize, mark: Marker) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, value.clone());
+        }
+        match self.stack.last_mut() {
+            None if self.root.is_some() => {
+                self.unsupported.push((here(mark), "a second YAML document in one file".into()));
+            }
+            None => self.root = Some(value),
+            Some(Frame::Mapping { key, map, .. }) => match key.take() {
+                Some(k) => {
+                    map.insert(k, value);
+                }
+                // A mapping or list used as a key.
+                None => {
+                    *key = Some("?".into());
+                    self.unsupported.push((here(mark), "a key that is not a plain string".into()));
+                }
+            },
+            Some(Frame::Sequence { items, .. }) => items.push(value),
+        }
+    }
+
+    fn tag(&mut self, tag: Option<Tag>, mark: Marker) {
+        if let Some(tag) = tag {
+            self.unsupported.push((
+                here(mark),
+                format!("YAML tags such as `{}{}` are not supported", tag.handle, tag.suffix),
+            ));
+        }
+    }
 }
 
-impl MarkedEventReceiver for PositionRecorder {
+impl MarkedEventReceiver for TreeBuilder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         match ev {
-            Event::Scalar(value, ..) => {
-                self.start_node(Some(&value), mark);
+            Event::Scalar(text, style, anchor, tag) => {
+                self.tag(tag, mark);
+                if self.start_node(Some(&text), mark).is_some() {
+                    let value = match style {
+                        TScalarStyle::Plain => plain_scalar(&text),
+                        _ => Value::String(text),
+                    };
+                    self.finish(value, anchor, mark);
+                }
             }
-            Event::Alias(_) => {
-                self.start_node(None, mark);
+            Event::Alias(id) if self.start_node(None, mark).is_some() => {
+                let value = self.anchors.get(&id).cloned().unwrap_or(Value::Null);
+                self.finish(value, 0, mark);
             }
-            Event::MappingStart(..) => {
-                let is_value = self.start_node(None, mark);
-                let path = is_value.unwrap_or_else(|| "?".into());
-                self.stack.push(Frame::Mapping { path, key: None });
+            Event::MappingStart(anchor, tag) => {
+                self.tag(tag, mark);
+                let path = self.start_node(None, mark).unwrap_or_else(|| "?".into());
+                self.stack.push(Frame::Mapping { path, key: None, map: Map::new(), anchor });
             }
-            Event::SequenceStart(..) => {
-                let is_value = self.start_node(None, mark);
-                let path = is_value.unwrap_or_else(|| "?".into());
-                self.stack.push(Frame::Sequence { path, next: 0 });
+            Event::SequenceStart(anchor, tag) => {
+                self.tag(tag, mark);
+                let path = self.start_node(None, mark).unwrap_or_else(|| "?".into());
+                self.stack.push(Frame::Sequence { path, next: 0, items: Vec::new(), anchor });
             }
-            Event::MappingEnd | Event::SequenceEnd => {
-                self.stack.pop();
+            Event::MappingEnd => {
+                if let Some(Frame::Mapping { map, anchor, .. }) = self.stack.pop() {
+                    self.finish(Value::Object(map), anchor, mark);
+                }
+            }
+            Event::SequenceEnd => {
+                if let Some(Frame::Sequence { items, anchor, .. }) = self.stack.pop() {
+                    self.finish(Value::Array(items), anchor, mark);
+                }
             }
             _ => {}
         }
     }
+}
+
+/// A plain (unquoted) scalar read by YAML 1.2's core schema: null, booleans, integers (decimal,
+/// `0x`, `0o`) and floats take their type; anything else, including an integer too large for 64
+/// bits (a `uint256` literal, say), stays the text it is.
+fn plain_scalar(text: &str) -> Value {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    let radix = |digits: &str, radix: u32| {
+        u64::from_str_radix(digits, radix).ok().filter(|_| !digits.starts_with(['+', '-']))
+    };
+    if let Some(n) = text.strip_prefix("0x").and_then(|d| radix(d, 16)) {
+        return Value::from(n);
+    }
+    if let Some(n) = text.strip_prefix("0o").and_then(|d| radix(d, 8)) {
+        return Value::from(n);
+    }
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(n) = text.trim_start_matches('+').parse::<u64>() {
+            return Value::from(n);
+        }
+        if let Ok(n) = text.parse::<i64>() {
+            return Value::from(n);
+        }
+        return Value::String(text.to_string());
+    }
+    if is_float(unsigned)
+        && let Some(n) = text.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
+    {
+        return Value::Number(n);
+    }
+    Value::String(text.to_string())
+}
+
+/// `(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`, the core schema's float without its sign.
+fn is_float(s: &str) -> bool {
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(at) => (&s[..at], Some(&s[at + 1..])),
+        None => (s, None),
+    };
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((int, frac)) => {
+            (int.is_empty() && digits(frac)) || (digits(int) && (frac.is_empty() || digits(frac)))
+        }
+        None => digits(mantissa),
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    mantissa_ok && exponent_ok && (mantissa.contains('.') || exponent.is_some())
 }
 
 fn join_key(parent: &str, key: &str) -> String {
@@ -184,8 +297,8 @@ impl<'a> Reader<'a> {
     /// Parses the text into a value tree with positions; `None` (with a diagnostic) when the YAML
     /// itself is broken.
     pub fn parse(&mut self, text: &str) -> Option<Value> {
-        let mut recorder = PositionRecorder::default();
-        if let Err(e) = Parser::new_from_str(text).load(&mut recorder, false) {
+        let mut tree = TreeBuilder::default();
+        if let Err(e) = Parser::new_from_str(text).load(&mut tree, true) {
             let mark = e.marker();
             self.diagnostics.push(Diagnostic {
                 file: self.file.clone(),
@@ -198,39 +311,31 @@ impl<'a> Reader<'a> {
             });
             return None;
         }
-        self.positions = recorder.positions;
-        if !recorder.duplicates.is_empty() {
-            for (key, first, (line, column)) in recorder.duplicates {
-                self.diagnostics.push(Diagnostic {
-                    file: self.file.clone(),
-                    line,
-                    column,
-                    message: format!("duplicate key: `{key}` is already set at line {}", first.0),
-                    key,
-                    severity: Severity::Error,
-                    suggestion: Some("keep one of them".into()),
-                });
-            }
-            return None;
+        self.positions = tree.positions;
+        let whole = tree.duplicates.is_empty() && tree.unsupported.is_empty();
+        for (key, first, (line, column)) in tree.duplicates {
+            self.diagnostics.push(Diagnostic {
+                file: self.file.clone(),
+                line,
+                column,
+                message: format!("duplicate key: `{key}` is already set at line {}", first.0),
+                key,
+                severity: Severity::Error,
+                suggestion: Some("keep one of them".into()),
+            });
         }
-        match serde_yaml::from_str::<Value>(text) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-                let message = e.to_string();
-                let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-                self.diagnostics.push(Diagnostic {
-                    file: self.file.clone(),
-                    line,
-                    column,
-                    key: String::new(),
-                    severity: Severity::Error,
-                    message: format!("not valid YAML: {message}"),
-                    suggestion: None,
-                });
-                None
-            }
+        for ((line, column), what) in tree.unsupported {
+            self.diagnostics.push(Diagnostic {
+                file: self.file.clone(),
+                line,
+                column,
+                key: String::new(),
+                severity: Severity::Error,
+                message: format!("{what}: ferry's config does not use it"),
+                suggestion: None,
+            });
         }
+        whole.then(|| tree.root.unwrap_or(Value::Null))
     }
 
     /// Replaces `${VAR}` and `${VAR:-default}` in every string of the tree; `$$` is a literal `$`.
@@ -256,18 +361,16 @@ impl<'a> Reader<'a> {
                     }
                 }
             }
-            Value::Sequence(items) => {
+            Value::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     self.substitute(item, &format!("{path}[{i}]"));
                 }
             }
-            Value::Mapping(map) => {
-                for (k, v) in map.iter_mut() {
-                    let key = key_text(k);
-                    self.substitute(v, &join_key(path, &key));
+            Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    self.substitute(v, &join_key(path, key));
                 }
             }
-            Value::Tagged(tagged) => self.substitute(&mut tagged.value, path),
             _ => {}
         }
     }
@@ -286,7 +389,7 @@ impl<'a> Reader<'a> {
                 self.warn("", "the config is empty", Some("start from config-examples/minimal.yaml".into()));
                 return config;
             }
-            Value::Mapping(map) => map,
+            Value::Object(map) => map,
             other => {
                 self.error(
                     "",
@@ -296,8 +399,7 @@ impl<'a> Reader<'a> {
                 return config;
             }
         };
-        for (k, v) in root {
-            let key = key_text(&k);
+        for (key, v) in root {
             match key.as_str() {
                 "store" => config.store = self.item::<Option<PathBuf>>("store", v).flatten(),
                 "chains" => {
@@ -337,7 +439,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 "routes" => match v {
-                    Value::Sequence(items) => {
+                    Value::Array(items) => {
                         for (i, item) in items.into_iter().enumerate() {
                             if let Some(route) = self.item::<Route>(&format!("routes[{i}]"), item) {
                                 config.routes.push(route);
@@ -360,7 +462,7 @@ impl<'a> Reader<'a> {
     /// The entries of a named section (`chains`, `sources`, `targets`).
     fn named_items(&mut self, section: &str, value: Value) -> Vec<(String, Value)> {
         match value {
-            Value::Mapping(map) => map.into_iter().map(|(k, v)| (key_text(&k), v)).collect(),
+            Value::Object(map) => map.into_iter().collect(),
             Value::Null => Vec::new(),
             other => {
                 self.error(
@@ -398,7 +500,7 @@ impl<'a> Reader<'a> {
 
     /// Reads and removes the `kind:` tag of a source or target.
     fn take_kind(&mut self, path: &str, value: Value, kinds: &[&str]) -> Option<(String, Value)> {
-        let Value::Mapping(mut map) = value else {
+        let Value::Object(mut map) = value else {
             self.error(
                 path,
                 format!("`{path}` must be a mapping with a `kind`, found {}", kind_of(&value)),
@@ -408,7 +510,7 @@ impl<'a> Reader<'a> {
         };
         let kind_path = format!("{path}.kind");
         match map.remove("kind") {
-            Some(Value::String(kind)) if kinds.contains(&kind.as_str()) => Some((kind, Value::Mapping(map))),
+            Some(Value::String(kind)) if kinds.contains(&kind.as_str()) => Some((kind, Value::Object(map))),
             Some(Value::String(kind)) => {
                 let suggestion = nearest(&kind, kinds).map(|k| format!("did you mean `{k}`?"));
                 self.error(
@@ -522,11 +624,11 @@ fn remove_at(value: &mut Value, segs: &[Seg]) -> bool {
     let mut node = value;
     for seg in parents {
         node = match (seg, node) {
-            (Seg::Key(k), Value::Mapping(map)) => match map.get_mut(k.as_str()) {
+            (Seg::Key(k), Value::Object(map)) => match map.get_mut(k.as_str()) {
                 Some(v) => v,
                 None => return false,
             },
-            (Seg::Index(i), Value::Sequence(items)) => match items.get_mut(*i) {
+            (Seg::Index(i), Value::Array(items)) => match items.get_mut(*i) {
                 Some(v) => v,
                 None => return false,
             },
@@ -534,8 +636,8 @@ fn remove_at(value: &mut Value, segs: &[Seg]) -> bool {
         };
     }
     match (last, node) {
-        (Seg::Key(k), Value::Mapping(map)) => map.remove(k.as_str()).is_some(),
-        (Seg::Index(i), Value::Sequence(items)) if *i < items.len() => {
+        (Seg::Key(k), Value::Object(map)) => map.remove(k.as_str()).is_some(),
+        (Seg::Index(i), Value::Array(items)) if *i < items.len() => {
             // Keep indices stable for later errors: replace instead of shifting.
             items[*i] = Value::Null;
             true
@@ -566,25 +668,14 @@ fn tidy_serde_message(message: &str) -> String {
         .replace("invalid type: ", "wrong type: ")
 }
 
-pub(super) fn key_text(key: &Value) -> String {
-    match key {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Null => "~".into(),
-        other => format!("{other:?}"),
-    }
-}
-
 fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "nothing",
         Value::Bool(_) => "a boolean",
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
     }
 }
 
@@ -678,10 +769,16 @@ fn is_single_reference(s: &str) -> bool {
 
 /// A substituted value read as a YAML scalar: numbers and booleans take their type.
 fn retype(text: String) -> Value {
-    match serde_yaml::from_str::<Value>(&text) {
-        Ok(v @ (Value::Number(_) | Value::Bool(_))) => v,
+    match plain_scalar(&text) {
+        v @ (Value::Number(_) | Value::Bool(_)) => v,
         _ => Value::String(text),
     }
+}
+
+/// A YAML text as the value tree the config is read from (for tests that build config items).
+#[cfg(test)]
+pub(crate) fn yaml_value(text: &str) -> Option<Value> {
+    Reader::new("test.yaml".into(), &|_| None).parse(text)
 }
 
 /// The whole parse of one file: diagnostics, positions and (when the structure was readable) the
@@ -691,11 +788,6 @@ pub(super) fn read<'a>(text: &str, file: String, env: EnvLookup<'a>) -> (Option<
     let Some(mut value) = reader.parse(text) else {
         return (None, reader);
     };
-    // Merge keys and tags are not part of ferry's format; say so rather than misread them.
-    if let Value::Tagged(t) = &value {
-        reader.error("", format!("YAML tags such as `{}` are not supported", t.tag), None);
-        return (None, reader);
-    }
     reader.substitute(&mut value, "");
     let config = reader.config(value);
     (Some(config), reader)

@@ -3,7 +3,9 @@
 //! `check-config` and every command's start-up.
 
 pub mod load;
+pub mod resolve;
 pub mod secrets;
+pub mod signer;
 pub mod types;
 pub mod validate;
 pub mod values;
@@ -14,13 +16,17 @@ use std::path::{Path, PathBuf};
 use alloy::primitives::U256;
 
 pub use load::{EnvLookup, Positions, process_env};
+pub use resolve::*;
 pub use secrets::{Redactor, mask_url};
 pub use types::*;
 
 /// A config that loaded without errors, with its warnings and where its keys are written.
 #[derive(Debug, Clone)]
 pub struct Loaded {
+    /// The file as written (names, for messages and filters).
     pub config: Config,
+    /// What the engine runs on.
+    pub resolved: Resolved,
     pub warnings: Vec<Diagnostic>,
     path: PathBuf,
     positions: Positions,
@@ -54,13 +60,10 @@ impl Loaded {
 
     /// Minimum signer balance per chain in wei, for chains that set `min_balance`.
     pub fn min_balances(&self) -> BTreeMap<String, U256> {
-        self.config
+        self.resolved
             .chains
             .iter()
-            .filter_map(|(name, chain)| {
-                let min = validate::parse_ether(&chain.min_balance.as_ref()?.0).ok()?;
-                Some((name.clone(), min))
-            })
+            .filter_map(|(name, chain)| Some((name.clone(), chain.min_balance?)))
             .collect()
     }
 
@@ -105,17 +108,16 @@ pub fn load_with_env(path: &Path, env: EnvLookup<'_>) -> Result<Loaded, ConfigEr
         _ => PathBuf::from("."),
     };
     let (config, mut reader) = load::read(&text, file, env);
-    if let Some(config) = &config {
-        validate::validate(&mut reader, config, &base_dir);
-    }
+    let resolved = config.as_ref().map(|config| validate::validate(&mut reader, config, &base_dir));
     let mut diagnostics = std::mem::take(&mut reader.diagnostics);
     diagnostics.sort_by_key(|d| (d.line, d.column));
-    match config {
-        Some(config) if diagnostics.iter().all(|d| d.severity == Severity::Warning) => {
+    match (config, resolved) {
+        (Some(config), Some(resolved)) if diagnostics.iter().all(|d| d.severity == Severity::Warning) => {
             let canonical = serde_json::to_vec(&config).unwrap_or_default();
             let fingerprint = alloy::primitives::keccak256(&canonical).to_string()[2..18].to_string();
             Ok(Loaded {
                 config,
+                resolved,
                 warnings: diagnostics,
                 path: path.to_path_buf(),
                 positions: reader.positions,

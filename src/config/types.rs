@@ -93,7 +93,7 @@ pub struct Signer {
 /// An amount of ether written as a decimal (`0.05`, `"1.5"`), kept as written and parsed by validation.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(transparent)]
-pub struct Ether(pub serde_yaml::Value);
+pub struct Ether(pub serde_json::Value);
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -226,6 +226,38 @@ pub struct EvmCallTarget {
     pub errors: Vec<String>,
 }
 
+impl EvmCallTarget {
+    /// The arguments as [`CallDecl`](crate::abi::call::CallDecl) takes them.
+    pub fn arg_decls(&self) -> Vec<(String, crate::abi::call::ArgDecl<'_>)> {
+        self.args
+            .iter()
+            .map(|(name, arg)| {
+                (
+                    name.clone(),
+                    crate::abi::call::ArgDecl { field: arg.field.as_deref(), value: arg.value.as_ref() },
+                )
+            })
+            .collect()
+    }
+
+    /// The target's declarations, for [`CallPlan::new`](crate::abi::call::CallPlan::new).
+    pub fn call_decl<'a>(
+        &'a self,
+        args: &'a [(String, crate::abi::call::ArgDecl<'a>)],
+    ) -> crate::abi::call::CallDecl<'a> {
+        crate::abi::call::CallDecl {
+            function: &self.function,
+            args,
+            already_done: self.already_done.as_ref().map(|d| crate::abi::call::DoneDecl {
+                view: d.view.as_deref(),
+                compare: d.compare.as_deref(),
+                revert_errors: &d.revert_errors,
+            }),
+            errors: &self.errors,
+        }
+    }
+}
+
 /// One argument: an item field (`field: height`) or a literal (`value: 0x…`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -233,7 +265,7 @@ pub struct CallArg {
     #[serde(default)]
     pub field: Option<String>,
     #[serde(default)]
-    pub value: Option<serde_yaml::Value>,
+    pub value: Option<serde_json::Value>,
 }
 
 /// How to tell that an item is already on a destination.

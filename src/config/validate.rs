@@ -1,19 +1,29 @@
-//! Checks that need more than the types: names that refer to each other, addresses and their
-//! checksums, Solidity declarations, environment variables, and settings that exclude each other.
-//! Every check adds to the reader's diagnostics; nothing stops at the first problem.
+//! Checks that need more than the types, resolving the config as they go: names that refer to
+//! each other, addresses and their checksums, Solidity declarations, environment variables, and
+//! settings that exclude each other. Every check adds to the reader's diagnostics; nothing stops
+//! at the first problem. What passes becomes the [`Resolved`] config the engine runs on; it is
+//! only used when there is no error.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
-use alloy::dyn_abi::DynSolType;
-use alloy::json_abi::{Error as AbiError, Event, Function};
-use alloy::primitives::{Address, U256};
+use alloy::json_abi::Event;
+use alloy::primitives::{Address, B256, U256};
 
 use super::load::{Reader, nearest};
+use super::resolve::*;
 use super::types::*;
+use crate::abi::call::CallPlan;
+use crate::abi::events::{EventSet, parse_event as parse_event_decl};
 
-/// Runs every check on a config that deserialized.
-pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) {
+/// Kinds the config format knows and this ferry cannot run yet. Accepting them would mean
+/// recording items and never delivering them, in silence.
+const NOT_BUILT: &str = "is not built yet in this version of ferry";
+
+/// Runs every check on a config that deserialized, and resolves it.
+pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) -> Resolved {
+    let mut resolved = Resolved::default();
     let chain_names: Vec<&str> = config.chains.keys().map(String::as_str).collect();
     let mut chain_ids: BTreeMap<u64, &str> = BTreeMap::new();
     // In file order, so that a repeated chain id is reported where it is repeated.
@@ -29,7 +39,8 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) {
             );
             chain_ids.insert(chain.chain_id, first);
         }
-        check_chain(r, &path, chain, base_dir);
+        let plan = check_chain(r, &path, name, chain, base_dir);
+        resolved.chains.insert(name.clone(), plan);
     }
 
     let source_names: Vec<&str> = config.sources.keys().map(String::as_str).collect();
@@ -38,16 +49,30 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) {
     for (name, source) in &config.sources {
         let path = format!("sources.{name}");
         match source {
-            Source::Evm(evm) => check_evm_source(r, &path, evm, &chain_names),
-            Source::Seda(seda) => check_http_url(r, &format!("{path}.url"), &seda.url),
+            Source::Evm(evm) => {
+                let mut named = Vec::new();
+                let plan = check_evm_source(r, &path, name, evm, &resolved.chains, &chain_names, &mut named);
+                resolved.contracts.entry(evm.chain.clone()).or_default().extend(named);
+                if let Some(plan) = plan {
+                    resolved.sources.push(plan);
+                }
+            }
+            Source::Seda(seda) => {
+                r.error(&format!("{path}.kind"), format!("`kind: seda` {NOT_BUILT}"), None);
+                check_http_url(r, &format!("{path}.url"), &seda.url);
+            }
         }
     }
     check_shared_contracts(r, config);
 
     for (name, target) in &config.targets {
         let path = format!("targets.{name}");
+        let not_built = |r: &mut Reader<'_>, kind: &str| {
+            r.error(&format!("{path}.kind"), format!("`kind: {kind}` {NOT_BUILT}"), None)
+        };
         match target {
             Target::SedaProver(t) => {
+                not_built(r, "seda-prover");
                 if t.chains.is_empty() {
                     r.error(&format!("{path}.chains"), "no destination chains", None);
                 }
@@ -65,14 +90,24 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) {
                     }
                 }
             }
-            Target::EvmCall(t) => check_evm_call(r, &path, t, config, &chain_names),
+            Target::EvmCall(t) => {
+                if let Some(plan) = check_evm_call(r, &path, t, config, &chain_names) {
+                    for (chain, address) in &plan.chains {
+                        let key = format!("{path}.chains.{chain}");
+                        resolved.contracts.entry(chain.clone()).or_default().push((key, *address));
+                    }
+                    resolved.targets.insert(name.clone(), TargetPlan::EvmCall(plan));
+                }
+            }
             Target::Webhook(t) => {
+                not_built(r, "webhook");
                 check_http_url(r, &format!("{path}.url"), &t.url);
                 if let Some(var) = &t.secret_env {
                     check_env_set(r, &format!("{path}.secret_env"), var);
                 }
             }
             Target::Jsonl(t) => {
+                not_built(r, "jsonl");
                 if t.path.as_os_str().is_empty() {
                     r.error(
                         &format!("{path}.path"),
@@ -82,6 +117,7 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) {
                 }
             }
             Target::RedisStream(t) => {
+                not_built(r, "redis-stream");
                 check_url(r, &format!("{path}.url"), &t.url, &["redis", "rediss"]);
                 if t.stream.trim().is_empty() {
                     r.error(&format!("{path}.stream"), "empty stream name", None);
@@ -118,6 +154,16 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) {
                 r.warn(&key, format!("`{}` → `{target}` is routed twice; items go once", route.source), None);
             }
             routed_targets.insert(target.as_str());
+            let source = resolved.sources.iter_mut().find(|s| s.name == route.source);
+            if let (Some(source), Some(TargetPlan::EvmCall(call))) = (source, resolved.targets.get(target)) {
+                let chain_ids = call.chains.keys().filter_map(|c| resolved.chains.get(c)).map(|c| c.chain_id);
+                source.routes.push(RoutePlan {
+                    target: target.clone(),
+                    target_id: 0,
+                    chain_ids: chain_ids.collect(),
+                    events: route.events.clone(),
+                });
+            }
         }
     }
     for name in &source_names {
@@ -134,9 +180,10 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) {
             r.warn(&format!("targets.{name}"), "not in any route: nothing will be delivered to it", None);
         }
     }
+    resolved
 }
 
-fn check_chain(r: &mut Reader<'_>, path: &str, chain: &Chain, base_dir: &Path) {
+fn check_chain(r: &mut Reader<'_>, path: &str, name: &str, chain: &Chain, base_dir: &Path) -> ChainPlan {
     if chain.chain_id == 0 {
         r.error(&format!("{path}.chain_id"), "chain id 0 is not a real chain", None);
     }
@@ -173,14 +220,14 @@ fn check_chain(r: &mut Reader<'_>, path: &str, chain: &Chain, base_dir: &Path) {
     if chain.request_timeout.0.is_zero() {
         r.error(&format!("{path}.request_timeout"), "must be longer than 0", None);
     }
-    if let Some(signer) = &chain.signer {
-        check_signer(r, &format!("{path}.signer"), signer, base_dir);
-    }
-    if let Some(min) = &chain.min_balance
-        && let Err(e) = parse_ether(&min.0)
-    {
-        r.error(&format!("{path}.min_balance"), e, Some("an amount of ether such as `0.05`".into()));
-    }
+    let signer = chain.signer.as_ref().and_then(|s| check_signer(r, &format!("{path}.signer"), s, base_dir));
+    let min_balance = chain.min_balance.as_ref().and_then(|min| match parse_ether(&min.0) {
+        Ok(wei) => Some(wei),
+        Err(e) => {
+            r.error(&format!("{path}.min_balance"), e, Some("an amount of ether such as `0.05`".into()));
+            None
+        }
+    });
     if let Some(gas) = &chain.gas {
         let gpath = format!("{path}.gas");
         if gas.bump_percent < 10 {
@@ -202,21 +249,46 @@ fn check_chain(r: &mut Reader<'_>, path: &str, chain: &Chain, base_dir: &Path) {
             r.error(&format!("{gpath}.bump_after"), "must be longer than 0", None);
         }
     }
+    ChainPlan {
+        name: name.to_string(),
+        chain_id: chain.chain_id,
+        rpc: chain.rpc.clone(),
+        finality: match (chain.confirmations, chain.finality) {
+            (_, Some(tag)) => Finality::Tag(tag),
+            (Some(n), None) => Finality::Confirmations(n),
+            (None, None) => Finality::Confirmations(DEFAULT_CONFIRMATIONS),
+        },
+        delivery_confirmations: chain.confirmations.unwrap_or(DEFAULT_CONFIRMATIONS).max(1),
+        poll_interval: chain.poll_interval.0,
+        max_block_range: chain.max_block_range.max(1),
+        reorg_window: chain.reorg_window.max(1),
+        rate_limit: chain.rate_limit,
+        request_timeout: chain.request_timeout.0,
+        signer,
+        min_balance,
+        gas: chain.gas.clone(),
+    }
 }
 
-fn check_signer(r: &mut Reader<'_>, path: &str, signer: &Signer, base_dir: &Path) {
+fn check_signer(r: &mut Reader<'_>, path: &str, signer: &Signer, base_dir: &Path) -> Option<SignerSpec> {
     match (&signer.key_env, &signer.keystore) {
-        (Some(_), Some(_)) => r.error(path, "set either `key_env` or `keystore`, not both", None),
-        (None, None) => r.error(
-            path,
-            "no key: set `key_env` (a variable holding a hex private key) or `keystore` + `password_env`",
-            None,
-        ),
+        (Some(_), Some(_)) => {
+            r.error(path, "set either `key_env` or `keystore`, not both", None);
+            None
+        }
+        (None, None) => {
+            r.error(
+                path,
+                "no key: set `key_env` (a variable holding a hex private key) or `keystore` + `password_env`",
+                None,
+            );
+            None
+        }
         (Some(var), None) => {
             let key = format!("{path}.key_env");
             if check_env_set(r, &key, var)
                 && let Some(value) = r.env(var)
-                && crate::engine::keys::parse_hex_key(&value).is_none()
+                && super::signer::parse_hex_key(&value).is_none()
             {
                 r.error(
                     &key,
@@ -227,6 +299,7 @@ fn check_signer(r: &mut Reader<'_>, path: &str, signer: &Signer, base_dir: &Path
             if signer.password_env.is_some() {
                 r.warn(&format!("{path}.password_env"), "only used with `keystore`; ignored", None);
             }
+            Some(SignerSpec::Env { var: var.clone() })
         }
         (None, Some(file)) => {
             let full = base_dir.join(file);
@@ -240,9 +313,11 @@ fn check_signer(r: &mut Reader<'_>, path: &str, signer: &Signer, base_dir: &Path
             match &signer.password_env {
                 Some(var) => {
                     check_env_set(r, &format!("{path}.password_env"), var);
+                    Some(SignerSpec::Keystore { path: full, password_env: var.clone() })
                 }
                 None => {
-                    r.error(path, "`keystore` needs `password_env`, the variable holding its password", None)
+                    r.error(path, "`keystore` needs `password_env`, the variable holding its password", None);
+                    None
                 }
             }
         }
@@ -289,7 +364,15 @@ fn check_shared_contracts(r: &mut Reader<'_>, config: &Config) {
     }
 }
 
-fn check_evm_source(r: &mut Reader<'_>, path: &str, source: &EvmSource, chains: &[&str]) {
+fn check_evm_source(
+    r: &mut Reader<'_>,
+    path: &str,
+    name: &str,
+    source: &EvmSource,
+    resolved_chains: &BTreeMap<String, ChainPlan>,
+    chains: &[&str],
+    named: &mut Vec<(String, Address)>,
+) -> Option<SourcePlan> {
     if !chains.contains(&source.chain.as_str()) && !r.is_broken(&format!("chains.{}", source.chain)) {
         r.error(
             &format!("{path}.chain"),
@@ -300,21 +383,34 @@ fn check_evm_source(r: &mut Reader<'_>, path: &str, source: &EvmSource, chains: 
     if source.contracts.is_empty() && source.factories.is_empty() {
         r.error(path, "nothing to watch: add `contracts` or `factories`", None);
     }
+    let mut statics: BTreeMap<Address, EventSet> = BTreeMap::new();
     let mut seen = BTreeSet::new();
     for (i, contract) in source.contracts.iter().enumerate() {
         let cpath = format!("{path}.contracts[{i}]");
-        if let Some(address) = check_address(r, &format!("{cpath}.address"), &contract.address)
+        let address = check_address(r, &format!("{cpath}.address"), &contract.address);
+        if let Some(address) = address {
+            named.push((format!("{cpath}.address"), address));
+        }
+        if let Some(address) = address
             && !seen.insert(address)
         {
             r.error(&format!("{cpath}.address"), format!("{address} is listed twice in this source"), None);
         }
-        check_events(r, &format!("{cpath}.events"), &contract.events);
+        let events = check_events(r, &format!("{cpath}.events"), &contract.events);
+        if let Some(address) = address {
+            statics.entry(address).or_default().extend(&events);
+        }
     }
+    let mut factories = Vec::new();
+    let mut child_topics = HashSet::new();
     for (i, factory) in source.factories.iter().enumerate() {
         let fpath = format!("{path}.factories[{i}]");
-        let _ = check_address(r, &format!("{fpath}.address"), &factory.address);
+        let address = check_address(r, &format!("{fpath}.address"), &factory.address);
+        if let Some(address) = address {
+            named.push((format!("{fpath}.address"), address));
+        }
         let epath = format!("{fpath}.event");
-        if let Some(event) = parse_event(r, &epath, &factory.event) {
+        let creation = parse_event(r, &epath, &factory.event).and_then(|event| {
             match event.inputs.iter().find(|p| p.name == factory.child_param) {
                 Some(p) if p.ty == "address" => {}
                 Some(p) => r.error(
@@ -331,15 +427,48 @@ fn check_evm_source(r: &mut Reader<'_>, path: &str, source: &EvmSource, chains: 
                     );
                 }
             }
-        }
+            event_set(r, &epath, vec![event])
+        });
         if factory.child_events.is_empty() {
             r.error(&format!("{fpath}.child_events"), "no child events to watch", None);
         }
-        check_events(r, &format!("{fpath}.child_events"), &factory.child_events);
+        let child_events = check_events(r, &format!("{fpath}.child_events"), &factory.child_events);
+        if let (Some(address), Some(creation)) = (address, creation)
+            && let Some(creation_topic) = creation.topics().first().copied()
+        {
+            child_topics.extend(child_events.topics());
+            statics.entry(address).or_default().extend(&creation);
+            factories.push(FactoryPlan {
+                address,
+                creation,
+                creation_topic,
+                child_param: factory.child_param.clone(),
+                child_events,
+            });
+        }
     }
+    let chain = resolved_chains.get(&source.chain)?;
+    let mut child_topics: Vec<B256> = child_topics.into_iter().collect();
+    child_topics.sort();
+    Some(SourcePlan {
+        name: name.to_string(),
+        chain: source.chain.clone(),
+        chain_id: chain.chain_id,
+        start_block: source.start_block,
+        finality: chain.finality,
+        reorg_window: chain.reorg_window,
+        max_block_range: chain.max_block_range,
+        poll_interval: chain.poll_interval,
+        max_addresses: source.max_addresses,
+        statics,
+        factories,
+        child_topics,
+        routes: Vec::new(),
+    })
 }
 
-fn check_events(r: &mut Reader<'_>, path: &str, events: &[String]) {
+/// A list of event declarations, each parsed, none declared twice.
+fn check_events(r: &mut Reader<'_>, path: &str, events: &[String]) -> EventSet {
     if events.is_empty() {
         r.error(
             path,
@@ -348,162 +477,78 @@ fn check_events(r: &mut Reader<'_>, path: &str, events: &[String]) {
         );
     }
     let mut selectors = BTreeMap::new();
+    let mut set = EventSet::default();
     for (i, decl) in events.iter().enumerate() {
         let key = format!("{path}[{i}]");
-        if let Some(event) = parse_event(r, &key, decl)
-            && let Some(first) = selectors.insert(event.selector(), i)
-        {
+        let Some(event) = parse_event(r, &key, decl) else { continue };
+        if let Some(first) = selectors.insert(event.selector(), i) {
             r.error(&key, format!("same event as {path}[{first}]"), None);
+            continue;
+        }
+        if let Err(e) = set.add(event) {
+            r.error(&key, e, None);
         }
     }
+    set
 }
 
-/// The first parameter whose type is not a Solidity type (`uint257`, `adress`). alloy's
-/// declaration parser accepts any identifier as a type, since it could name a struct.
-fn bad_param_type<'p>(types: impl IntoIterator<Item = std::borrow::Cow<'p, str>>) -> Option<String> {
-    types.into_iter().find(|ty| DynSolType::parse(ty).is_err()).map(|ty| ty.into_owned())
+fn event_set(r: &mut Reader<'_>, key: &str, events: Vec<Event>) -> Option<EventSet> {
+    let mut set = EventSet::default();
+    for event in events {
+        if let Err(e) = set.add(event) {
+            r.error(key, e, None);
+            return None;
+        }
+    }
+    Some(set)
 }
 
 fn parse_event(r: &mut Reader<'_>, key: &str, decl: &str) -> Option<Event> {
-    match Event::parse(decl.trim()) {
-        Ok(event) => {
-            if let Some(ty) = bad_param_type(event.inputs.iter().map(|p| p.selector_type())) {
-                r.error(key, format!("`{ty}` is not a Solidity type"), None);
-                return None;
-            }
-            Some(event)
-        }
-        Err(e) => {
-            r.error(
-                key,
-                format!("not a Solidity event declaration: {}", first_line(&e.to_string())),
-                Some("write e.g. `event Approved(address indexed by)`".into()),
-            );
+    match parse_event_decl(decl) {
+        Ok(event) => Some(event),
+        Err((message, hint)) => {
+            r.error(key, message, hint);
             None
         }
     }
 }
 
-fn check_evm_call(r: &mut Reader<'_>, path: &str, t: &EvmCallTarget, config: &Config, chains: &[&str]) {
-    let fkey = format!("{path}.function");
-    match Function::parse(t.function.trim()) {
-        Ok(function) if bad_param_type(function.inputs.iter().map(|p| p.selector_type())).is_some() => {
-            let ty = bad_param_type(function.inputs.iter().map(|p| p.selector_type())).unwrap_or_default();
-            r.error(&fkey, format!("`{ty}` is not a Solidity type"), None);
-        }
-        Ok(function) => {
-            let params: Vec<&str> = function.inputs.iter().map(|p| p.name.as_str()).collect();
-            for param in &function.inputs {
-                if param.name.is_empty() {
-                    r.error(
-                        &fkey,
-                        format!("parameter of type {} has no name to map an argument to", param.ty),
-                        None,
-                    );
-                } else if !t.args.contains_key(&param.name) {
-                    r.error(
-                        &format!("{path}.args"),
-                        format!("no argument for parameter `{}` of `{}`", param.name, function.name),
-                        Some(format!("add `{}: {{ field: {} }}`", param.name, param.name)),
-                    );
-                }
+/// Every rule of the `evm-call` kind is in [`CallPlan::new`]; here its problems become
+/// diagnostics, and the destinations are checked.
+fn check_evm_call(
+    r: &mut Reader<'_>,
+    path: &str,
+    t: &EvmCallTarget,
+    config: &Config,
+    chains: &[&str],
+) -> Option<EvmCallPlan> {
+    let args = t.arg_decls();
+    let plan = match CallPlan::new(&t.call_decl(&args)) {
+        Ok(plan) => Some(plan),
+        Err(problems) => {
+            for problem in problems {
+                let names: Vec<&str> = problem.candidates.iter().map(String::as_str).collect();
+                let name = problem.key.rsplit('.').next().unwrap_or_default();
+                let hint = problem.hint.or_else(|| {
+                    (!problem.candidates.is_empty()).then(|| suggest_name(name, &names)).flatten()
+                });
+                r.error(&format!("{path}.{}", problem.key), problem.message, hint);
             }
-            for name in t.args.keys() {
-                if !params.contains(&name.as_str()) {
-                    r.error(
-                        &format!("{path}.args.{name}"),
-                        format!("`{}` has no parameter `{name}`", function.name),
-                        suggest_name(name, &params),
-                    );
-                }
-            }
+            None
         }
-        Err(e) => r.error(
-            &fkey,
-            format!("not a Solidity function declaration: {}", first_line(&e.to_string())),
-            Some("write e.g. `function postBatch(uint64 height, bytes32 root)`".into()),
-        ),
-    }
-    for (name, arg) in &t.args {
-        if arg.field.is_some() == arg.value.is_some() {
-            r.error(
-                &format!("{path}.args.{name}"),
-                "set exactly one of `field` (from the item) or `value` (a literal)",
-                None,
-            );
-        }
-    }
+    };
     if t.chains.is_empty() {
         r.error(&format!("{path}.chains"), "no destination chains", None);
     }
+    let mut addresses = BTreeMap::new();
     for (chain, address) in &t.chains {
         let key = format!("{path}.chains.{chain}");
         check_destination(r, &key, chain, config, chains);
-        check_address(r, &key, address);
-    }
-    check_error_decls(r, &format!("{path}.errors"), &t.errors);
-    if let Some(done) = &t.already_done {
-        let dpath = format!("{path}.already_done");
-        match (&done.view, &done.compare) {
-            (Some(view), Some(compare)) => {
-                if let Err(e) = Function::parse(view.trim()) {
-                    r.error(
-                        &format!("{dpath}.view"),
-                        format!("not a Solidity function declaration: {}", first_line(&e.to_string())),
-                        None,
-                    );
-                } else if let Ok(f) = Function::parse(view.trim())
-                    && f.outputs.len() != 1
-                {
-                    r.error(
-                        &format!("{dpath}.view"),
-                        "the view must return exactly one value",
-                        Some("e.g. `function lastBatchHeight() view returns (uint64)`".into()),
-                    );
-                }
-                if parse_compare(compare).is_none() {
-                    r.error(
-                        &format!("{dpath}.compare"),
-                        format!("`{compare}` is not a comparison"),
-                        Some("write an operator and an item field, e.g. `>= height`".into()),
-                    );
-                }
-            }
-            (Some(_), None) => r.error(&dpath, "`view` needs `compare`, e.g. `>= height`", None),
-            (None, Some(_)) => r.error(&dpath, "`compare` needs `view`", None),
-            (None, None) if done.revert_errors.is_empty() => {
-                r.error(&dpath, "empty: set `view` + `compare` and/or `revert_errors`", None)
-            }
-            (None, None) => {}
-        }
-        check_error_decls(r, &format!("{dpath}.revert_errors"), &done.revert_errors);
-    }
-}
-
-/// Each entry must be a Solidity error declaration.
-fn check_error_decls(r: &mut Reader<'_>, path: &str, decls: &[String]) {
-    for (i, decl) in decls.iter().enumerate() {
-        let parsed = AbiError::parse(decl.trim()).map_err(|e| first_line(&e.to_string())).and_then(|e| {
-            bad_param_type(e.inputs.iter().map(|p| p.selector_type()))
-                .map_or(Ok(()), |ty| Err(format!("`{ty}` is not a Solidity type")))
-        });
-        if let Err(e) = parsed {
-            r.error(
-                &format!("{path}[{i}]"),
-                format!("not a Solidity error declaration: {e}"),
-                Some("write e.g. `error BatchAlreadyExists(uint64 height)`".into()),
-            );
+        if let Some(address) = check_address(r, &key, address) {
+            addresses.insert(chain.clone(), address);
         }
     }
-}
-
-/// `>= height` → (operator, field).
-pub fn parse_compare(s: &str) -> Option<(&str, &str)> {
-    let s = s.trim();
-    let op = ["==", "!=", ">=", "<=", ">", "<"].into_iter().find(|op| s.starts_with(op))?;
-    let field = s[op.len()..].trim();
-    let valid = !field.is_empty() && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-    valid.then_some((op, field))
+    Some(EvmCallPlan { plan: Arc::new(plan?), chains: addresses })
 }
 
 /// A destination chain must exist and have a signer, since ferry sends transactions to it.
@@ -569,10 +614,10 @@ fn check_url(r: &mut Reader<'_>, key: &str, text: &str, schemes: &[&str]) {
 }
 
 /// Parses an amount of ether (`0.05`, `"1"`) into wei.
-pub fn parse_ether(value: &serde_yaml::Value) -> Result<U256, String> {
+pub fn parse_ether(value: &serde_json::Value) -> Result<U256, String> {
     let text = match value {
-        serde_yaml::Value::Number(n) => n.to_string(),
-        serde_yaml::Value::String(s) => s.trim().to_string(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s.trim().to_string(),
         _ => return Err("expected an amount of ether".into()),
     };
     let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
@@ -603,31 +648,17 @@ fn suggest_name(word: &str, names: &[&str]) -> Option<String> {
     }
 }
 
-/// A parser's message on one line: alloy's spans several, with a caret under the bad spot.
-fn first_line(s: &str) -> String {
-    let text: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('^')).collect();
-    text.join(" ").replace("parser error: ", "")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn ether_amounts() {
-        let v = |s: &str| parse_ether(&serde_yaml::Value::String(s.into()));
+        let v = |s: &str| parse_ether(&serde_json::Value::String(s.into()));
         assert_eq!(v("1"), Ok(U256::from(10u64).pow(U256::from(18))));
         assert_eq!(v("0.05"), Ok(U256::from(50_000_000_000_000_000u64)));
         assert!(v("1.2.3").is_err());
         assert!(v("-1").is_err());
         assert!(v("0.0000000000000000001").is_err());
-    }
-
-    #[test]
-    fn comparisons() {
-        assert_eq!(parse_compare(">= height"), Some((">=", "height")));
-        assert_eq!(parse_compare("== batch.root"), Some(("==", "batch.root")));
-        assert_eq!(parse_compare("height"), None);
-        assert_eq!(parse_compare(">="), None);
     }
 }

@@ -513,24 +513,6 @@ impl SourceRunner {
     }
 }
 
-/// One RPC client per chain that a source uses.
-pub fn chain_rpcs(
-    config: &crate::config::Config,
-    plans: &[SourcePlan],
-) -> Result<std::collections::BTreeMap<String, ChainRpc>, reqwest::Error> {
-    let mut rpcs = std::collections::BTreeMap::new();
-    for plan in plans {
-        if rpcs.contains_key(&plan.chain) {
-            continue;
-        }
-        if let Some(chain) = config.chains.get(&plan.chain) {
-            let settings = super::rpc::RpcSettings::for_chain(&plan.chain, chain);
-            rpcs.insert(plan.chain.clone(), ChainRpc::new(settings)?);
-        }
-    }
-    Ok(rpcs)
-}
-
 impl Drop for SourceRunner {
     fn drop(&mut self) {
         // A commit in flight finishes on its own thread; nothing to abort.

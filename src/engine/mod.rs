@@ -1,10 +1,8 @@
 //! The engine: sources, planner, delivery workers, targets, RPC. Never imports clap, indicatif,
 //! comfy-table or dialoguer.
 
-pub mod call;
 pub mod deliver;
 pub mod evm;
 pub mod ingest;
-pub mod keys;
 pub mod preflight;
 pub mod rpc;

@@ -3,18 +3,17 @@
 //! and whether each signer holds enough to pay for gas. Chains are checked concurrently; every
 //! request is bounded by the chain's `request_timeout`.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{Address, U256};
-use alloy::providers::{Provider, ProviderBuilder};
+use alloy::primitives::{Address, Bytes, U64, U256};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Chain, Config, Severity, Source, Target, mask_url};
-use crate::engine::keys;
+use crate::config::signer;
+use crate::config::{ChainPlan, Resolved, Severity, mask_url};
+use crate::engine::rpc::{ChainRpc, Clients};
 
 /// Everything `--online` found, per chain.
 #[derive(Debug, Clone, Serialize)]
@@ -81,29 +80,23 @@ pub struct Finding {
 
 /// What to check on one chain, gathered from the whole config.
 #[derive(Debug, Clone)]
-struct ChainPlan {
+struct Plan {
     name: String,
-    chain: Chain,
+    chain: ChainPlan,
+    rpc: ChainRpc,
     contracts: Vec<(String, Address)>,
     /// Minimum balance for the signer in wei; 1 wei ("not empty") when `min_balance` is unset.
     min_balance: U256,
 }
 
-/// Runs every online check. `min_balances` maps chain name → minimum signer balance in wei, as
-/// validation parsed it from `min_balance`.
-pub async fn check(
-    config: &Config,
-    base_dir: &Path,
-    min_balances: &BTreeMap<String, U256>,
-    cancel: &CancellationToken,
-) -> OnlineReport {
+/// Runs every online check, through the chains' clients (each URL probed on its own).
+pub async fn check(resolved: &Resolved, clients: &Clients, cancel: &CancellationToken) -> OnlineReport {
     let mut tasks = JoinSet::new();
-    for plan in plans(config, min_balances) {
-        let base_dir = base_dir.to_path_buf();
+    for plan in plans(resolved, clients) {
         let cancel = cancel.clone();
         tasks.spawn(async move {
             tokio::select! {
-                report = check_chain(plan.clone(), &base_dir) => report,
+                report = check_chain(plan.clone()) => report,
                 () = cancel.cancelled() => interrupted(&plan),
             }
         });
@@ -119,57 +112,24 @@ pub async fn check(
     OnlineReport { chains }
 }
 
-fn plans(config: &Config, min_balances: &BTreeMap<String, U256>) -> Vec<ChainPlan> {
-    let mut contracts: BTreeMap<String, Vec<(String, Address)>> = BTreeMap::new();
-    let mut add = |chain: &str, key: String, address: &str| {
-        // Bad addresses are offline diagnostics already; skip them here.
-        if let Ok(address) = address.parse::<Address>() {
-            contracts.entry(chain.to_string()).or_default().push((key, address));
-        }
-    };
-    for (name, source) in &config.sources {
-        if let Source::Evm(evm) = source {
-            for (i, c) in evm.contracts.iter().enumerate() {
-                add(&evm.chain, format!("sources.{name}.contracts[{i}].address"), &c.address);
-            }
-            for (i, f) in evm.factories.iter().enumerate() {
-                add(&evm.chain, format!("sources.{name}.factories[{i}].address"), &f.address);
-            }
-        }
-    }
-    for (name, target) in &config.targets {
-        match target {
-            Target::EvmCall(t) => {
-                for (chain, address) in &t.chains {
-                    add(chain, format!("targets.{name}.chains.{chain}"), address);
-                }
-            }
-            Target::SedaProver(t) => {
-                for (chain, c) in &t.chains {
-                    for (field, address) in [("prover", &c.prover), ("core", &c.core)] {
-                        if let Some(address) = address {
-                            add(chain, format!("targets.{name}.chains.{chain}.{field}"), address);
-                        }
-                    }
-                }
-            }
-            Target::Webhook(_) | Target::Jsonl(_) | Target::RedisStream(_) => {}
-        }
-    }
-    config
+fn plans(resolved: &Resolved, clients: &Clients) -> Vec<Plan> {
+    resolved
         .chains
         .iter()
-        .map(|(name, chain)| ChainPlan {
-            name: name.clone(),
-            chain: chain.clone(),
-            contracts: contracts.remove(name).unwrap_or_default(),
-            min_balance: min_balances.get(name).copied().unwrap_or(U256::from(1)),
+        .filter_map(|(name, chain)| {
+            Some(Plan {
+                name: name.clone(),
+                chain: chain.clone(),
+                rpc: clients.get(name)?.clone(),
+                contracts: resolved.contracts.get(name).cloned().unwrap_or_default(),
+                min_balance: chain.min_balance.unwrap_or(U256::from(1)),
+            })
         })
         .collect()
 }
 
-async fn check_chain(plan: ChainPlan, base_dir: &Path) -> ChainReport {
-    let timeout = plan.chain.request_timeout.0;
+async fn check_chain(plan: Plan) -> ChainReport {
+    let timeout = plan.chain.request_timeout;
     let mut findings = Vec::new();
     let mut finding = |key: String, severity, message: String| {
         findings.push(Finding { chain: plan.name.clone(), key, severity, message });
@@ -180,7 +140,7 @@ async fn check_chain(plan: ChainPlan, base_dir: &Path) -> ChainReport {
     for (i, url) in plan.chain.rpc.iter().enumerate() {
         let masked = mask_url(url);
         let key = format!("chains.{}.rpc[{i}]", plan.name);
-        let report = probe_rpc(url, &masked, timeout).await;
+        let report = probe_rpc(&plan.rpc, i, &masked, timeout).await;
         let served = report.as_ref().ok().and_then(|r| r.chain_id);
         match (&report, served) {
             (Err(e), _) => finding(key, Severity::Error, format!("{masked} is unreachable: {e}")),
@@ -194,7 +154,7 @@ async fn check_chain(plan: ChainPlan, base_dir: &Path) -> ChainReport {
             ),
             (Ok(_), _) => {
                 if healthy.is_none() {
-                    healthy = Some(url.clone());
+                    healthy = Some(i);
                 }
             }
         }
@@ -210,8 +170,9 @@ async fn check_chain(plan: ChainPlan, base_dir: &Path) -> ChainReport {
     let mut contracts = Vec::new();
     let mut signer = None;
     if let Some(url) = healthy {
+        let rpc = &plan.rpc;
         for (key, address) in &plan.contracts {
-            let has_code = match code_len(&url, *address, timeout).await {
+            let has_code = match code_len(rpc, url, *address, timeout).await {
                 Ok(len) => Some(len > 0),
                 Err(e) => {
                     finding(key.clone(), Severity::Error, format!("cannot read code at {address}: {e}"));
@@ -234,11 +195,11 @@ async fn check_chain(plan: ChainPlan, base_dir: &Path) -> ChainReport {
                 balance_wei: None,
                 min_balance_wei: plan.min_balance.to_string(),
             };
-            match keys::address(config, base_dir) {
+            match signer::address(config) {
                 Err(e) => finding(key, Severity::Error, e.to_string()),
                 Ok(address) => {
                     report.address = Some(address);
-                    match balance(&url, address, timeout).await {
+                    match balance(rpc, url, address, timeout).await {
                         Err(e) => finding(
                             key,
                             Severity::Error,
@@ -275,7 +236,7 @@ async fn check_chain(plan: ChainPlan, base_dir: &Path) -> ChainReport {
     ChainReport { chain: plan.name, chain_id: plan.chain.chain_id, rpcs, contracts, signer, findings }
 }
 
-fn interrupted(plan: &ChainPlan) -> ChainReport {
+fn interrupted(plan: &Plan) -> ChainReport {
     ChainReport {
         chain: plan.name.clone(),
         chain_id: plan.chain.chain_id,
@@ -294,64 +255,70 @@ fn interrupted(plan: &ChainPlan) -> ChainReport {
 /// Errors of one online call, with the URL already masked by the caller.
 #[derive(Debug, thiserror::Error)]
 enum CallError {
-    #[error("not a URL")]
-    BadUrl,
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error("{0}")]
     Rpc(String),
 }
 
-fn provider(url: &str) -> Result<impl Provider + use<>, CallError> {
-    let url = url.parse().map_err(|_| CallError::BadUrl)?;
-    Ok(ProviderBuilder::new().disable_recommended_fillers().connect_http(url))
-}
-
-async fn bounded<T, E: std::fmt::Display>(
+/// One call to one URL of the chain's client, bounded by `timeout`. The error keeps the kind of
+/// failure and the node's message, never the URL (it may hold credentials).
+async fn ask<T: DeserializeOwned>(
+    rpc: &ChainRpc,
+    index: usize,
     timeout: Duration,
-    call: impl std::future::IntoFuture<Output = Result<T, E>>,
+    method: &str,
+    params: serde_json::Value,
 ) -> Result<T, CallError> {
-    match tokio::time::timeout(timeout, call.into_future()).await {
+    match tokio::time::timeout(timeout, rpc.probe::<T>(index, method, params)).await {
         Err(_) => Err(CallError::Timeout(timeout)),
-        // Transport errors can echo the URL; keep only the kind of failure.
-        Ok(Err(e)) => Err(CallError::Rpc(scrub(&e.to_string()))),
-        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(CallError::Rpc(format!("{}: {}", e.kind.as_str(), e.message))),
+        Ok(Ok(None)) => Err(CallError::Rpc(format!("{method} answered null"))),
+        Ok(Ok(Some(v))) => Ok(v),
     }
 }
 
-/// Drops anything URL-like from an error text so that credentials in URLs never reach output.
-fn scrub(text: &str) -> String {
-    text.split_whitespace().map(|w| if w.contains("://") { "<url>" } else { w }).collect::<Vec<_>>().join(" ")
-}
-
-async fn probe_rpc(url: &str, masked: &str, timeout: Duration) -> Result<RpcReport, CallError> {
-    let provider = provider(url)?;
-    let chain_id = bounded(timeout, provider.get_chain_id()).await?;
+async fn probe_rpc(
+    rpc: &ChainRpc,
+    index: usize,
+    masked: &str,
+    timeout: Duration,
+) -> Result<RpcReport, CallError> {
+    let chain_id: U64 = ask(rpc, index, timeout, "eth_chainId", serde_json::json!([])).await?;
     let mut samples = Vec::with_capacity(3);
-    let mut head = 0;
+    let mut head = U64::ZERO;
     for _ in 0..3 {
         let started = Instant::now();
-        head = bounded(timeout, provider.get_block_number()).await?;
+        head = ask(rpc, index, timeout, "eth_blockNumber", serde_json::json!([])).await?;
         samples.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     samples.sort_by(f64::total_cmp);
     Ok(RpcReport {
         url: masked.to_string(),
         reachable: true,
-        chain_id: Some(chain_id),
-        head: Some(head),
+        chain_id: Some(chain_id.to()),
+        head: Some(head.to()),
         latency_ms: samples.get(1).map(|ms| (ms * 100.0).round() / 100.0),
     })
 }
 
-async fn code_len(url: &str, address: Address, timeout: Duration) -> Result<usize, CallError> {
-    let provider = provider(url)?;
-    Ok(bounded(timeout, provider.get_code_at(address)).await?.len())
+async fn code_len(
+    rpc: &ChainRpc,
+    index: usize,
+    address: Address,
+    timeout: Duration,
+) -> Result<usize, CallError> {
+    let code: Bytes = ask(rpc, index, timeout, "eth_getCode", serde_json::json!([address, "latest"])).await?;
+    Ok(code.len())
 }
 
-async fn balance(url: &str, address: Address, timeout: Duration) -> Result<U256, CallError> {
-    let provider = provider(url)?;
-    bounded(timeout, provider.get_balance(address)).await
+async fn balance(
+    rpc: &ChainRpc,
+    index: usize,
+    address: Address,
+    timeout: Duration,
+) -> Result<U256, CallError> {
+    ask(rpc, index, timeout, "eth_getBalance", serde_json::json!([address, "latest"])).await
 }
 
 /// Wei as ether with up to 6 decimals, for messages.

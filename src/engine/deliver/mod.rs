@@ -25,7 +25,6 @@ mod start;
 mod worker;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,10 +32,10 @@ use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 
 pub use self::worker::{ChainStatus, Worker, run_all};
-use crate::config::{Config, Target};
-use crate::engine::call::{CallError, CallPlan};
-use crate::engine::keys::{self, KeyError};
-use crate::engine::rpc::{ChainRpc, RpcError, RpcSettings};
+use crate::abi::call::CallPlan;
+use crate::config::signer::{self, KeyError};
+use crate::config::{Resolved, TargetPlan};
+use crate::engine::rpc::{ChainRpc, Clients, RpcError};
 /// Deliveries by state on one chain, for summaries and exit codes.
 pub use crate::store::query_deliver::StateCounts as Counts;
 use crate::store::{Store, StoreError};
@@ -46,8 +45,6 @@ use fees::FeePolicy;
 pub enum DeliverError {
     #[error("chain {chain}: signer: {source}")]
     Key { chain: String, source: KeyError },
-    #[error("target {target}: {source}")]
-    Call { target: String, source: Box<CallError> },
     /// The config names something unusable for delivery (an address, a chain, a signer, a URL).
     #[error("chain {chain}: {detail}")]
     Config { chain: String, detail: String },
@@ -65,7 +62,7 @@ impl DeliverError {
     /// command reports as bad config (exit 2), not as a failure of the chain.
     pub fn is_config(&self) -> bool {
         match self {
-            DeliverError::Key { .. } | DeliverError::Call { .. } | DeliverError::Config { .. } => true,
+            DeliverError::Key { .. } | DeliverError::Config { .. } => true,
             DeliverError::Setup { .. } | DeliverError::Rpc(_) | DeliverError::Store(_) => false,
         }
     }
@@ -118,58 +115,45 @@ impl Default for Options {
 }
 
 /// The destinations of every `evm-call` target, filtered by target and chain names (empty: all).
-/// Target ids are taken from (and, the first time, written to) the store.
+/// Target ids are taken from (and, the first time, written to) the store. Each destination uses
+/// its chain's client from `clients`, the one its other roles use too.
 pub fn destinations(
-    config: &Config,
-    base_dir: &Path,
+    resolved: &Resolved,
+    clients: &Clients,
     store: &Store,
     only_targets: &[String],
     only_chains: &[String],
 ) -> Result<Vec<Destination>, DeliverError> {
     let mut by_chain: BTreeMap<String, BTreeMap<u32, TargetOnChain>> = BTreeMap::new();
-    for (name, target) in &config.targets {
-        let Target::EvmCall(call) = target else { continue };
+    for (name, target) in &resolved.targets {
+        let TargetPlan::EvmCall(call) = target;
         if !only_targets.is_empty() && !only_targets.contains(name) {
             continue;
         }
-        let plan = Arc::new(
-            CallPlan::new(call)
-                .map_err(|e| DeliverError::Call { target: name.clone(), source: Box::new(e) })?,
-        );
         let id = store.write(|tx| tx.target_id(name))?;
-        for (chain, address) in &call.chains {
+        for (chain, to) in &call.chains {
             if !only_chains.is_empty() && !only_chains.contains(chain) {
                 continue;
             }
-            let to = address.trim().parse::<Address>().map_err(|e| DeliverError::Config {
-                chain: chain.clone(),
-                detail: format!("target {name}: `{address}` is not an address: {e}"),
-            })?;
             by_chain
                 .entry(chain.clone())
                 .or_default()
-                .insert(id, TargetOnChain { name: name.clone(), id, plan: plan.clone(), to });
+                .insert(id, TargetOnChain { name: name.clone(), id, plan: call.plan.clone(), to: *to });
         }
     }
     let mut out = Vec::new();
     for (name, targets) in by_chain {
-        let chain = config
-            .chains
-            .get(&name)
-            .ok_or_else(|| DeliverError::Config { chain: name.clone(), detail: "no such chain".into() })?;
-        let signer = chain
-            .signer
-            .as_ref()
-            .ok_or_else(|| DeliverError::Config { chain: name.clone(), detail: "no signer".into() })?;
-        let signer = keys::load(signer, base_dir)
-            .map_err(|source| DeliverError::Key { chain: name.clone(), source })?;
-        let rpc = ChainRpc::new(RpcSettings::for_chain(&name, chain))
-            .map_err(|e| DeliverError::Config { chain: name.clone(), detail: e.to_string() })?;
+        let config = |detail: &str| DeliverError::Config { chain: name.clone(), detail: detail.into() };
+        let chain = resolved.chains.get(&name).ok_or_else(|| config("no such chain"))?;
+        let signer = chain.signer.as_ref().ok_or_else(|| config("no signer"))?;
+        let signer =
+            signer::load(signer).map_err(|source| DeliverError::Key { chain: name.clone(), source })?;
+        let rpc = clients.get(&name).cloned().ok_or_else(|| config("no RPC client"))?;
         out.push(Destination {
             chain: name.clone(),
             chain_id: chain.chain_id,
-            confirmations: chain.confirmations.unwrap_or(crate::engine::evm::DEFAULT_CONFIRMATIONS).max(1),
-            poll_interval: chain.poll_interval.0,
+            confirmations: chain.delivery_confirmations,
+            poll_interval: chain.poll_interval,
             rpc,
             signer,
             fees: FeePolicy::from_config(chain.gas.as_ref()),

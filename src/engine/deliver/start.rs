@@ -12,7 +12,7 @@ use super::DeliverError;
 use super::chain;
 use super::sign::Unsigned;
 use super::worker::{Worker, store_blocking};
-use crate::engine::call::Revert;
+use crate::abi::call::Revert;
 use crate::engine::rpc::ErrorKind;
 use crate::store::keys::{DeliveryKey, IntentKey, ItemKey};
 use crate::store::now;

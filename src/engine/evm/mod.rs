@@ -11,161 +11,18 @@
 //! Fetching has no side effects: the result is a [`RangeWrite`] for the store plus the children
 //! to add to the in-memory registry once it is committed.
 
-pub mod decode;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use alloy::primitives::{Address, B256};
 use futures_util::future::try_join_all;
 
-use self::decode::EventSet;
-use crate::config::{Config, FinalityTag, Source, Target};
+use crate::abi::events::EventSet;
+use crate::config::FinalityTag;
+pub use crate::config::{FactoryPlan, Finality, RoutePlan, SourcePlan};
 use crate::engine::rpc::{BlockId, ChainRpc, Header, Log, LogFilter, RpcError};
 use crate::store::ingest::RangeWrite;
 use crate::store::keys::{ContractKey, DeliveryKey, EventKey, ItemKey};
 use crate::store::records::{BlockHash, Contract, Event};
-
-/// Where a source stops reading: a depth below the head, or a block tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Finality {
-    Confirmations(u64),
-    Tag(FinalityTag),
-}
-
-impl Finality {
-    /// Following the tip: every range is checked against the stored hash window.
-    pub fn is_tip(self) -> bool {
-        self == Finality::Confirmations(0)
-    }
-}
-
-/// A factory, ready to use.
-#[derive(Debug, Clone)]
-pub struct FactoryPlan {
-    pub address: Address,
-    pub creation: EventSet,
-    pub creation_topic: B256,
-    pub child_param: String,
-    pub child_events: EventSet,
-}
-
-/// One `evm` source from the config, with everything parsed.
-#[derive(Debug, Clone)]
-pub struct SourcePlan {
-    pub name: String,
-    pub chain: String,
-    pub chain_id: u64,
-    pub start_block: u64,
-    pub finality: Finality,
-    pub reorg_window: u64,
-    pub max_block_range: u64,
-    pub poll_interval: std::time::Duration,
-    pub max_addresses: usize,
-    /// Configured contracts and factories, each with the events declared for it.
-    pub statics: BTreeMap<Address, EventSet>,
-    pub factories: Vec<FactoryPlan>,
-    /// topic0 of every child event of every factory.
-    pub child_topics: Vec<B256>,
-    /// Where this source's events go: one delivery per decoded event, target and chain.
-    pub routes: Vec<RoutePlan>,
-}
-
-/// One target a source's events are delivered to.
-#[derive(Debug, Clone)]
-pub struct RoutePlan {
-    pub target: String,
-    /// The target's id in the store; set when the source opens its store.
-    pub target_id: u32,
-    pub chain_ids: Vec<u64>,
-    /// Only events of these names; all decoded events when `None`.
-    pub events: Option<Vec<String>>,
-}
-
-/// Default depth when a chain sets neither `confirmations` nor `finality`.
-pub const DEFAULT_CONFIRMATIONS: u64 = 12;
-
-impl SourcePlan {
-    /// Every `evm` source of a validated config.
-    pub fn all(config: &Config) -> Result<Vec<SourcePlan>, String> {
-        let mut plans = Vec::new();
-        for (name, source) in &config.sources {
-            let Source::Evm(evm) = source else { continue };
-            let chain = config
-                .chains
-                .get(&evm.chain)
-                .ok_or_else(|| format!("source {name}: no chain {}", evm.chain))?;
-            let finality = match (chain.confirmations, chain.finality) {
-                (_, Some(tag)) => Finality::Tag(tag),
-                (Some(n), None) => Finality::Confirmations(n),
-                (None, None) => Finality::Confirmations(DEFAULT_CONFIRMATIONS),
-            };
-            let address =
-                |text: &str| text.parse::<Address>().map_err(|e| format!("source {name}: `{text}`: {e}"));
-            let mut statics: BTreeMap<Address, EventSet> = BTreeMap::new();
-            for contract in &evm.contracts {
-                let set = EventSet::parse(&contract.events).map_err(|e| format!("source {name}: {e}"))?;
-                statics.entry(address(&contract.address)?).or_default().extend(&set);
-            }
-            let mut factories = Vec::new();
-            let mut child_topics = HashSet::new();
-            for factory in &evm.factories {
-                let creation = EventSet::parse(std::slice::from_ref(&factory.event))
-                    .map_err(|e| format!("source {name}: {e}"))?;
-                let child_events =
-                    EventSet::parse(&factory.child_events).map_err(|e| format!("source {name}: {e}"))?;
-                child_topics.extend(child_events.topics());
-                let creation_topic = creation.topics()[0];
-                let addr = address(&factory.address)?;
-                statics.entry(addr).or_default().extend(&creation);
-                factories.push(FactoryPlan {
-                    address: addr,
-                    creation,
-                    creation_topic,
-                    child_param: factory.child_param.clone(),
-                    child_events,
-                });
-            }
-            let mut child_topics: Vec<B256> = child_topics.into_iter().collect();
-            child_topics.sort();
-            let mut routes = Vec::new();
-            for route in config.routes.iter().filter(|r| &r.source == name) {
-                for target in &route.targets {
-                    // Transactions only, for now; sinks and SEDA provers route their own way.
-                    let Some(Target::EvmCall(call)) = config.targets.get(target) else { continue };
-                    let chain_ids = call
-                        .chains
-                        .keys()
-                        .map(|c| {
-                            config.chains.get(c).map(|c| c.chain_id).ok_or_else(|| format!("no chain {c}"))
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
-                    routes.push(RoutePlan {
-                        target: target.clone(),
-                        target_id: 0,
-                        chain_ids,
-                        events: route.events.clone(),
-                    });
-                }
-            }
-            plans.push(SourcePlan {
-                name: name.clone(),
-                chain: evm.chain.clone(),
-                chain_id: chain.chain_id,
-                start_block: evm.start_block,
-                finality,
-                reorg_window: chain.reorg_window.max(1),
-                max_block_range: chain.max_block_range.max(1),
-                poll_interval: chain.poll_interval.0,
-                max_addresses: evm.max_addresses,
-                statics,
-                factories,
-                child_topics,
-                routes,
-            });
-        }
-        Ok(plans)
-    }
-}
 
 /// The children known to a source: address → index of its factory in the plan.
 pub type Registry = HashMap<Address, usize>;

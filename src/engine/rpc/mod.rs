@@ -26,7 +26,7 @@ use tokio::sync::Mutex as AsyncMutex;
 
 pub use error::{ErrorKind, RangeHint, RpcError};
 
-use crate::config::{Chain, mask_url};
+use crate::config::{ChainPlan, mask_url};
 
 /// How a chain's RPCs are used.
 #[derive(Debug, Clone)]
@@ -45,17 +45,29 @@ pub struct RpcSettings {
 }
 
 impl RpcSettings {
-    pub fn for_chain(name: &str, chain: &Chain) -> Self {
+    pub fn for_chain(chain: &ChainPlan) -> Self {
         Self {
-            chain: name.to_string(),
+            chain: chain.name.clone(),
             urls: chain.rpc.clone(),
-            timeout: chain.request_timeout.0,
+            timeout: chain.request_timeout,
             rate_limit: chain.rate_limit,
             max_attempts: 10,
             base_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
         }
     }
+}
+
+/// The RPC clients of a command: one per chain, shared by every role the chain has (source,
+/// destination, preflight), so that its `rate_limit` and the health of its URLs are one.
+pub type Clients = BTreeMap<String, ChainRpc>;
+
+/// One client per configured chain.
+pub fn clients(chains: &BTreeMap<String, ChainPlan>) -> Result<Clients, reqwest::Error> {
+    chains
+        .iter()
+        .map(|(name, chain)| Ok((name.clone(), ChainRpc::new(RpcSettings::for_chain(chain))?)))
+        .collect()
 }
 
 /// A block as far as ingest cares.
@@ -393,6 +405,40 @@ impl ChainRpc {
                 }
             }
         }
+    }
+
+    /// One attempt at one URL (by its index in the config), rate-limited and counted like any
+    /// request, without failover or retries: for checks that judge each URL on its own.
+    pub async fn probe<T: DeserializeOwned>(
+        &self,
+        index: usize,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<Option<T>, RpcError> {
+        let Some(endpoint) = self.inner.endpoints.get(index) else {
+            return Err(RpcError {
+                kind: ErrorKind::BadResponse,
+                method: method.into(),
+                url: String::new(),
+                message: format!("no URL number {index}"),
+                code: None,
+                retry_after: None,
+                hint: None,
+                data: None,
+            });
+        };
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = serde_json::to_vec(&serde_json::json!({
+            "jsonrpc": "2.0", "id": id, "method": method, "params": params,
+        }))
+        .unwrap_or_default();
+        self.rate_limit().await;
+        self.count_request(method);
+        let result = self.send_once(endpoint, method, &body).await;
+        if let Err(e) = &result {
+            self.count_error(e.kind);
+        }
+        result
     }
 
     /// The URL to use next: the first one not set aside, else the one back soonest, with the

@@ -38,6 +38,21 @@ pub struct Decoded {
     pub error: Option<String>,
 }
 
+/// Parses one event declaration as the config resolves it: every parameter type must be a
+/// Solidity type. The error is a message and a hint for the config's diagnostic.
+pub fn parse_event(decl: &str) -> Result<Event, (String, Option<String>)> {
+    match Event::parse(decl.trim()) {
+        Ok(event) => match super::bad_param_type(event.inputs.iter().map(|p| p.selector_type())) {
+            Some(ty) => Err((format!("`{ty}` is not a Solidity type"), None)),
+            None => Ok(event),
+        },
+        Err(e) => Err((
+            format!("not a Solidity event declaration: {}", super::one_line(&e.to_string())),
+            Some("write e.g. `event Approved(address indexed by)`".into()),
+        )),
+    }
+}
+
 impl EventSet {
     /// Parses Solidity event declarations (`event Transfer(address indexed from, …)`).
     pub fn parse<S: AsRef<str>>(declarations: &[S]) -> Result<Self, String> {
@@ -51,7 +66,8 @@ impl EventSet {
         Ok(set)
     }
 
-    fn add(&mut self, event: Event) -> Result<(), String> {
+    /// Adds a parsed declaration; an error when its types do not resolve.
+    pub fn add(&mut self, event: Event) -> Result<(), String> {
         let resolved = event.resolve().map_err(|e| e.to_string())?;
         let name_of =
             |i: usize, name: &str| if name.is_empty() { format!("arg{i}") } else { name.to_string() };

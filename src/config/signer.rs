@@ -2,12 +2,12 @@
 //! JSON keystore plus a password variable. Keys are never logged: errors name the variable or the
 //! file, never a value, and the loaded signer is only ever shown as its address.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 
-use crate::config::Signer;
+use super::resolve::SignerSpec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -17,31 +17,28 @@ pub enum KeyError {
     NotAKey { var: String },
     #[error("keystore {} cannot be read: {detail}", path.display())]
     Keystore { path: PathBuf, detail: String },
-    #[error("signer has neither `key_env` nor `keystore`")]
-    Unconfigured,
 }
 
-/// Loads the key a `signer:` block names. `base_dir` anchors a relative keystore path.
-pub fn load(signer: &Signer, base_dir: &Path) -> Result<PrivateKeySigner, KeyError> {
-    if let Some(var) = &signer.key_env {
-        let value =
-            std::env::var(var).map_err(|_| KeyError::EnvUnset { var: var.clone(), key: "key_env".into() })?;
-        return parse_hex_key(&value).ok_or_else(|| KeyError::NotAKey { var: var.clone() });
+/// Loads the key a `signer:` block names.
+pub fn load(signer: &SignerSpec) -> Result<PrivateKeySigner, KeyError> {
+    match signer {
+        SignerSpec::Env { var } => {
+            let value = std::env::var(var)
+                .map_err(|_| KeyError::EnvUnset { var: var.clone(), key: "key_env".into() })?;
+            parse_hex_key(&value).ok_or_else(|| KeyError::NotAKey { var: var.clone() })
+        }
+        SignerSpec::Keystore { path, password_env } => {
+            let password = std::env::var(password_env)
+                .map_err(|_| KeyError::EnvUnset { var: password_env.clone(), key: "password_env".into() })?;
+            PrivateKeySigner::decrypt_keystore(path, password)
+                .map_err(|e| KeyError::Keystore { detail: keystore_detail(&e), path: path.clone() })
+        }
     }
-    if let Some(path) = &signer.keystore {
-        let path = base_dir.join(path);
-        let var = signer.password_env.as_deref().unwrap_or_default();
-        let password = std::env::var(var)
-            .map_err(|_| KeyError::EnvUnset { var: var.to_string(), key: "password_env".into() })?;
-        return PrivateKeySigner::decrypt_keystore(&path, password)
-            .map_err(|e| KeyError::Keystore { detail: keystore_detail(&e), path });
-    }
-    Err(KeyError::Unconfigured)
 }
 
 /// The address a `signer:` block stands for, when its key can be loaded.
-pub fn address(signer: &Signer, base_dir: &Path) -> Result<Address, KeyError> {
-    load(signer, base_dir).map(|s| s.address())
+pub fn address(signer: &SignerSpec) -> Result<Address, KeyError> {
+    load(signer).map(|s| s.address())
 }
 
 /// Parses `0x`-prefixed or bare hex of exactly 32 bytes. Returns `None` rather than an error
@@ -81,8 +78,8 @@ mod tests {
         let var = "FERRY_TEST_KEYS_NOT_A_KEY";
         // SAFETY: this test owns this uniquely named variable.
         unsafe { std::env::set_var(var, "not-a-key-but-secret-text") };
-        let signer = Signer { key_env: Some(var.into()), keystore: None, password_env: None };
-        let err = load(&signer, Path::new(".")).expect_err("not a key");
+        let signer = SignerSpec::Env { var: var.into() };
+        let err = load(&signer).expect_err("not a key");
         assert!(!format!("{err} {err:?}").contains("secret-text"));
     }
 }

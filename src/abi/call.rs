@@ -1,8 +1,9 @@
 //! The `evm-call` target's pure logic: calldata from an item's fields, the "already done" view
 //! check, and revert classification. No RPC and no store, so every rule here is unit-tested.
 //!
-//! Declarations are parsed once into a [`CallPlan`]; config validation has already vetted them,
-//! but the plan still returns errors rather than trusting that.
+//! A target's declarations are parsed once, by [`CallPlan::new`], which holds every rule of the
+//! `evm-call` kind and reports each problem with its key; config resolution calls it, and the
+//! engine receives the plan.
 
 use std::cmp::Ordering;
 
@@ -12,12 +13,8 @@ use alloy::primitives::{Bytes, hex};
 use alloy::sol_types::{Panic, PanicKind, Revert as SolRevert, SolError};
 use serde_json::{Map, Value};
 
-use crate::config::EvmCallTarget;
-use crate::config::validate::parse_compare;
+use super::{DeclProblem, bad_param_type, one_line, preview};
 
-/// Values quoted in messages are cut here: they come from chains and configs, and a log line
-/// holding a 10 kB blob helps nobody.
-const PREVIEW_CHARS: usize = 100;
 /// How much of an unknown custom error's arguments a message shows.
 const PREVIEW_BYTES: usize = 64;
 
@@ -71,24 +68,10 @@ fn holds(op: &str, ord: Option<Ordering>) -> bool {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
-    #[error("`{decl}` is not a Solidity declaration: {reason}")]
-    BadDeclaration { decl: String, reason: String },
-    #[error("a parameter of type `{ty}` of `{function}` has no name to take a value by")]
-    UnnamedParam { function: String, ty: String },
-    #[error("no argument for parameter `{param}`")]
-    NoArgument { param: String },
-    #[error("argument `{param}` must set exactly one of `field` or `value`")]
-    AmbiguousArgument { param: String },
-    #[error("`{compare}` is not a comparison such as `>= height`")]
-    BadCompare { compare: String },
-    #[error("the view `{view}` must return exactly one value, not {count}")]
-    ViewReturns { view: String, count: usize },
     #[error("the item has no field `{field}` for parameter `{param}`")]
     MissingField { field: String, param: String },
     #[error("field `{field}` for parameter `{param}` is not a `{ty}`: {value} ({reason})")]
     BadField { field: String, param: String, ty: String, value: String, reason: String },
-    #[error("the literal for parameter `{param}` is not a `{ty}`: {value} ({reason})")]
-    BadLiteral { param: String, ty: String, value: String, reason: String },
     #[error("comparison operand `{operand}` is not a `{ty}`: {value} ({reason})")]
     BadOperand { operand: String, ty: String, value: String, reason: String },
     #[error("cannot encode a call to `{function}`: {reason}")]
@@ -108,31 +91,120 @@ pub enum Revert {
     Failed(String),
 }
 
+/// An `evm-call` target as the config writes it, for [`CallPlan::new`].
+#[derive(Debug, Clone, Copy)]
+pub struct CallDecl<'a> {
+    /// `function postBatch(uint64 height, bytes32 root)`.
+    pub function: &'a str,
+    /// Parameter name → where its value comes from.
+    pub args: &'a [(String, ArgDecl<'a>)],
+    pub already_done: Option<DoneDecl<'a>>,
+    /// Error declarations of the contract, so that a failure names its error.
+    pub errors: &'a [String],
+}
+
+/// One argument as written: an item field, a literal, or (wrongly) both or neither.
+#[derive(Debug, Clone, Copy)]
+pub struct ArgDecl<'a> {
+    pub field: Option<&'a str>,
+    pub value: Option<&'a Value>,
+}
+
+/// The "already done" check as written.
+#[derive(Debug, Clone, Copy)]
+pub struct DoneDecl<'a> {
+    pub view: Option<&'a str>,
+    pub compare: Option<&'a str>,
+    pub revert_errors: &'a [String],
+}
+
 impl CallPlan {
-    pub fn new(target: &EvmCallTarget) -> Result<Self, CallError> {
-        let function = parse_function(&target.function)?;
-        let mut args = Vec::with_capacity(function.inputs.len());
-        for (param, ty) in named_params(&function)? {
-            let arg =
-                target.args.get(&param).ok_or_else(|| CallError::NoArgument { param: param.clone() })?;
-            let source = match (&arg.field, &arg.value) {
-                (Some(field), None) => Source::Field(field.clone()),
-                (None, Some(literal)) => Source::Literal(coerce_literal(&param, &ty, literal)?),
-                _ => return Err(CallError::AmbiguousArgument { param }),
-            };
-            args.push(Arg { param, ty, source });
-        }
-        let done = target.already_done.as_ref();
-        let view = match done.and_then(|d| d.view.as_deref()) {
-            Some(decl) => {
-                let compare = done.and_then(|d| d.compare.as_deref()).unwrap_or_default();
-                Some(parse_view(decl, compare)?)
+    /// Parses a target's declarations, checks every rule of the kind, and coerces literals, so
+    /// that a bad literal fails at start-up, not per item. Every problem is reported, each with
+    /// its key relative to the target.
+    pub fn new(decl: &CallDecl<'_>) -> Result<Self, Vec<DeclProblem>> {
+        let mut problems = Vec::new();
+        let function = parse_function(decl.function, "function", &mut problems);
+        let mut args = Vec::new();
+        if let Some(function) = &function {
+            let params: Vec<String> = function.inputs.iter().map(|p| p.name.clone()).collect();
+            for (param, ty) in named_params(function, "function", &mut problems) {
+                let Some((_, arg)) = decl.args.iter().find(|(name, _)| *name == param) else {
+                    problems.push(
+                        DeclProblem::new(
+                            "args",
+                            format!("no argument for parameter `{param}` of `{}`", function.name),
+                        )
+                        .hint(format!("add `{param}: {{ field: {param} }}`")),
+                    );
+                    continue;
+                };
+                let source = match (arg.field, arg.value) {
+                    (Some(field), None) => Source::Field(field.to_string()),
+                    (None, Some(literal)) => match coerce_literal(&param, &ty, literal) {
+                        Ok(value) => Source::Literal(value),
+                        Err(message) => {
+                            problems.push(DeclProblem::new(format!("args.{param}"), message));
+                            continue;
+                        }
+                    },
+                    _ => continue, // reported below, for every argument
+                };
+                args.push(Arg { param, ty, source });
             }
-            None => None,
+            for (name, _) in decl.args {
+                if !params.contains(name) {
+                    let mut problem = DeclProblem::new(
+                        format!("args.{name}"),
+                        format!("`{}` has no parameter `{name}`", function.name),
+                    );
+                    problem.candidates = params.iter().filter(|p| !p.is_empty()).cloned().collect();
+                    problems.push(problem);
+                }
+            }
+        }
+        for (name, arg) in decl.args {
+            if arg.field.is_some() == arg.value.is_some() {
+                problems.push(DeclProblem::new(
+                    format!("args.{name}"),
+                    "set exactly one of `field` (from the item) or `value` (a literal)",
+                ));
+            }
+        }
+        let errors = parse_errors(decl.errors, "errors", &mut problems);
+        let (view, already_there) = match &decl.already_done {
+            Some(done) => {
+                let view = match (done.view, done.compare) {
+                    (Some(view), Some(compare)) => parse_view(view, compare, &mut problems),
+                    (Some(_), None) => {
+                        problems.push(DeclProblem::new(
+                            "already_done",
+                            "`view` needs `compare`, e.g. `>= height`",
+                        ));
+                        None
+                    }
+                    (None, Some(_)) => {
+                        problems.push(DeclProblem::new("already_done", "`compare` needs `view`"));
+                        None
+                    }
+                    (None, None) => {
+                        if done.revert_errors.is_empty() {
+                            problems.push(DeclProblem::new(
+                                "already_done",
+                                "empty: set `view` + `compare` and/or `revert_errors`",
+                            ));
+                        }
+                        None
+                    }
+                };
+                (view, parse_errors(done.revert_errors, "already_done.revert_errors", &mut problems))
+            }
+            None => (None, Vec::new()),
         };
-        let already_there = parse_errors(done.map(|d| d.revert_errors.as_slice()).unwrap_or_default())?;
-        let errors = parse_errors(&target.errors)?;
-        Ok(Self { function, args, view, already_there, errors })
+        match function {
+            Some(function) if problems.is_empty() => Ok(Self { function, args, view, already_there, errors }),
+            _ => Err(problems),
+        }
     }
 
     pub fn function_name(&self) -> &str {
@@ -265,59 +337,113 @@ impl CallPlan {
     }
 }
 
-fn parse_errors(decls: &[String]) -> Result<Vec<AbiError>, CallError> {
-    decls
-        .iter()
-        .map(|decl| {
-            AbiError::parse(decl.trim()).map_err(|e| CallError::BadDeclaration {
-                decl: preview(decl),
-                reason: first_line(&e.to_string()),
-            })
-        })
-        .collect()
+/// Error declarations; each one that does not parse is a problem at `key[i]`.
+fn parse_errors(decls: &[String], key: &str, problems: &mut Vec<DeclProblem>) -> Vec<AbiError> {
+    let mut out = Vec::new();
+    for (i, decl) in decls.iter().enumerate() {
+        let parsed = AbiError::parse(decl.trim()).map_err(|e| one_line(&e.to_string())).and_then(|e| {
+            match bad_param_type(e.inputs.iter().map(|p| p.selector_type())) {
+                Some(ty) => Err(format!("`{ty}` is not a Solidity type")),
+                None => Ok(e),
+            }
+        });
+        match parsed {
+            Ok(error) => out.push(error),
+            Err(e) => problems.push(
+                DeclProblem::new(format!("{key}[{i}]"), format!("not a Solidity error declaration: {e}"))
+                    .hint("write e.g. `error BatchAlreadyExists(uint64 height)`"),
+            ),
+        }
+    }
+    out
 }
 
-fn parse_function(decl: &str) -> Result<Function, CallError> {
-    Function::parse(decl.trim())
-        .map_err(|e| CallError::BadDeclaration { decl: preview(decl), reason: first_line(&e.to_string()) })
+/// A function declaration whose parameter types are all Solidity types.
+fn parse_function(decl: &str, key: &str, problems: &mut Vec<DeclProblem>) -> Option<Function> {
+    match Function::parse(decl.trim()) {
+        Ok(function) => match bad_param_type(function.inputs.iter().map(|p| p.selector_type())) {
+            Some(ty) => {
+                problems.push(DeclProblem::new(key, format!("`{ty}` is not a Solidity type")));
+                None
+            }
+            None => Some(function),
+        },
+        Err(e) => {
+            problems.push(
+                DeclProblem::new(
+                    key,
+                    format!("not a Solidity function declaration: {}", one_line(&e.to_string())),
+                )
+                .hint("write e.g. `function postBatch(uint64 height, bytes32 root)`"),
+            );
+            None
+        }
+    }
 }
 
 /// Parameters by name with their resolved types; every one needs a name to take a value by.
-fn named_params(function: &Function) -> Result<Vec<(String, DynSolType)>, CallError> {
-    function
-        .inputs
-        .iter()
-        .map(|param| {
-            let ty = resolve(param)?;
-            if param.name.is_empty() {
-                return Err(CallError::UnnamedParam { function: function.name.clone(), ty: ty.to_string() });
-            }
-            Ok((param.name.clone(), ty))
-        })
-        .collect()
+fn named_params(
+    function: &Function,
+    key: &str,
+    problems: &mut Vec<DeclProblem>,
+) -> Vec<(String, DynSolType)> {
+    let mut out = Vec::new();
+    for param in &function.inputs {
+        let Some(ty) = resolve(param, key, problems) else { continue };
+        if param.name.is_empty() {
+            problems.push(DeclProblem::new(
+                key,
+                format!("parameter of type {} has no name to map an argument to", param.ty),
+            ));
+            continue;
+        }
+        out.push((param.name.clone(), ty));
+    }
+    out
 }
 
-fn resolve(param: &Param) -> Result<DynSolType, CallError> {
-    param
-        .resolve()
-        .map_err(|e| CallError::BadDeclaration { decl: param.ty.clone(), reason: first_line(&e.to_string()) })
+fn resolve(param: &Param, key: &str, problems: &mut Vec<DeclProblem>) -> Option<DynSolType> {
+    match param.resolve() {
+        Ok(ty) => Some(ty),
+        Err(e) => {
+            problems.push(DeclProblem::new(key, format!("`{}`: {}", param.ty, one_line(&e.to_string()))));
+            None
+        }
+    }
 }
 
-fn parse_view(decl: &str, compare: &str) -> Result<View, CallError> {
-    let function = parse_function(decl)?;
-    let params = named_params(&function)?;
+fn parse_view(decl: &str, compare: &str, problems: &mut Vec<DeclProblem>) -> Option<View> {
+    const KEY: &str = "already_done.view";
+    let function = parse_function(decl, KEY, problems);
+    let op_and_operand = parse_compare(compare);
+    if op_and_operand.is_none() {
+        problems.push(
+            DeclProblem::new("already_done.compare", format!("`{}` is not a comparison", preview(compare)))
+                .hint("write an operator and an item field, e.g. `>= height`"),
+        );
+    }
+    let function = function?;
+    let params = named_params(&function, KEY, problems);
     let [output] = function.outputs.as_slice() else {
-        return Err(CallError::ViewReturns { view: function.name.clone(), count: function.outputs.len() });
+        problems.push(
+            DeclProblem::new(KEY, "the view must return exactly one value")
+                .hint("e.g. `function lastBatchHeight() view returns (uint64)`"),
+        );
+        return None;
     };
-    let output = resolve(output)?;
-    let (op, operand) =
-        parse_compare(compare).ok_or_else(|| CallError::BadCompare { compare: preview(compare) })?;
-    // The operator as a `'static` text, so the plan does not borrow the config.
-    let op = ["==", "!=", ">=", "<=", ">", "<"]
-        .into_iter()
-        .find(|o| *o == op)
-        .ok_or_else(|| CallError::BadCompare { compare: preview(compare) })?;
-    Ok(View { function, params, output, op, operand: operand.to_string() })
+    let output = resolve(output, KEY, problems)?;
+    let (op, operand) = op_and_operand?;
+    Some(View { function, params, output, op, operand: operand.to_string() })
+}
+
+/// `>= height` → (operator, field or literal).
+fn parse_compare(s: &str) -> Option<(&'static str, &str)> {
+    let s = s.trim();
+    let op = ["==", "!=", ">=", "<=", ">", "<"].into_iter().find(|op| s.starts_with(op))?;
+    let operand = s[op.len()..].trim();
+    let valid =
+        !operand.is_empty() && operand.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    valid.then_some((op, operand))
 }
 
 fn encode(function: &Function, values: &[DynSolValue]) -> Result<Bytes, CallError> {
@@ -345,20 +471,14 @@ fn field_value(
     })
 }
 
-/// A YAML literal goes through JSON so that literals and fields follow one set of rules.
-fn coerce_literal(
-    param: &str,
-    ty: &DynSolType,
-    literal: &serde_yaml::Value,
-) -> Result<DynSolValue, CallError> {
-    let bad = |reason: String| CallError::BadLiteral {
-        param: param.into(),
-        ty: ty.to_string(),
-        value: preview(serde_yaml::to_string(literal).unwrap_or_default().trim_end()),
-        reason,
-    };
-    let json = serde_json::to_value(literal).map_err(|e| bad(first_line(&e.to_string())))?;
-    coerce(ty, &json).map_err(bad)
+/// A literal follows the same rules as an item field.
+fn coerce_literal(param: &str, ty: &DynSolType, literal: &Value) -> Result<DynSolValue, String> {
+    coerce(ty, literal).map_err(|reason| {
+        format!(
+            "the literal for parameter `{param}` is not a `{ty}`: {} ({reason})",
+            preview(&literal.to_string())
+        )
+    })
 }
 
 /// A JSON value as a value of `ty`: strings through `coerce_str`, numbers and bools through
@@ -447,13 +567,6 @@ fn hex_preview(bytes: &[u8]) -> String {
     format!("0x{}{more}", hex::encode(&bytes[..bytes.len().min(PREVIEW_BYTES)]))
 }
 
-fn preview(text: &str) -> String {
-    match text.char_indices().nth(PREVIEW_CHARS) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
-}
-
 /// `coerce_str` errors read "parser error:", the input, a caret line, then the reason; the
 /// reason is what an operator needs, and the input is already in the message.
 fn parser_reason(text: &str) -> String {
@@ -487,10 +600,14 @@ mod tests {
     const POST: &str = "function postBatch(uint64 height, bytes32 root)";
     const POST_ARGS: &str = "height: { field: height }, root: { field: root }";
 
-    /// A plan from YAML snippets, as a config would hold them.
-    fn plan(function: &str, args: &str, done: &str) -> Result<CallPlan, CallError> {
+    /// A plan from YAML snippets, as a config would hold them, resolved as the config does.
+    fn plan(function: &str, args: &str, done: &str) -> Result<CallPlan, Vec<DeclProblem>> {
         let yaml = format!("function: '{function}'\nargs: {{ {args} }}\nchains: {{}}\nalready_done: {done}");
-        CallPlan::new(&serde_yaml::from_str(&yaml).expect("test target"))
+        let target: crate::config::EvmCallTarget =
+            serde_json::from_value(crate::config::load::yaml_value(&yaml).expect("YAML"))
+                .expect("test target");
+        let args = target.arg_decls();
+        CallPlan::new(&target.call_decl(&args))
     }
 
     /// A plan whose already-done view is `decl` judged by `compare`.
@@ -500,6 +617,28 @@ mod tests {
 
     fn fields(value: Value) -> Map<String, Value> {
         value.as_object().cloned().expect("object")
+    }
+
+    #[test]
+    fn comparisons() {
+        assert_eq!(parse_compare(">= height"), Some((">=", "height")));
+        assert_eq!(parse_compare("== batch.root"), Some(("==", "batch.root")));
+        assert_eq!(parse_compare("height"), None);
+        assert_eq!(parse_compare(">="), None);
+    }
+
+    #[test]
+    fn every_problem_of_a_target_is_reported_with_its_key() {
+        let done = "{ view: 'function last() view returns (uint64, uint64)', compare: 'height' }";
+        let args = "height: { field: height, value: 1 }, hieght: { field: height }";
+        let problems = plan(POST, args, done).expect_err("broken");
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["args", "args.hieght", "args.height", "already_done.compare", "already_done.view"],
+            "{problems:?}"
+        );
+        assert_eq!(problems[1].candidates, ["height", "root"]);
     }
 
     #[test]
@@ -530,10 +669,14 @@ mod tests {
         assert_eq!(data.as_ref(), call.abi_encode());
 
         let err = plan(decl, &args.replace("1000", "-1"), "null").expect_err("negative uint");
-        assert!(matches!(&err, CallError::BadLiteral { param, ty, .. } if param == "fee" && ty == "uint256"));
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert_eq!(err[0].key, "args.fee");
+        assert!(err[0].message.starts_with("the literal for parameter `fee` is not a `uint256`"), "{err:?}");
         // Unquoted YAML hex is a number; taking it would encode 0x11 as 0x17.
         let err = plan("function f(bytes1 b)", "b: { value: 0x11 }", "null").expect_err("unquoted hex");
-        assert!(matches!(&err, CallError::BadLiteral { param, .. } if param == "b"), "{err}");
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert_eq!(err[0].key, "args.b");
+        assert!(err[0].message.contains("quoted 0x"), "{err:?}");
     }
 
     #[test]

@@ -1,0 +1,136 @@
+//! The resolved config: what validation turns `ferry.yaml` into (ripgrep's low-args → high-args
+//! step). Addresses are addresses, declarations are parsed (`crate::abi`), defaults are applied,
+//! and every name refers to something that exists. The engine reads only this: it never parses a
+//! declaration, an address or a duration again, and the rules of each kind live in one place
+//! (`validate.rs`, and `abi::call` for `evm-call`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, U256};
+
+use super::types::{FinalityTag, GasPolicy};
+use crate::abi::call::CallPlan;
+use crate::abi::events::EventSet;
+
+/// Default depth when a chain sets neither `confirmations` nor `finality`.
+pub const DEFAULT_CONFIRMATIONS: u64 = 12;
+
+/// A config that validated, ready for the engine.
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    /// Chain name → chain.
+    pub chains: BTreeMap<String, ChainPlan>,
+    /// Every `evm` source, with the routes of its items.
+    pub sources: Vec<SourcePlan>,
+    /// Target name → target.
+    pub targets: BTreeMap<String, TargetPlan>,
+    /// Chain name → every contract address the config names on it, with its key (for the online
+    /// check that code is there).
+    pub contracts: BTreeMap<String, Vec<(String, Address)>>,
+}
+
+/// One chain, as a source and as a destination.
+#[derive(Debug, Clone)]
+pub struct ChainPlan {
+    pub name: String,
+    pub chain_id: u64,
+    /// RPC URLs in failover order (checked `http(s)` URLs).
+    pub rpc: Vec<String>,
+    /// Where ingest stops reading.
+    pub finality: Finality,
+    /// Blocks on top of (and including) a receipt's before a delivery counts as confirmed.
+    pub delivery_confirmations: u64,
+    pub poll_interval: Duration,
+    pub max_block_range: u64,
+    pub reorg_window: u64,
+    pub rate_limit: Option<u32>,
+    pub request_timeout: Duration,
+    pub signer: Option<SignerSpec>,
+    /// In wei.
+    pub min_balance: Option<U256>,
+    pub gas: Option<GasPolicy>,
+}
+
+/// Where a signing key comes from; loaded by `config::signer::load` when a worker starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignerSpec {
+    /// An environment variable holding a hex private key.
+    Env { var: String },
+    /// An encrypted JSON keystore (path resolved against the config's directory) and the
+    /// variable holding its password.
+    Keystore { path: PathBuf, password_env: String },
+}
+
+/// Where a source stops reading: a depth below the head, or a block tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finality {
+    Confirmations(u64),
+    Tag(FinalityTag),
+}
+
+impl Finality {
+    /// Following the tip: every range is checked against the stored hash window.
+    pub fn is_tip(self) -> bool {
+        self == Finality::Confirmations(0)
+    }
+}
+
+/// A factory, ready to use.
+#[derive(Debug, Clone)]
+pub struct FactoryPlan {
+    pub address: Address,
+    pub creation: EventSet,
+    pub creation_topic: B256,
+    pub child_param: String,
+    pub child_events: EventSet,
+}
+
+/// One `evm` source.
+#[derive(Debug, Clone)]
+pub struct SourcePlan {
+    pub name: String,
+    pub chain: String,
+    pub chain_id: u64,
+    pub start_block: u64,
+    pub finality: Finality,
+    pub reorg_window: u64,
+    pub max_block_range: u64,
+    pub poll_interval: Duration,
+    pub max_addresses: usize,
+    /// Configured contracts and factories, each with the events declared for it.
+    pub statics: BTreeMap<Address, EventSet>,
+    pub factories: Vec<FactoryPlan>,
+    /// topic0 of every child event of every factory, sorted.
+    pub child_topics: Vec<B256>,
+    /// Where this source's events go: one delivery per decoded event, target and chain.
+    pub routes: Vec<RoutePlan>,
+}
+
+/// One target a source's events are delivered to.
+#[derive(Debug, Clone)]
+pub struct RoutePlan {
+    pub target: String,
+    /// The target's id in the store; set when the source opens its store.
+    pub target_id: u32,
+    pub chain_ids: Vec<u64>,
+    /// Only events of these names; all decoded events when `None`.
+    pub events: Option<Vec<String>>,
+}
+
+/// A target ferry can deliver to. Kinds not built yet are refused by validation, so that none is
+/// accepted and then skipped.
+#[derive(Debug, Clone)]
+pub enum TargetPlan {
+    EvmCall(EvmCallPlan),
+}
+
+/// An `evm-call` target: one plan, a contract per chain.
+#[derive(Debug, Clone)]
+pub struct EvmCallPlan {
+    pub plan: Arc<CallPlan>,
+    /// Chain name → contract.
+    pub chains: BTreeMap<String, Address>,
+}
