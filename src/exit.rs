@@ -1,8 +1,8 @@
 //! The exit-code contract shared by every command (DESIGN.md §9), in one place.
 //!
-//! Library errors carry their own meaning (a config error, a store error); `main` maps the first
-//! one it finds in an error chain to a code with [`code_for`]. Nothing else in ferry calls
-//! `std::process::exit`.
+//! Library errors carry their own meaning (a config error, a store error, a panic); [`classify`]
+//! reads an error chain once into the exit code and the way to print it, and `main` uses both.
+//! Nothing in ferry calls `std::process::exit`.
 
 use crate::config::ConfigError;
 use crate::store::StoreError;
@@ -55,26 +55,80 @@ impl ExitError {
     }
 }
 
-/// The exit code for an error: the first error in the chain that carries a meaning decides.
-pub fn code_for(report: &eyre::Report) -> Exit {
+/// How an error is shown on stderr.
+#[derive(Debug)]
+pub enum Shown<'a> {
+    /// A config that cannot be used: every diagnostic, compiler style, then the summary line.
+    Diagnostics(&'a ConfigError),
+    /// An expected situation said plainly, one line (a refusal, a store the operator must act
+    /// on, a bad command line): no report sections, no backtrace.
+    Plain(String),
+    /// A bug (a panic): said as one, with what panicked, so that it gets reported.
+    Bug(String),
+    /// Anything else: the whole report, every cause.
+    Report,
+}
+
+/// The one reading of an error report: its exit code and how to print it. The first error in the
+/// chain that carries a meaning decides both, so the two can never disagree.
+pub fn classify(report: &eyre::Report) -> (Exit, Shown<'_>) {
     for cause in report.chain() {
         if let Some(e) = cause.downcast_ref::<ExitError>() {
-            return e.exit;
+            return (e.exit, Shown::Plain(e.to_string()));
         }
-        if cause.downcast_ref::<ConfigError>().is_some() {
-            return Exit::Usage;
+        if let Some(e) = cause.downcast_ref::<ConfigError>() {
+            return (Exit::Usage, Shown::Diagnostics(e));
         }
-        if cause.downcast_ref::<StoreError>().is_some() {
-            return Exit::Store;
-        }
-        if let Some(e) = cause.downcast_ref::<crate::engine::deliver::DeliverError>()
-            && e.is_config()
+        if let Some(e) = cause.downcast_ref::<tokio::task::JoinError>()
+            && e.is_panic()
         {
-            return Exit::Usage;
+            return (Exit::Failure, Shown::Bug(e.to_string()));
+        }
+        if let Some(e) = cause.downcast_ref::<StoreError>() {
+            // A store the operator must act on is their situation, not a bug: the message says
+            // what to do. A bug inside the store layer is still a bug.
+            return match e {
+                StoreError::Bug { .. } => (Exit::Failure, Shown::Bug(e.to_string())),
+                _ => (Exit::Store, Shown::Plain(e.to_string())),
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<crate::engine::deliver::DeliverError>() {
+            if let crate::engine::deliver::DeliverError::Store(store) = e {
+                return (Exit::Store, Shown::Plain(store.to_string()));
+            }
+            if e.is_config() {
+                return (Exit::Usage, Shown::Plain(e.to_string()));
+            }
+        }
+        if let Some(e) = cause.downcast_ref::<crate::engine::ingest::IngestError>()
+            && let crate::engine::ingest::IngestError::Store(store) = e
+        {
+            return (Exit::Store, Shown::Plain(store.to_string()));
         }
         if cause.downcast_ref::<clap::Error>().is_some() {
-            return Exit::Usage;
+            return (Exit::Usage, Shown::Report);
         }
     }
-    Exit::Failure
+    (Exit::Failure, Shown::Report)
+}
+
+/// The exit code for an error (see [`classify`]).
+pub fn code_for(report: &eyre::Report) -> Exit {
+    classify(report).0
+}
+
+/// What a panic says, for the "this is a bug" line.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// The line printed for a bug: what happened, and what to do with it.
+pub fn bug_line(what: &str) -> String {
+    format!(
+        "error: this is a bug in ferry: {what}\n  please report it with the command and the log; the store was left as the last commit wrote it"
+    )
 }

@@ -6,10 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ferry::cli::{self, Cli, Ctx};
-use ferry::config::ConfigError;
-use ferry::exit::ExitError;
-use ferry::exit::{self, Exit};
-use ferry::store::StoreError;
+use ferry::exit::{self, Exit, Shown};
 use ferry::{output, signals, telemetry};
 
 fn main() -> ExitCode {
@@ -32,19 +29,30 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::Failure.code() as u8);
         }
     };
-    let exit = runtime.block_on(async {
-        let cancel = match signals::install() {
-            Ok(token) => token,
-            Err(e) => return report_error(eyre::eyre!("cannot install signal handlers: {e}")),
-        };
-        let ctx = Ctx::new(cli.global.clone(), cancel.clone());
-        match cli::dispatch(cli.command, ctx).await {
-            Ok(exit) if cancel.is_cancelled() && exit == Exit::Ok => Exit::Interrupted,
-            Ok(exit) => exit,
-            Err(report) if output::is_broken_pipe(&report) => Exit::Ok,
-            Err(report) => report_error(report),
+    // A panic is a bug whatever the command was doing: exit 1 and say so, never a verdict on
+    // the store and never the runtime's 101.
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            let cancel = match signals::install() {
+                Ok(token) => token,
+                Err(e) => return report_error(eyre::eyre!("cannot install signal handlers: {e}")),
+            };
+            let ctx = Ctx::new(cli.global.clone(), cancel.clone());
+            match cli::dispatch(cli.command, ctx).await {
+                Ok(exit) if cancel.is_cancelled() && exit == Exit::Ok => Exit::Interrupted,
+                Ok(exit) => exit,
+                Err(report) if output::is_broken_pipe(&report) => Exit::Ok,
+                Err(report) => report_error(report),
+            }
+        })
+    }));
+    let exit = match run {
+        Ok(exit) => exit,
+        Err(panic) => {
+            eprintln!("{}", exit::bug_line(&format!("it panicked: {}", exit::panic_text(panic.as_ref()))));
+            Exit::Failure
         }
-    });
+    };
     // Tasks still running (e.g. a hung RPC) must not keep the process alive past its answer.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     ExitCode::from(exit.code() as u8)
@@ -59,20 +67,17 @@ fn install_error_hooks(color: bool) {
         .install();
 }
 
-/// Prints an error on stderr and picks its exit code. Config errors print every diagnostic.
+/// Prints an error on stderr the way its classification says, and returns its exit code.
 fn report_error(report: eyre::Report) -> Exit {
-    if let Some(config) = report.chain().find_map(|e| e.downcast_ref::<ConfigError>()) {
-        eprint!("{}", ferry::config::render_diagnostics(&config.diagnostics));
-        eprintln!("error: {config}");
-    } else if let Some(refusal) = report.chain().find_map(|e| e.downcast_ref::<ExitError>()) {
-        // An expected refusal, said plainly: no report sections, no backtrace.
-        eprintln!("error: {refusal}");
-    } else if let Some(store) = report.chain().find_map(|e| e.downcast_ref::<StoreError>()) {
-        // A store that cannot be used is the operator's situation, not a bug: the message says
-        // what to do, a backtrace would only bury it.
-        eprintln!("error: {store}");
-    } else {
-        eprintln!("Error: {report:?}");
+    let (exit, shown) = exit::classify(&report);
+    match shown {
+        Shown::Diagnostics(config) => {
+            eprint!("{}", ferry::config::render_diagnostics(&config.diagnostics));
+            eprintln!("error: {config}");
+        }
+        Shown::Plain(message) => eprintln!("error: {message}"),
+        Shown::Bug(what) => eprintln!("{}", exit::bug_line(&what)),
+        Shown::Report => eprintln!("Error: {report:?}"),
     }
-    exit::code_for(&report)
+    exit
 }

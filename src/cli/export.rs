@@ -87,6 +87,8 @@ impl ExportArgs {
         let limit = self.limit.unwrap_or(usize::MAX);
         let cancel = ctx.cancel.clone();
         let mut rows = 0u64;
+        // A write error (a full disk, a closed pipe) stops the rows and fails the export.
+        let mut failed: Option<std::io::Error> = None;
         let result = (|| -> eyre::Result<()> {
             match self.what {
                 Some(What::Events) => {
@@ -94,20 +96,32 @@ impl ExportArgs {
                     let mut rows_out = RowWriter::new(self.format, &mut writer, EVENT_COLUMNS);
                     query.events(&filter, &mut |row| {
                         rows += 1;
-                        let keep_going = rows_out.write(&row, || event_record(&row)).is_ok();
-                        flow(keep_going && (rows as usize) < limit && !cancel.is_cancelled())
+                        if let Err(e) = rows_out.write(&row, || event_record(&row)) {
+                            failed = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                        flow((rows as usize) < limit && !cancel.is_cancelled())
                     })?;
-                    rows_out.finish()?;
+                    if let Some(e) = failed.take() {
+                        return Err(e).wrap_err("cannot write the export");
+                    }
+                    rows_out.finish().wrap_err("cannot write the export")?;
                 }
                 Some(What::Contracts) => {
                     let query = Query::new(&store)?;
                     let mut rows_out = RowWriter::new(self.format, &mut writer, CONTRACT_COLUMNS);
                     query.contracts(filter.chain, filter.address, &mut |row| {
                         rows += 1;
-                        let keep_going = rows_out.write(&row, || contract_record(&row)).is_ok();
-                        flow(keep_going && (rows as usize) < limit && !cancel.is_cancelled())
+                        if let Err(e) = rows_out.write(&row, || contract_record(&row)) {
+                            failed = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                        flow((rows as usize) < limit && !cancel.is_cancelled())
                     })?;
-                    rows_out.finish()?;
+                    if let Some(e) = failed.take() {
+                        return Err(e).wrap_err("cannot write the export");
+                    }
+                    rows_out.finish().wrap_err("cannot write the export")?;
                 }
                 Some(What::Deliveries) => {
                     let names = ConfigNames::load(ctx);
@@ -121,10 +135,16 @@ impl ExportArgs {
                     let mut rows_out = RowWriter::new(self.format, &mut writer, DELIVERY_COLUMNS);
                     query.deliveries(&filter, &mut |row| {
                         rows += 1;
-                        let keep_going = rows_out.write(&row, || delivery_record(&row)).is_ok();
-                        flow(keep_going && (rows as usize) < limit && !cancel.is_cancelled())
+                        if let Err(e) = rows_out.write(&row, || delivery_record(&row)) {
+                            failed = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                        flow((rows as usize) < limit && !cancel.is_cancelled())
                     })?;
-                    rows_out.finish()?;
+                    if let Some(e) = failed.take() {
+                        return Err(e).wrap_err("cannot write the export");
+                    }
+                    rows_out.finish().wrap_err("cannot write the export")?;
                 }
                 Some(What::Txs) => {
                     let query = DeliveryQuery::new(&store, ConfigNames::load(ctx).chains)?;
@@ -132,10 +152,16 @@ impl ExportArgs {
                     let mut rows_out = RowWriter::new(self.format, &mut writer, INTENT_COLUMNS);
                     query.intents(filter, Order::OldestFirst, &mut |row| {
                         rows += 1;
-                        let keep_going = rows_out.write(&row, || intent_record(&row)).is_ok();
-                        flow(keep_going && (rows as usize) < limit && !cancel.is_cancelled())
+                        if let Err(e) = rows_out.write(&row, || intent_record(&row)) {
+                            failed = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                        flow((rows as usize) < limit && !cancel.is_cancelled())
                     })?;
-                    rows_out.finish()?;
+                    if let Some(e) = failed.take() {
+                        return Err(e).wrap_err("cannot write the export");
+                    }
+                    rows_out.finish().wrap_err("cannot write the export")?;
                 }
                 None => {
                     let txn = store.read()?;
@@ -164,7 +190,7 @@ impl ExportArgs {
                     }
                 }
             }
-            writer.flush()?;
+            writer.flush().wrap_err("cannot write the export")?;
             Ok(())
         })();
         drop(writer);
@@ -433,6 +459,12 @@ impl<'a> Sink<'a> {
     fn finish(self, result: eyre::Result<()>, cancelled: bool, rows: u64) -> eyre::Result<()> {
         match (result, self.out, self.temp) {
             (Ok(()), Some(out), Some(temp)) if !cancelled => {
+                // On disk before it takes the name: a crash never leaves a short file in place.
+                let synced = std::fs::File::open(&temp).and_then(|f| f.sync_all());
+                if let Err(e) = synced {
+                    let _ = std::fs::remove_file(&temp);
+                    return Err(e).wrap_err_with(|| format!("cannot write the export to {}", out.display()));
+                }
                 std::fs::rename(&temp, out)
                     .wrap_err_with(|| format!("cannot move the export to {}", out.display()))?;
                 tracing::info!("exported {rows} rows to {}", out.display());

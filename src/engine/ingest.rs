@@ -216,16 +216,7 @@ impl SourceRunner {
     /// Waits for the commit in flight, if any.
     async fn flush(&mut self) -> Result<(), IngestError> {
         if let Some(pending) = self.pending.take() {
-            match pending.await {
-                Ok(result) => result?,
-                Err(e) => {
-                    return Err(StoreError::Damaged {
-                        path: self.store.path().into(),
-                        detail: e.to_string(),
-                    }
-                    .into());
-                }
-            }
+            joined(pending.await)??;
         }
         Ok(())
     }
@@ -449,12 +440,26 @@ impl SourceRunner {
         };
         let mut ancestor = None;
         for (number, hash) in &hashes {
+            // Bounded like a range: `backfill` and `push` give up after their attempts, `watch`
+            // goes on until it is stopped.
+            let mut failures = 0;
             let header = loop {
                 match self.cancellable(self.rpc.header(BlockId::Number(*number))).await? {
                     Ok(h) => break h,
                     Err(e) => {
+                        failures += 1;
                         self.note_error(&e.to_string());
-                        self.pause(Duration::from_secs(1)).await?;
+                        if self.give_up_after.is_some_and(|n| failures >= n) {
+                            return Err(IngestError::Rpc {
+                                name: self.plan.name.clone(),
+                                error: Box::new(e),
+                                attempts: failures,
+                                from: *number,
+                                to: *number,
+                            });
+                        }
+                        self.pause(backoff(Duration::from_secs(1), Duration::from_secs(30), failures))
+                            .await?;
                     }
                 }
             };
@@ -476,8 +481,8 @@ impl SourceRunner {
         let reorg = tokio::task::spawn_blocking(move || {
             store.write(|tx| tx.rewind(source, chain, number, Some(hash), (stored, found)))
         })
-        .await
-        .map_err(|e| StoreError::Damaged { path: self.store.path().into(), detail: e.to_string() })??;
+        .await;
+        let reorg = joined(reorg)??;
         tracing::warn!(
             source = %self.plan.name,
             ancestor = number,
@@ -510,6 +515,17 @@ impl SourceRunner {
 
     pub fn rpc(&self) -> &ChainRpc {
         &self.rpc
+    }
+}
+
+/// The result of a blocking store task. A panic there is a bug, not a verdict on the store: it
+/// goes on unwinding, so that the command reports a bug (exit 1); a task cancelled by the
+/// runtime's shutdown is an interruption.
+fn joined<T>(result: Result<T, tokio::task::JoinError>) -> Result<T, IngestError> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(IngestError::Cancelled),
     }
 }
 

@@ -13,8 +13,8 @@ use super::{Store, StoreError, WriteTx, tables};
 use alloy::primitives::Address;
 
 impl WriteTx<'_> {
-    fn damaged(&self, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Damaged { path: self.path().into(), detail: e.to_string() }
+    fn damaged(&self, e: impl super::Failure) -> StoreError {
+        super::failure(self.path(), e)
     }
 
     pub fn delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError> {

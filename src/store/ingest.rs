@@ -42,8 +42,8 @@ pub struct Removed {
 }
 
 impl WriteTx<'_> {
-    fn fail(&self, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Damaged { path: self.path().into(), detail: e.to_string() }
+    fn fail(&self, e: impl super::Failure) -> StoreError {
+        super::failure(self.path(), e)
     }
 
     fn read_cursor(&self, source: u32) -> Result<Option<Cursor>, StoreError> {
@@ -210,8 +210,8 @@ impl WriteTx<'_> {
     }
 }
 
-fn damaged(path: &std::path::Path, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Damaged { path: path.into(), detail: e.to_string() }
+fn damaged(path: &std::path::Path, e: impl super::Failure) -> StoreError {
+    super::failure(path, e)
 }
 
 /// Reads for a source starting up, on any read transaction (the writer's own included).

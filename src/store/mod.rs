@@ -67,8 +67,13 @@ pub enum StoreError {
     NeedsRecovery { path: PathBuf },
     #[error("store {} is damaged: {detail}; restore it from a backup (`ferry migrate` leaves `*.bak` copies)", path.display())]
     Damaged { path: PathBuf, detail: String },
-    #[error("store {}: {source}", path.display())]
+    /// What the disk or the file system said (full, read-only, an I/O error): the file is not
+    /// damaged by it, and a run resumes once the cause is fixed.
+    #[error("store {}: the disk said: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
+    /// redb refused an operation that ferry should never ask for: a bug, not the file's fault.
+    #[error("store {}: {detail} (a bug in ferry; the file is not damaged by it)", path.display())]
+    Bug { path: PathBuf, detail: String },
 }
 
 /// The process that opened a store for writing, recorded in `meta` so that a refused second
@@ -183,8 +188,73 @@ pub fn guarded<T>(path: &Path, what: &str, f: impl FnOnce() -> T) -> Result<T, S
     })
 }
 
-fn damaged(path: &Path, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Damaged { path: path.into(), detail: e.to_string() }
+fn damaged(path: &Path, e: impl Failure) -> StoreError {
+    failure(path, e)
+}
+
+/// Anything a store call can fail with, read as a [`StoreError`].
+pub(crate) trait Failure {
+    fn into_store_error(self, path: &Path) -> StoreError;
+}
+
+macro_rules! redb_failure {
+    ($($ty:ty),*) => {$(
+        impl Failure for $ty {
+            fn into_store_error(self, path: &Path) -> StoreError {
+                from_redb(path, self.into())
+            }
+        }
+    )*};
+}
+redb_failure!(
+    redb::Error,
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+/// A record that does not decode, or a state that ferry never writes: the file is not what
+/// ferry wrote.
+impl Failure for records::RecordError {
+    fn into_store_error(self, path: &Path) -> StoreError {
+        StoreError::Damaged { path: path.into(), detail: self.to_string() }
+    }
+}
+
+impl Failure for String {
+    fn into_store_error(self, path: &Path) -> StoreError {
+        StoreError::Damaged { path: path.into(), detail: self }
+    }
+}
+
+/// What a store call's failure means for the operator: what the disk said is an I/O error (a
+/// full disk is not a damaged file), a file that is not what ferry wrote is damage, and redb
+/// refusing what ferry should never ask is a bug.
+pub(crate) fn failure(path: &Path, e: impl Failure) -> StoreError {
+    e.into_store_error(path)
+}
+
+fn from_redb(path: &Path, e: redb::Error) -> StoreError {
+    let path = path.to_path_buf();
+    match e {
+        redb::Error::Io(source) => StoreError::Io { path, source },
+        redb::Error::PreviousIo => StoreError::Io {
+            path,
+            source: std::io::Error::other(
+                "an earlier write to the file failed (see above); nothing after it was written",
+            ),
+        },
+        redb::Error::Backend(source) => StoreError::Io { path, source: std::io::Error::other(source) },
+        e @ (redb::Error::Corrupted(_)
+        | redb::Error::TableTypeMismatch { .. }
+        | redb::Error::TypeDefinitionChanged { .. }
+        | redb::Error::TableIsMultimap(_)
+        | redb::Error::TableIsNotMultimap(_)
+        | redb::Error::UpgradeRequired(_)) => StoreError::Damaged { path, detail: e.to_string() },
+        other => StoreError::Bug { path, detail: other.to_string() },
+    }
 }
 
 fn open_error(path: &Path, e: DatabaseError) -> StoreError {
@@ -414,8 +484,8 @@ pub struct WriteTx<'a> {
 }
 
 impl WriteTx<'_> {
-    fn err(&self, e: impl std::fmt::Display) -> StoreError {
-        damaged(self.path, e)
+    fn err(&self, e: impl Failure) -> StoreError {
+        failure(self.path, e)
     }
 
     /// Creates every table, so that readers (which cannot create) find them all.
@@ -447,7 +517,7 @@ impl WriteTx<'_> {
             return Ok(id.value());
         }
         let next = table.len().map_err(|e| self.err(e))?;
-        let id = u32::try_from(next).map_err(|_| self.err("more than 2^32 names"))?;
+        let id = u32::try_from(next).map_err(|_| self.err(String::from("more than 2^32 names")))?;
         table.insert(name, id).map_err(|e| self.err(e))?;
         Ok(id)
     }

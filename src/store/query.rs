@@ -242,8 +242,8 @@ impl<'a> Query<'a> {
     }
 }
 
-fn damaged(store: &ReadStore, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Damaged { path: store.path().into(), detail: e.to_string() }
+fn damaged(store: &ReadStore, e: impl super::Failure) -> StoreError {
+    super::failure(store.path(), e)
 }
 
 /// Addresses in rows are EIP-55 checksummed, as in decoded fields and in the config.

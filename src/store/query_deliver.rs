@@ -512,7 +512,7 @@ fn status_bounds(state: DeliveryState, chain: Option<u64>) -> ([u8; 34], [u8; 34
     (lo, hi)
 }
 
-fn fail(store: &ReadStore, e: impl std::fmt::Display) -> StoreError {
+fn fail(store: &ReadStore, e: impl super::Failure) -> StoreError {
     damaged(store.path(), e)
 }
 

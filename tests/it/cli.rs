@@ -59,7 +59,7 @@ fn a_bad_command_line_exits_2() {
 }
 
 #[test]
-fn commands_not_built_yet_say_so_and_exit_1() {
+fn flags_not_built_yet_are_not_offered() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         dir.path().join("ferry.yaml"),
@@ -69,9 +69,11 @@ fn commands_not_built_yet_say_so_and_exit_1() {
     let args = ["watch", "--metrics-addr", "127.0.0.1:9464"];
     let out = ferry(&args, dir.path());
     let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "`ferry {args:?}`: {stderr}");
-    assert!(stderr.contains("not built yet"), "`ferry {args:?}` does not say so: {stderr}");
+    assert_eq!(out.status.code(), Some(2), "`ferry {args:?}`: {stderr}");
+    assert!(stderr.contains("unexpected argument '--metrics-addr'"), "`ferry {args:?}`: {stderr}");
     assert!(stdout.is_empty(), "`ferry {args:?}` printed a result: {stdout}");
+    let help = ferry(&["watch", "--help"], dir.path());
+    assert!(!text(&help).0.contains("metrics"), "`watch --help` advertises metrics: {}", text(&help).0);
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod deliver;
 mod deliver_crash;
 mod deliver_faults;
 mod devnet;
+mod disk;
 mod http;
 mod ingest;
 mod inspect_deliver;
