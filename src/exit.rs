@@ -100,10 +100,17 @@ pub fn classify(report: &eyre::Report) -> (Exit, Shown<'_>) {
                 return (Exit::Usage, Shown::Plain(e.to_string()));
             }
         }
-        if let Some(e) = cause.downcast_ref::<crate::engine::ingest::IngestError>()
-            && let crate::engine::ingest::IngestError::Store(store) = e
-        {
-            return (Exit::Store, Shown::Plain(store.to_string()));
+        if let Some(e) = cause.downcast_ref::<crate::engine::ingest::IngestError>() {
+            match e {
+                crate::engine::ingest::IngestError::Store(store) => {
+                    return (Exit::Store, Shown::Plain(store.to_string()));
+                }
+                // A range the command line asked for that the store or the chain cannot give.
+                crate::engine::ingest::IngestError::BadRange(_) => {
+                    return (Exit::Usage, Shown::Plain(e.to_string()));
+                }
+                _ => {}
+            }
         }
         if cause.downcast_ref::<clap::Error>().is_some() {
             return (Exit::Usage, Shown::Report);

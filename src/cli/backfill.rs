@@ -5,24 +5,20 @@
 //! re-run reads nothing.
 
 use std::io::IsTerminal;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::chains::{ChainReport, chains_table};
 use super::progress::{self, Style};
-use super::push::ChainReport;
-use super::{Ctx, after_help};
-use crate::config::{Loaded, Source};
+use super::{Ctx, after_help, select_sources};
 use crate::engine::deliver::{Options, destinations, run_all};
-use crate::engine::evm::{SourcePlan, final_head};
-use crate::engine::ingest::{IngestError, SourceRunner, SourceStatus};
-use crate::engine::rpc::{RpcError, RpcStats};
-use crate::exit::{Exit, ExitError};
+use crate::engine::ingest::{IngestError, RangeEnd, SourceStatus, Until, run_sources};
+use crate::engine::rpc::RpcStats;
+use crate::exit::Exit;
 use crate::output::{Output, Paint, Render};
 use crate::store::Store;
 
@@ -47,28 +43,6 @@ pub struct BackfillArgs {
     pub deliver: bool,
 }
 
-/// Where a backfill stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RangeEnd {
-    Block(u64),
-    Safe,
-    Latest,
-}
-
-impl FromStr for RangeEnd {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "safe" => Ok(RangeEnd::Safe),
-            "latest" => Ok(RangeEnd::Latest),
-            n => n
-                .parse()
-                .map(RangeEnd::Block)
-                .map_err(|_| format!("`{n}` is not a block number, `safe` or `latest`")),
-        }
-    }
-}
-
 impl BackfillArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
         let loaded = ctx.load_config()?;
@@ -76,67 +50,29 @@ impl BackfillArgs {
         let store =
             Arc::new(Store::create_or_open(&ctx.store_path(Some(&loaded)), Some(loaded.fingerprint()))?);
         let clients = crate::engine::rpc::clients(&loaded.resolved.chains)?;
-
-        let mut runners = Vec::new();
-        for plan in plans {
-            let Some(rpc) = clients.get(&plan.chain).cloned() else { continue };
-            let name = plan.name.clone();
-            let (runner, status) =
-                SourceRunner::open(plan, rpc, store.clone(), Some(self.from), ctx.cancel.clone())?;
-            if let Some((first, next)) = runner.held()? {
-                check_start(&name, self.from, first, next)?;
-            }
-            let end = match resolve_end(&runner, self.to).await {
-                Ok(end) => end,
-                Err(IngestError::BadRange(e)) => return Err(ExitError::new(Exit::Usage, e).into()),
-                Err(e) => return Err(e.into()),
-            };
-            runners.push((runner, status, end));
-        }
+        let until = Until::Range { from: self.from, to: self.to };
+        let running = run_sources(plans, &clients, store.clone(), until, ctx.cancel.clone()).await?;
 
         let started = Instant::now();
         let stop_progress = CancellationToken::new();
         let style =
             if ctx.global.json || !std::io::stderr().is_terminal() { Style::Log } else { Style::Bars };
-        let progress = progress::spawn(
-            style,
-            runners.iter().map(|(_, rx, _)| rx.clone()).collect(),
-            stop_progress.clone(),
-        );
-
-        let mut tasks = JoinSet::new();
-        for (mut runner, status, end) in runners {
-            tasks.spawn(async move {
-                let result = match end {
-                    Some(end) => runner.run_to(end).await,
-                    None => Ok(()),
-                };
-                let rpc = runner.rpc().stats();
-                (status, result, rpc)
-            });
-        }
-        let mut reports = Vec::new();
-        let mut store_error = None;
-        while let Some(joined) = tasks.join_next().await {
-            let (status, result, rpc) = joined?;
-            let status = status.borrow().clone();
-            let (outcome, error) = match result {
-                Ok(()) => ("done", None),
-                Err(IngestError::Cancelled) => ("interrupted", None),
-                Err(IngestError::Store(e)) => {
-                    store_error = Some(e);
-                    ("failed", None)
-                }
-                Err(e) => ("failed", Some(e.to_string())),
-            };
-            reports.push(SourceReport::new(status, outcome, error, rpc, started.elapsed()));
-        }
+        let progress = progress::spawn(style, running.statuses.clone(), stop_progress.clone());
+        let outcomes = running.finish().await;
         stop_progress.cancel();
         let _ = progress.await;
-        if let Some(e) = store_error {
-            return Err(e.into());
+
+        let mut reports = Vec::new();
+        for outcome in outcomes {
+            let (label, error) = match outcome.result {
+                Ok(()) => ("done", None),
+                Err(IngestError::Cancelled) => ("interrupted", None),
+                // The store cannot be used: that is the command's verdict (exit 3), not a source's.
+                Err(IngestError::Store(e)) => return Err(e.into()),
+                Err(e) => ("failed", Some(e.to_string())),
+            };
+            reports.push(SourceReport::new(outcome.status, label, error, outcome.rpc, started.elapsed()));
         }
-        reports.sort_by(|a, b| a.source.cmp(&b.source));
         for r in reports.iter().filter_map(|r| r.error.as_ref()) {
             tracing::error!("{r}");
         }
@@ -166,97 +102,6 @@ impl BackfillArgs {
             deliveries,
         })?;
         Ok(exit)
-    }
-}
-
-/// The sources named with `--source`, or every `evm` source.
-pub(super) fn select_sources(loaded: &Loaded, names: &[String]) -> Result<Vec<SourcePlan>, ExitError> {
-    let plans = loaded.resolved.sources.clone();
-    if names.is_empty() {
-        if plans.is_empty() {
-            return Err(ExitError::new(
-                Exit::Usage,
-                format!("{} has no `evm` source to read", loaded.file_name()),
-            ));
-        }
-        return Ok(plans);
-    }
-    let mut chosen = Vec::new();
-    for name in names {
-        match loaded.config.sources.get(name) {
-            None => {
-                let known: Vec<&str> = loaded.config.sources.keys().map(String::as_str).collect();
-                return Err(ExitError::new(
-                    Exit::Usage,
-                    format!(
-                        "--source {name}: {} has no such source (it has: {})",
-                        loaded.file_name(),
-                        known.join(", ")
-                    ),
-                ));
-            }
-            Some(Source::Seda(_)) => {
-                return Err(ExitError::new(
-                    Exit::Usage,
-                    format!(
-                        "--source {name} is a `seda` source; backfill reads `evm` sources by block range"
-                    ),
-                ));
-            }
-            Some(Source::Evm(_)) => chosen.extend(plans.iter().filter(|p| &p.name == name).cloned()),
-        }
-    }
-    Ok(chosen)
-}
-
-/// A source holds one contiguous range of blocks; a backfill may resume it, not leave a hole
-/// before or after it.
-fn check_start(source: &str, from: u64, first: u64, next: u64) -> Result<(), ExitError> {
-    if from > next {
-        return Err(ExitError::new(
-            Exit::Usage,
-            format!(
-                "source {source} holds blocks {first}..{}; starting at {from} would leave blocks {next}..{} unread. \
-                 Use --from {next} (or lower) to continue it",
-                next.saturating_sub(1),
-                from - 1
-            ),
-        ));
-    }
-    if from < first {
-        return Err(ExitError::new(
-            Exit::Usage,
-            format!(
-                "source {source} holds blocks from {first} on; ferry keeps one contiguous range per source, so \
-                 blocks before {first} need a new store (--store) or a source with an earlier start_block"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// The block a backfill ends at, for one source; `None` when the chain has no such block yet.
-async fn resolve_end(runner: &SourceRunner, to: RangeEnd) -> Result<Option<u64>, IngestError> {
-    let rpc_error = |error: RpcError, (from, to)| IngestError::Rpc {
-        name: runner.plan().name.clone(),
-        error: Box::new(error),
-        attempts: 1,
-        from,
-        to,
-    };
-    match to {
-        RangeEnd::Block(n) => {
-            let head = runner.rpc().block_number().await.map_err(|e| rpc_error(e, (n, n)))?;
-            if n > head {
-                return Err(IngestError::BadRange(format!(
-                    "source {}: --to {n} is past the chain's head ({head})",
-                    runner.plan().name
-                )));
-            }
-            Ok(Some(n))
-        }
-        RangeEnd::Latest => Ok(Some(runner.rpc().block_number().await.map_err(|e| rpc_error(e, (0, 0)))?)),
-        RangeEnd::Safe => final_head(runner.plan(), runner.rpc()).await.map_err(|e| rpc_error(e, (0, 0))),
     }
 }
 
@@ -355,7 +200,7 @@ impl Render for BackfillReport {
         }
         let mut text = format!("{table}\n");
         if let Some(chains) = &self.deliveries {
-            text.push_str(&super::push::chains_table(out, chains));
+            text.push_str(&chains_table(out, chains));
         }
         text.push_str(&format!("backfill took {:.1}s\n", self.seconds));
         text

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use eyre::WrapErr;
 
-use super::filters::EventFilterArgs;
-use super::inspect_store::deliveries::{ConfigNames, StateArg};
+use super::filters::{ConfigNames, EventFilterArgs, StateArg};
 use super::{Ctx, after_help};
 use crate::exit::{Exit, ExitError};
 use crate::store::query::{ContractRow, EventRow, Query};

@@ -1,11 +1,16 @@
-//! Filters shared by `inspect-store` and `export`: which chain, address, event and block range.
+//! Filters shared by `inspect-store` and `export`: which chain, address, event, block range and
+//! delivery state, and the names the config gives to what the store keeps as ids.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use alloy::primitives::Address;
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::Ctx;
 use crate::exit::{Exit, ExitError};
 use crate::store::query::EventFilter;
+use crate::store::query_deliver::DeliveryQuery;
+use crate::store::records::DeliveryState;
 
 #[derive(Debug, Clone, Args)]
 pub struct ChainArg {
@@ -87,5 +92,84 @@ impl EventFilterArgs {
             to_block: self.to_block,
             source: self.source.clone(),
         })
+    }
+}
+
+/// `--state`: the delivery states, as the store names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateArg {
+    Pending,
+    Sending,
+    Sent,
+    Confirmed,
+    Skipped,
+    Failed,
+}
+
+impl From<StateArg> for DeliveryState {
+    fn from(s: StateArg) -> Self {
+        match s {
+            StateArg::Pending => DeliveryState::Pending,
+            StateArg::Sending => DeliveryState::Sending,
+            StateArg::Sent => DeliveryState::Sent,
+            StateArg::Confirmed => DeliveryState::Confirmed,
+            StateArg::Skipped => DeliveryState::Skipped,
+            StateArg::Failed => DeliveryState::Failed,
+        }
+    }
+}
+
+/// What the config (when there is one) calls things: chain ids by name, and the targets it
+/// declares. The store keeps only ids for chains, so rows show names from here.
+#[derive(Debug, Default)]
+pub struct ConfigNames {
+    pub chains: BTreeMap<u64, String>,
+    pub targets: BTreeSet<String>,
+}
+
+impl ConfigNames {
+    /// Reads the config if there is one. A config that does not load only costs the names
+    /// (chains show as ids): a read-only view must still work in an incident.
+    pub fn load(ctx: &Ctx) -> Self {
+        if !ctx.global.config.exists() {
+            return Self::default();
+        }
+        match ctx.load_config() {
+            Ok(loaded) => {
+                let mut chains = BTreeMap::new();
+                for (name, chain) in &loaded.config.chains {
+                    chains.entry(chain.chain_id).or_insert_with(|| name.clone());
+                }
+                Self { chains, targets: loaded.config.targets.keys().cloned().collect() }
+            }
+            Err(e) => {
+                tracing::warn!("chains show as ids: {e}");
+                Self::default()
+            }
+        }
+    }
+
+    /// A `--target` the store has never seen is a typo unless the config declares it (then it
+    /// has delivered nothing yet, and no rows is the right answer).
+    pub fn check_target(&self, query: &DeliveryQuery<'_>, target: Option<&str>) -> eyre::Result<()> {
+        let Some(name) = target else { return Ok(()) };
+        if query.has_target(name) || self.targets.contains(name) {
+            return Ok(());
+        }
+        let known: Vec<&str> = query
+            .target_names()
+            .chain(self.targets.iter().map(String::as_str))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut message = if known.is_empty() {
+            format!("--target {name}: no such target (there are none yet)")
+        } else {
+            format!("--target {name}: no such target (there are: {})", known.join(", "))
+        };
+        if let Some(near) = crate::config::load::nearest(name, &known) {
+            message.push_str(&format!("; did you mean `{near}`?"));
+        }
+        Err(ExitError::new(Exit::Usage, message).into())
     }
 }

@@ -2,6 +2,7 @@
 //! The delivery and transaction views live in [`deliveries`].
 
 pub mod deliveries;
+pub mod operate;
 
 use std::ops::ControlFlow;
 
@@ -9,8 +10,8 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use self::deliveries::{DeliveriesArgs, TxsArgs};
+use self::operate::{CancelArgs, ManageArgs, ResyncArgs, RetryArgs, SkipArgs};
 use super::filters::{ChainArg, EventFilterArgs};
-use super::operate::{CancelArgs, ManageArgs, ResyncArgs, RetryArgs, SkipArgs};
 use super::{Ctx, after_help};
 use crate::exit::Exit;
 use crate::output::{Output, Render};

@@ -4,13 +4,13 @@
 //! `output` renders; nothing here decides what ferry does.
 
 pub mod backfill;
+pub mod chains;
 pub mod check_config;
 pub mod export;
 pub mod filters;
 pub mod generate;
 pub mod inspect_store;
 pub mod migrate;
-pub mod operate;
 pub mod progress;
 pub mod push;
 pub mod watch;
@@ -22,7 +22,7 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, ConfigError, Loaded};
-use crate::exit::{EXIT_CODES_HELP, Exit};
+use crate::exit::{EXIT_CODES_HELP, Exit, ExitError};
 use crate::output::Output;
 
 const ABOUT: &str = "Watch EVM chains and SEDA batches, record them in one redb file, \
@@ -189,6 +189,28 @@ pub async fn dispatch(command: Command, ctx: Ctx) -> eyre::Result<Exit> {
         Command::CheckConfig(args) => args.run(&ctx).await,
         Command::Generate(args) => args.run(&ctx),
     }
+}
+
+/// The sources named with `--source`, or every source; at least one.
+fn select_sources(loaded: &Loaded, names: &[String]) -> Result<Vec<crate::config::SourcePlan>, ExitError> {
+    let plans = loaded.resolved.sources_named(names).map_err(|name| {
+        let known: Vec<&str> = loaded.resolved.sources.iter().map(|s| s.name.as_str()).collect();
+        ExitError::new(
+            Exit::Usage,
+            format!(
+                "--source {name}: {} has no such source (it has: {})",
+                loaded.file_name(),
+                known.join(", ")
+            ),
+        )
+    })?;
+    if plans.is_empty() {
+        return Err(ExitError::new(
+            Exit::Usage,
+            format!("{} has no `evm` source to read", loaded.file_name()),
+        ));
+    }
+    Ok(plans)
 }
 
 /// The `after_help` of a command: its examples, then the exit-code contract.

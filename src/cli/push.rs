@@ -6,14 +6,13 @@ use std::time::Instant;
 
 use clap::Args;
 use serde::Serialize;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::chains::{ChainReport, chains_table};
 use super::{Ctx, after_help};
 use crate::config::values::Duration;
-use crate::engine::deliver::{ChainStatus, Counts, Options, destinations, run_all};
-use crate::engine::evm::final_head;
-use crate::engine::ingest::{IngestError, SourceRunner};
+use crate::engine::deliver::{Options, destinations, run_all};
+use crate::engine::ingest::{IngestError, Until, run_sources};
 use crate::exit::Exit;
 use crate::output::{Output, Render};
 use crate::store::Store;
@@ -80,45 +79,28 @@ impl PushArgs {
         let clients = crate::engine::rpc::clients(&loaded.resolved.chains)?;
         let mut synced = Vec::new();
         if !self.no_sync {
-            let mut tasks = JoinSet::new();
-            for plan in loaded.resolved.sources.iter().cloned() {
-                let Some(rpc) = clients.get(&plan.chain).cloned() else { continue };
-                let (mut runner, _) =
-                    SourceRunner::open(plan, rpc, store.clone(), None, sync_deadline.clone())?;
-                let deadline = sync_deadline.clone();
-                tasks.spawn(async move {
-                    let name = runner.plan().name.clone();
-                    // The head's own retries end at the deadline too.
-                    let end = tokio::select! {
-                        end = final_head(runner.plan(), runner.rpc()) => end.map_err(|e| e.to_string()),
-                        _ = deadline.cancelled() => {
-                            Err("interrupted reading the head (the sync gets half of --timeout)".to_string())
-                        }
-                    };
-                    // Also with nothing new to read: the run first checks that the block read
-                    // last is still the chain's (a reorg that kept the height, or a node behind).
-                    let result = match end {
-                        Ok(Some(end)) => match runner.run_to(end).await {
-                            Err(IngestError::Cancelled) => Err(format!(
-                                "interrupted before block {} of {end} (the sync gets half of --timeout)",
-                                runner.next()
-                            )),
-                            other => other.map_err(|e| e.to_string()),
-                        },
-                        Ok(None) => Ok(()),
-                        Err(e) => Err(e),
-                    };
-                    (name, result)
-                });
-            }
-            while let Some(joined) = tasks.join_next().await {
-                let (source, result) = joined?;
-                if let Err(e) = &result {
+            let plans = loaded.resolved.sources.clone();
+            let running =
+                run_sources(plans, &clients, store.clone(), Until::FinalHead, sync_deadline.clone()).await?;
+            for outcome in running.finish().await {
+                let error = match outcome.result {
+                    Ok(()) => None,
+                    Err(IngestError::Store(e)) => return Err(e.into()),
+                    Err(IngestError::Cancelled) => Some(match outcome.status.target {
+                        Some(end) => format!(
+                            "interrupted before block {} of {end} (the sync gets half of --timeout)",
+                            outcome.status.next
+                        ),
+                        None => "interrupted reading the head (the sync gets half of --timeout)".to_string(),
+                    }),
+                    Err(e) => Some(e.to_string()),
+                };
+                let source = outcome.status.source;
+                if let Some(e) = &error {
                     tracing::warn!(source = %source, error = %e, "sync failed; delivering what the store holds");
                 }
-                synced.push(SyncReport { source, error: result.err() });
+                synced.push(SyncReport { source, error });
             }
-            synced.sort_by(|a, b| a.source.cmp(&b.source));
         }
         sync_timer.abort();
 
@@ -165,42 +147,6 @@ struct SyncReport {
     error: Option<String>,
 }
 
-/// Where delivery to one chain stands at the end of a command.
-#[derive(Debug, Serialize)]
-pub struct ChainReport {
-    chain: String,
-    signer: String,
-    #[serde(flatten)]
-    counts: Counts,
-    pub(super) left: u64,
-    transactions: u64,
-    bumps: u64,
-    next_nonce: u64,
-    pub(super) problem: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    would_send: Vec<String>,
-    /// Deliveries that failed for good on this run, with their reasons.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    failures: Vec<String>,
-}
-
-impl From<ChainStatus> for ChainReport {
-    fn from(s: ChainStatus) -> Self {
-        ChainReport {
-            left: s.counts.left(),
-            chain: s.chain,
-            signer: s.signer,
-            counts: s.counts,
-            transactions: s.sent_txs,
-            bumps: s.bumps,
-            next_nonce: s.next_nonce,
-            problem: s.problem,
-            would_send: s.would_send,
-            failures: s.failures,
-        }
-    }
-}
-
 #[derive(Debug, Serialize)]
 struct PushReport {
     seconds: f64,
@@ -208,35 +154,6 @@ struct PushReport {
     synced: Vec<SyncReport>,
     chains: Vec<ChainReport>,
     exit: i32,
-}
-
-/// The per-chain table of `push` (and `backfill --deliver`).
-pub(super) fn chains_table(out: &Output, chains: &[ChainReport]) -> String {
-    let mut table = out.table([
-        "chain",
-        "confirmed",
-        "skipped",
-        "failed",
-        "pending",
-        "in flight",
-        "txs",
-        "bumps",
-        "problem",
-    ]);
-    for c in chains {
-        table.add_row(vec![
-            c.chain.clone(),
-            c.counts.confirmed.to_string(),
-            c.counts.skipped.to_string(),
-            c.counts.failed.to_string(),
-            c.counts.pending.to_string(),
-            (c.counts.sending + c.counts.sent).to_string(),
-            c.transactions.to_string(),
-            c.bumps.to_string(),
-            c.problem.clone().unwrap_or_default(),
-        ]);
-    }
-    format!("{table}\n")
 }
 
 impl Render for PushReport {

@@ -9,14 +9,12 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use clap::Args;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::backfill::select_sources;
 use super::progress::{self, Style};
-use super::{Ctx, after_help};
+use super::{Ctx, after_help, select_sources};
 use crate::engine::deliver::{Options, destinations, run_all};
-use crate::engine::ingest::{IngestError, SourceRunner};
+use crate::engine::ingest::{IngestError, Until, run_sources};
 use crate::exit::{Exit, ExitError};
 use crate::store::Store;
 
@@ -37,18 +35,9 @@ impl WatchArgs {
         // view of each URL's health.
         let clients = crate::engine::rpc::clients(&loaded.resolved.chains)?;
 
-        let mut tasks = JoinSet::new();
-        let mut statuses = Vec::new();
-        for plan in plans {
-            let Some(rpc) = clients.get(&plan.chain).cloned() else { continue };
-            let (mut runner, status) =
-                SourceRunner::open(plan, rpc, store.clone(), None, ctx.cancel.clone())?;
-            statuses.push(status);
-            tasks.spawn(async move {
-                let name = runner.plan().name.clone();
-                (name, runner.follow().await)
-            });
-        }
+        let mut running =
+            run_sources(plans, &clients, store.clone(), Until::Forever, ctx.cancel.clone()).await?;
+        let statuses = running.statuses.clone();
         // Delivery runs under its own token too: when every source has stopped, it stops as well.
         let dests = destinations(&loaded.resolved, &clients, &store, &[], &[])?;
         let deliver_cancel = ctx.cancel.child_token();
@@ -72,9 +61,9 @@ impl WatchArgs {
 
         let mut stopped = Vec::new();
         let mut store_error = None;
-        while let Some(joined) = tasks.join_next().await {
-            let (name, result) = joined?;
-            match result {
+        while let Some(outcome) = running.next().await {
+            let name = outcome.status.source;
+            match outcome.result {
                 Ok(()) | Err(IngestError::Cancelled) => {}
                 Err(IngestError::Store(e)) => {
                     // The store is everyone's: stop every source, cleanly.

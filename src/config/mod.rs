@@ -2,6 +2,7 @@
 //! substitution and positions (`load`), and validation into diagnostics (`validate`) shared by
 //! `check-config` and every command's start-up.
 
+mod env;
 pub mod load;
 pub mod resolve;
 pub mod secrets;
@@ -9,6 +10,7 @@ pub mod signer;
 pub mod types;
 pub mod validate;
 pub mod values;
+mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -32,6 +32,20 @@ pub struct Resolved {
     pub contracts: BTreeMap<String, Vec<(String, Address)>>,
 }
 
+impl Resolved {
+    /// The sources named, in the order given (every source when `names` is empty); an unknown
+    /// name is returned as the error.
+    pub fn sources_named(&self, names: &[String]) -> Result<Vec<SourcePlan>, String> {
+        if names.is_empty() {
+            return Ok(self.sources.clone());
+        }
+        names
+            .iter()
+            .map(|name| self.sources.iter().find(|s| &s.name == name).cloned().ok_or_else(|| name.clone()))
+            .collect()
+    }
+}
+
 /// One chain, as a source and as a destination.
 #[derive(Debug, Clone)]
 pub struct ChainPlan {

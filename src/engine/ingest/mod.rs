@@ -16,6 +16,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+mod run;
+
+pub use self::run::{Outcome, RangeEnd, Running, Until, run_sources};
 use super::evm::{FetchError, FetchState, Registry, SourcePlan, fetch_range, final_head};
 use super::rpc::ranges::RangeSizer;
 use super::rpc::{BlockId, ChainRpc, ErrorKind, RpcError, backoff};

@@ -1,0 +1,77 @@
+//! `ferry inspect-store cancel`: a stuck nonce taken by a zero-value send to the signer itself.
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{confirm, destination, open, refused};
+use crate::cli::Ctx;
+use crate::engine::deliver::control::{self, Cancelled};
+use crate::exit::{Exit, ExitError};
+use crate::output::{Output, Render};
+
+/// Replace a stuck transaction with a zero-value send to the signer itself at the same nonce.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The destination chain (a name from the config).
+    #[arg(long, value_name = "NAME")]
+    pub chain: String,
+    /// The nonce to cancel (see `inspect-store txs --open`).
+    #[arg(long)]
+    pub nonce: u64,
+    /// Offer this max fee per gas instead of the old one + the bump percent (or the market).
+    #[arg(long, value_name = "GWEI")]
+    pub max_fee_gwei: Option<f64>,
+    /// Do not ask for confirmation (needed when not on a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+impl CancelArgs {
+    pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
+        let (loaded, store) = open(ctx)?;
+        let dest = destination(&loaded, &store, &self.chain)?;
+        let max_fee = match self.max_fee_gwei {
+            Some(g) if g.is_finite() && g > 0.0 => Some((g * 1e9) as u128),
+            Some(g) => {
+                return Err(
+                    ExitError::new(Exit::Usage, format!("--max-fee-gwei {g}: must be positive")).into()
+                );
+            }
+            None => None,
+        };
+        let prompt = format!(
+            "Cancel nonce {} of {} on {}? Its deliveries fail unless the original lands first.",
+            self.nonce,
+            dest.signer.address(),
+            dest.chain
+        );
+        if !confirm(self.yes, &prompt)? {
+            return Ok(Exit::Ok);
+        }
+        let done = control::cancel(&dest, &store, self.nonce, max_fee).await.map_err(refused)?;
+        ctx.out.emit(&CancelReport(done))?;
+        Ok(Exit::Ok)
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+pub(super) struct CancelReport(pub(super) Cancelled);
+
+impl Render for CancelReport {
+    fn human(&self, _out: &Output) -> String {
+        let c = &self.0;
+        let sent = match &c.broadcast {
+            Ok(()) => "broadcast".to_string(),
+            Err(e) => format!("not broadcast yet ({e}); the next push or watch sends it"),
+        };
+        format!(
+            "nonce {} on {}: {} replaces {} at {} gwei max fee, {sent}\n",
+            c.nonce,
+            c.chain,
+            c.hash,
+            c.replaces,
+            c.max_fee_per_gas as f64 / 1e9
+        )
+    }
+}

@@ -1,0 +1,67 @@
+//! `ferry inspect-store resync`: a signer's nonces lined up with the chain's.
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{confirm, destination, open, refused};
+use crate::cli::Ctx;
+use crate::engine::deliver::control::{self, Resynced};
+use crate::exit::Exit;
+use crate::output::{Output, Render};
+
+/// Line ferry's nonces up with the chain's: drop signed transactions no node holds, and send
+/// their deliveries again from the chain's nonce.
+#[derive(Debug, Args)]
+pub struct ResyncArgs {
+    /// The destination chain (a name from the config).
+    #[arg(long, value_name = "NAME")]
+    pub chain: String,
+    /// Do not ask for confirmation (needed when not on a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+impl ResyncArgs {
+    pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
+        let (loaded, store) = open(ctx)?;
+        let dest = destination(&loaded, &store, &self.chain)?;
+        let prompt = format!(
+            "Resync the nonces of {} on {}? Signed transactions no node holds are dropped and their \
+             deliveries signed again; one still held by another node could then land as well.",
+            dest.signer.address(),
+            dest.chain
+        );
+        if !confirm(self.yes, &prompt)? {
+            return Ok(Exit::Ok);
+        }
+        let done = control::resync(&dest, &store).await.map_err(refused)?;
+        ctx.out.emit(&ResyncReport(done))?;
+        Ok(Exit::Ok)
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+pub(super) struct ResyncReport(pub(super) Resynced);
+
+impl Render for ResyncReport {
+    fn human(&self, _out: &Output) -> String {
+        let r = &self.0;
+        let dropped = if r.dropped.is_empty() {
+            "nothing to drop".to_string()
+        } else {
+            format!(
+                "dropped nonces {} (their deliveries are pending again)",
+                r.dropped.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            )
+        };
+        let mut text = format!(
+            "{} on {}: chain nonce {} mined, {} with the pool; ferry had signed up to {}; {dropped}\n",
+            r.signer, r.chain, r.latest, r.pending, r.stored_next
+        );
+        for why in &r.kept {
+            text.push_str(&format!("kept: {why}\n"));
+        }
+        text
+    }
+}
