@@ -18,10 +18,10 @@
 //! Under `cargo test` (no `--bench` argument) it runs a small smoke version that checks the
 //! harness itself: every item recorded exactly once on every chain.
 
-// The test suite's helpers; their own self-tests are compiled here too, and unused.
+// The helpers shared with the test suite; the self-tests in them are compiled here too, and unused.
 #[allow(unused_imports)]
-#[path = "../tests/it/devnet.rs"]
-mod devnet;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -35,9 +35,9 @@ use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
-use devnet::{Anvil, DEV_ADDRESSES, DEV_KEYS, IBatchReceiver, IEventEmitter};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
+use support::devnet::{Anvil, DEV_ADDRESSES, DEV_KEYS, IBatchReceiver, IEventEmitter};
 
 struct Scale {
     /// Backlog to one chain for the throughput ratio.
@@ -280,7 +280,7 @@ async fn deliver(source: &Anvil, items: u64, chains: usize) -> Run {
 }
 
 fn ferry(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = devnet::ferry_command(dir);
+    let mut cmd = support::devnet::ferry_command(dir);
     cmd.args(args);
     cmd
 }
@@ -567,7 +567,7 @@ async fn baseline(items: u64) -> f64 {
     let anvil = Anvil::start_with(41100, &["--block-time", BLOCK_TIME]).await;
     let receiver = anvil.deploy("BatchReceiver", &[]).await;
     let url = anvil.url();
-    let provider = devnet::provider(&url);
+    let provider = support::devnet::provider(&url);
     let signer: PrivateKeySigner = DEV_KEYS[1].parse().expect("key");
     let mut nonce = provider.get_transaction_count(signer.address()).await.expect("nonce");
     let started = Instant::now();

@@ -13,10 +13,10 @@
 //! Under `cargo test` (no `--bench` argument) it runs a small smoke version that checks the
 //! harness itself: ferry stores exactly the events raw `eth_getLogs` returns.
 
-// The test suite's helpers; their own self-tests are compiled here too, and unused.
+// The helpers shared with the test suite; the self-tests in them are compiled here too, and unused.
 #[allow(unused_imports)]
-#[path = "../tests/it/devnet.rs"]
-mod devnet;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::sol_types::SolCall;
-use devnet::{Anvil, DEV_ADDRESSES, IEscrow, IEscrowFactory, IEventEmitter};
 use ferry::engine::rpc::{ChainRpc, LogFilter, RpcSettings};
 use serde_json::Value;
+use support::devnet::{Anvil, DEV_ADDRESSES, IEscrow, IEscrowFactory, IEventEmitter};
 
 struct Scale {
     blocks: u64,

@@ -43,18 +43,10 @@
 //!
 //! Under `cargo test` (no `--bench` argument) it runs a smoke version of 3 rounds.
 
-// The test suite's helpers; their own self-tests are compiled here too, and unused.
+// The helpers shared with the test suite; the self-tests in them are compiled here too, and unused.
 #[allow(unused_imports)]
-#[path = "../tests/it/devnet.rs"]
-mod devnet;
-#[path = "../tests/it/http.rs"]
-mod http;
-#[allow(unused_imports)]
-#[path = "../tests/it/lagproxy.rs"]
-mod lagproxy;
-#[allow(dead_code)]
-#[path = "../tests/it/proxy.rs"]
-mod proxy;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -66,11 +58,11 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::sol_types::{SolCall, SolEvent};
-use devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, IEventEmitter};
 use futures_util::future::join_all;
-use lagproxy::{LagPlan, LagProxy};
-use proxy::{FaultProxy, HoldAt};
 use serde_json::{Value, json};
+use support::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, IEventEmitter};
+use support::lagproxy::{LagPlan, LagProxy};
+use support::proxy::{FaultProxy, HoldAt};
 
 const DEFAULT_SEED: u64 = 0x50a4_c4a0;
 const FULL_ROUNDS: usize = 100;
@@ -572,7 +564,7 @@ impl Soak {
     }
 
     fn command(&self, args: &[&str], debug: bool) -> tokio::process::Command {
-        let mut cmd = devnet::ferry_command(&self.dir);
+        let mut cmd = support::devnet::ferry_command(&self.dir);
         cmd.args(args);
         if debug {
             cmd.env("FERRY_LOG", "ferry=debug");

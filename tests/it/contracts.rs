@@ -7,7 +7,7 @@ use std::time::Duration;
 
 #[test]
 fn artifacts_match_the_solidity_sources() {
-    crate::devnet::anvil_binary(); // installs tests/devnet/node_modules (solc with it) when missing
+    crate::support::devnet::anvil_binary(); // installs tests/devnet/node_modules (solc with it) when missing
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new("node")
         .arg(root.join("tests/devnet/build-contracts.mjs"))
@@ -36,7 +36,7 @@ fn artifacts_match_the_solidity_sources() {
 #[test]
 fn every_contract_the_tests_need_has_an_artifact() {
     for name in ["EscrowFactory", "Escrow", "BatchReceiver", "EventEmitter"] {
-        let artifact = crate::devnet::artifact(name);
+        let artifact = crate::support::devnet::artifact(name);
         assert!(artifact["abi"].as_array().is_some_and(|a| !a.is_empty()), "{name}: empty ABI");
         assert!(artifact["bytecode"].as_str().is_some_and(|b| b.len() > 100), "{name}: no bytecode");
     }

@@ -8,7 +8,7 @@ use alloy::primitives::{Address, U256};
 use alloy::sol_types::SolCall;
 use serde_json::Value;
 
-use crate::devnet::{Anvil, IBatchReceiver, IEventEmitter, ferry_command};
+use crate::support::devnet::{Anvil, IBatchReceiver, IEventEmitter, ferry_command};
 
 pub(crate) fn run(dir: &Path, args: &[&str]) -> Output {
     ferry_command(dir).args(args).output().expect("ferry runs")
@@ -407,7 +407,10 @@ async fn a_resync_drops_what_no_node_holds_and_sends_it_again_once() {
         assert_eq!(n, U256::from(1), "height {h}");
     }
     let latest = anvil
-        .rpc("eth_getTransactionCount", serde_json::json!([crate::devnet::DEV_ADDRESSES[1], "latest"]))
+        .rpc(
+            "eth_getTransactionCount",
+            serde_json::json!([crate::support::devnet::DEV_ADDRESSES[1], "latest"]),
+        )
         .await;
     assert_eq!(latest, "0x4", "nonces 0..4, no gap");
 }

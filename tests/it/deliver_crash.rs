@@ -28,8 +28,8 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::deliver::{Net, push, text, view_u256};
-use crate::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, ferry_command};
-use crate::proxy::{FaultProxy, Held, HoldAt};
+use crate::support::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, ferry_command};
+use crate::support::proxy::{FaultProxy, Held, HoldAt};
 
 const SEED: u64 = 0x00fe_7751;
 const BACKLOG: u64 = 60;

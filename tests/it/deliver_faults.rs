@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::deliver::{Net, run, text, view_u256};
-use crate::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, ferry_command};
+use crate::support::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, ferry_command};
 
 const RECORD: &str = "function record(uint64 height, bytes32 root)";
 const POST: &str = "function postBatch(uint64 height, bytes32 root)";

@@ -12,8 +12,10 @@ use alloy::primitives::{Address, B256, U256};
 use alloy::sol_types::SolCall;
 use serde_json::{Value, json};
 
-use crate::devnet::{Anvil, DEV_ADDRESSES, IEscrow, IEscrowFactory, IEventEmitter, Watch, ferry_command};
-use crate::proxy::FaultProxy;
+use crate::support::devnet::{
+    Anvil, DEV_ADDRESSES, IEscrow, IEscrowFactory, IEventEmitter, Watch, ferry_command,
+};
+use crate::support::proxy::FaultProxy;
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     ferry_command(dir).args(args).output().expect("ferry runs")

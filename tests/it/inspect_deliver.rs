@@ -13,7 +13,7 @@ use ferry::store::query_deliver::DeliveryId;
 use serde_json::Value;
 
 use crate::deliver::{Net, run, text};
-use crate::devnet::{DEV_ADDRESSES, IBatchReceiver, Watch, ferry_command};
+use crate::support::devnet::{DEV_ADDRESSES, IBatchReceiver, Watch, ferry_command};
 
 const ITEMS: u64 = 5;
 

@@ -18,8 +18,8 @@ use alloy::sol_types::SolCall;
 use serde_json::{Value, json};
 
 use crate::deliver::{Net, text, view_u256};
-use crate::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, IEventEmitter, Watch, ferry_command};
-use crate::lagproxy::{LagPlan, LagProxy};
+use crate::support::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, IEventEmitter, Watch, ferry_command};
+use crate::support::lagproxy::{LagPlan, LagProxy};
 
 const PING: &str = "event Ping(uint256 indexed seq, address indexed from, bytes32 data)";
 const BATCH_READY: &str = "event BatchReady(uint64 indexed height, bytes32 root)";

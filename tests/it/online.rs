@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::devnet::Anvil;
+use crate::support::devnet::Anvil;
 
 /// A key that no chain ever funded; it must never appear in ferry's output.
 const UNFUNDED_KEY: &str = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";

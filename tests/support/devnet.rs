@@ -5,9 +5,6 @@
 //! `tests/devnet/install.sh`, which this module runs once if needed); `FERRY_ANVIL` points
 //! elsewhere. Every wait is bounded.
 
-// The helpers serve every later test module; not all of them are used yet.
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;

@@ -20,11 +20,7 @@
 //!   unchanged.
 //!
 //! One request per connection (`http.rs`, shared with `proxy.rs`); the real head is cached for
-//! at most [`HEAD_CACHE`]. Besides `http.rs` (and `devnet.rs` in its own tests) it depends on no
-//! other test module, so that benches can include it by `#[path]`.
-
-// Not every helper is used by every includer.
-#![allow(dead_code)]
+//! at most [`HEAD_CACHE`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,7 +30,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::http::{read_request, respond};
+use super::http::{read_request, respond};
 
 /// How long the real head read from the node is reused.
 pub const HEAD_CACHE: Duration = Duration::from_millis(25);
@@ -528,7 +524,7 @@ mod tests {
     use alloy::sol_types::SolCall;
 
     use super::*;
-    use crate::devnet::{Anvil, DEV_ADDRESSES, IEventEmitter};
+    use crate::support::devnet::{Anvil, DEV_ADDRESSES, IEventEmitter};
 
     async fn through(proxy: &LagProxy, method: &str, params: Value) -> Value {
         rpc_at(&proxy.url(), method, params).await.unwrap_or_else(|e| panic!("{method}: {e}"))
