@@ -1,6 +1,6 @@
 //! The one integration-test binary: every module drives the real `ferry` binary or library
-//! against real local chains (anvil), real files and real processes. The helpers they share with
-//! the benches are in `tests/support`.
+//! against real local chains (anvil), real files and real processes. The helpers they use, shared
+//! with the benches, are in `tests/support`.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -11,8 +11,10 @@ mod contracts;
 mod deliver;
 mod deliver_crash;
 mod deliver_faults;
+mod devnet;
 mod ingest;
 mod inspect_deliver;
 mod lagging;
+mod lagproxy;
 mod online;
 mod store;

@@ -6,13 +6,16 @@
 //! elsewhere. Every wait is bounded.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use alloy::primitives::{Address, Bytes};
 use alloy::providers::{Provider, ProviderBuilder, RootProvider};
 use serde_json::{Value, json};
+
+use super::hex::hex_u64;
+use super::process::KillOnDrop;
 
 /// anvil's well-known development keys (each account holds 10,000 ETH on every anvil chain).
 pub const DEV_KEYS: [&str; 4] = [
@@ -91,7 +94,7 @@ pub fn anvil_binary() -> PathBuf {
 
 /// A running anvil node, killed when dropped.
 pub struct Anvil {
-    child: Child,
+    child: KillOnDrop,
     url: String,
     chain_id: u64,
     provider: RootProvider<alloy::network::Ethereum>,
@@ -110,14 +113,14 @@ impl Anvil {
         // A free port can be taken between our probe and anvil's bind; try again then.
         for _ in 0..5 {
             let port = free_port();
-            let mut child = Command::new(&binary)
-                .args(["--port", &port.to_string(), "--chain-id", &chain_id.to_string(), "--silent"])
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            let mut child = KillOnDrop::spawn(
+                Command::new(&binary)
+                    .args(["--port", &port.to_string(), "--chain-id", &chain_id.to_string(), "--silent"])
+                    .args(extra)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped()),
+            );
             let url = format!("http://127.0.0.1:{port}");
             let provider =
                 RootProvider::<alloy::network::Ethereum>::new_http(url.parse().expect("a valid URL"));
@@ -132,8 +135,6 @@ impl Anvil {
                     return Anvil { child, url, chain_id, provider };
                 }
                 if tokio::time::Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
                     panic!("anvil on port {port} did not answer within {START_TIMEOUT:?}");
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -171,8 +172,7 @@ impl Anvil {
     }
 
     pub async fn block_number(&self) -> u64 {
-        let n = self.rpc("eth_blockNumber", json!([])).await;
-        u64::from_str_radix(n.as_str().expect("hex").trim_start_matches("0x"), 16).expect("a block number")
+        hex_u64(&self.rpc("eth_blockNumber", json!([])).await)
     }
 
     pub async fn mine(&self, blocks: u64) {
@@ -224,39 +224,7 @@ impl Anvil {
     }
 }
 
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The creation bytecode of a committed artifact.
-/// A background `ferry watch` (or any child), killed by its own handle when the test ends,
-/// however it ends.
-pub struct Watch(pub Child);
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The real `ferry` binary run in `dir`, with none of the caller's ferry settings, no colour,
-/// and the delivery tests' signer key (anvil's dev key #1) in `FERRY_TEST_SIGNER`.
-pub fn ferry_command(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.current_dir(dir)
-        .env_remove("FERRY_CONFIG")
-        .env_remove("FERRY_STORE")
-        .env_remove("FERRY_LOG")
-        .env("NO_COLOR", "1")
-        .env("FERRY_TEST_SIGNER", DEV_KEYS[1])
-        .stdin(Stdio::null());
-    cmd
-}
-
 pub fn artifact_bytecode(name: &str) -> Vec<u8> {
     let artifact = artifact(name);
     let hex = artifact["bytecode"].as_str().unwrap_or_else(|| panic!("{name}: no bytecode"));
@@ -288,109 +256,4 @@ pub fn log_topics(receipt: &Value) -> Vec<alloy::primitives::B256> {
 /// A provider for code that wants alloy's typed API.
 pub fn provider(url: &str) -> impl Provider {
     ProviderBuilder::new().connect_http(url.parse().expect("a valid URL"))
-}
-
-mod tests {
-    use alloy::primitives::{B256, U256, keccak256};
-    use alloy::sol_types::{SolCall, SolError, SolEvent};
-
-    use super::*;
-
-    #[tokio::test]
-    async fn two_chains_with_their_own_ids_and_ports() {
-        let (a, b) = tokio::join!(Anvil::start(31337), Anvil::start(31338));
-        assert_ne!(a.url(), b.url());
-        assert_eq!(a.chain_id(), 31337);
-        assert_eq!(b.chain_id(), 31338);
-        a.mine(3).await;
-        assert_eq!(a.block_number().await, 3);
-        assert_eq!(b.block_number().await, 0);
-    }
-
-    #[tokio::test]
-    async fn batch_receiver_posts_once_and_rejects_a_duplicate() {
-        let chain = Anvil::start(31401).await;
-        let receiver = chain.deploy("BatchReceiver", &[]).await;
-        let root = B256::repeat_byte(7);
-        let post = IBatchReceiver::postBatchCall { height: 5, root }.abi_encode();
-        let receipt = chain.send(receiver, post.clone()).await;
-        assert_eq!(log_topics(&receipt), vec![IBatchReceiver::BatchPosted::SIGNATURE_HASH]);
-
-        let last =
-            chain.call(receiver, IBatchReceiver::lastBatchHeightCall {}.abi_encode()).await.expect("call");
-        assert_eq!(IBatchReceiver::lastBatchHeightCall::abi_decode_returns(&last).expect("uint64"), 5);
-
-        let duplicate = chain.call(receiver, post).await.expect_err("a duplicate reverts");
-        let selector = alloy::primitives::hex::encode(IBatchReceiver::BatchAlreadyExists::SELECTOR);
-        assert!(duplicate.contains(&selector), "revert does not carry BatchAlreadyExists: {duplicate}");
-        let empty = IBatchReceiver::postBatchCall { height: 6, root: B256::ZERO }.abi_encode();
-        assert!(
-            chain
-                .transact(json!({ "to": receiver, "data": Bytes::from(empty), "gas": "0x100000" }))
-                .await
-                .is_err()
-        );
-    }
-
-    #[tokio::test]
-    async fn escrow_created_and_approved_in_one_transaction() {
-        let chain = Anvil::start(31402).await;
-        let factory = chain.deploy("EscrowFactory", &[]).await;
-        let seller: Address = DEV_ADDRESSES[1].parse().expect("address");
-        let call = IEscrowFactory::createAndApproveCall { seller, amount: U256::from(100) }.abi_encode();
-        let receipt = chain.send(factory, call).await;
-        let logs = receipt["logs"].as_array().expect("logs");
-        assert_eq!(
-            log_topics(&receipt),
-            vec![IEscrowFactory::EscrowDeployed::SIGNATURE_HASH, IEscrow::Approved::SIGNATURE_HASH]
-        );
-        // The child emits from its own address, which the creation event names in topic 1.
-        let escrow: Address = logs[1]["address"].as_str().and_then(|a| a.parse().ok()).expect("address");
-        let named: B256 = logs[0]["topics"][1].as_str().and_then(|t| t.parse().ok()).expect("topic");
-        assert_eq!(Address::from_word(named), escrow);
-        // The escrow's own lifecycle works from outside too.
-        let released = chain.send(escrow, IEscrow::releaseCall {}.abi_encode()).await;
-        assert_eq!(log_topics(&released), vec![IEscrow::EscrowReleased::SIGNATURE_HASH]);
-    }
-
-    #[tokio::test]
-    async fn factory_creates_hundreds_of_escrows_per_transaction() {
-        let chain = Anvil::start(31403).await;
-        let factory = chain.deploy("EscrowFactory", &[]).await;
-        let receipt =
-            chain.send(factory, IEscrowFactory::createEscrowsCall { n: U256::from(200) }.abi_encode()).await;
-        let gas = u64::from_str_radix(receipt["gasUsed"].as_str().expect("gas").trim_start_matches("0x"), 16)
-            .expect("gas used");
-        assert_eq!(log_topics(&receipt).len(), 200);
-        assert!(gas < 30_000_000, "200 escrows need {gas} gas, more than a default block");
-        eprintln!("createEscrows(200): {gas} gas ({} per escrow)", gas / 200);
-    }
-
-    #[tokio::test]
-    async fn emitter_emits_recomputable_events() {
-        let chain = Anvil::start(31404).await;
-        let emitter = chain.deploy("EventEmitter", &[]).await;
-        let receipt =
-            chain.send(emitter, IEventEmitter::emitManyCall { n: U256::from(1000) }.abi_encode()).await;
-        let logs = receipt["logs"].as_array().expect("logs");
-        assert_eq!(logs.len(), 1000);
-        let last = &logs[999];
-        let data: Bytes = last["data"].as_str().and_then(|d| d.parse().ok()).expect("data");
-        assert_eq!(&data[..], keccak256(U256::from(999).to_be_bytes::<32>()).as_slice());
-        let batches =
-            chain.send(emitter, IEventEmitter::emitBatchesCall { from: 10, n: 3 }.abi_encode()).await;
-        assert_eq!(log_topics(&batches), vec![IEventEmitter::BatchReady::SIGNATURE_HASH; 3]);
-    }
-
-    #[tokio::test]
-    async fn a_dropped_node_stops_answering() {
-        let chain = Anvil::start(31405).await;
-        let url = chain.url();
-        let pid = chain.pid();
-        drop(chain);
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "anvil {pid} still runs");
-        let provider = RootProvider::<alloy::network::Ethereum>::new_http(url.parse().expect("url"));
-        let answer = tokio::time::timeout(Duration::from_secs(5), provider.get_chain_id()).await;
-        assert!(matches!(answer, Ok(Err(_))), "the port still answers after drop");
-    }
 }
