@@ -106,3 +106,9 @@ async fn a_dropped_node_stops_answering() {
     let answer = tokio::time::timeout(Duration::from_secs(5), provider.get_chain_id()).await;
     assert!(matches!(answer, Ok(Err(_))), "the port still answers after drop");
 }
+
+#[tokio::test]
+#[should_panic(expected = "before it listened")]
+async fn a_node_that_cannot_start_says_why() {
+    Anvil::start_with(31406, &["--no-such-flag"]).await;
+}

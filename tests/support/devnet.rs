@@ -1,10 +1,15 @@
-//! Real local chains for the tests: anvil nodes on free ports with distinct chain ids, contracts
-//! deployed from the committed artifacts, raw JSON-RPC, and a kill on drop.
+//! Real local chains for the tests: anvil nodes on ports of their own with distinct chain ids,
+//! contracts deployed from the committed artifacts, raw JSON-RPC, and a kill on drop.
+//!
+//! Each node binds port 0 and the port is read back from its "Listening on" line, so no test
+//! ever probes a port that another test's node can take meanwhile.
 //!
 //! The anvil binary is the one pinned in `tests/devnet/package.json` (installed by
 //! `tests/devnet/install.sh`, which this module runs once if needed); `FERRY_ANVIL` points
 //! elsewhere. Every wait is bounded.
 
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -101,7 +106,7 @@ pub struct Anvil {
 }
 
 impl Anvil {
-    /// A node with `chain_id` on a free port, automining.
+    /// A node with `chain_id` on a port of its own, automining.
     pub async fn start(chain_id: u64) -> Anvil {
         Self::start_with(chain_id, &[]).await
     }
@@ -109,38 +114,53 @@ impl Anvil {
     /// A node with extra anvil arguments (`--block-time 1`, `--no-mining`, `--gas-limit N`, …).
     pub async fn start_with(chain_id: u64, extra: &[&str]) -> Anvil {
         let binary = anvil_binary();
-        let mut last_error = String::new();
-        // A free port can be taken between our probe and anvil's bind; try again then.
-        for _ in 0..5 {
-            let port = free_port();
-            let mut child = KillOnDrop::spawn(
-                Command::new(&binary)
-                    .args(["--port", &port.to_string(), "--chain-id", &chain_id.to_string(), "--silent"])
-                    .args(extra)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped()),
-            );
-            let url = format!("http://127.0.0.1:{port}");
-            let provider =
-                RootProvider::<alloy::network::Ethereum>::new_http(url.parse().expect("a valid URL"));
-            let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    last_error = format!("anvil exited with {status}");
-                    break;
-                }
-                if let Ok(id) = provider.get_chain_id().await {
-                    assert_eq!(id, chain_id, "anvil answers with the wrong chain id");
-                    return Anvil { child, url, chain_id, provider };
-                }
-                if tokio::time::Instant::now() > deadline {
-                    panic!("anvil on port {port} did not answer within {START_TIMEOUT:?}");
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        // Port 0: the system picks a free port and anvil holds it from the start. Not `--silent`,
+        // which would hide the line that says which port that is.
+        let mut child = KillOnDrop::spawn(
+            Command::new(&binary)
+                .args(["--port", "0", "--chain-id", &chain_id.to_string(), "--color", "never"])
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
+        let listening = listening_address(&mut child);
+        let stderr = child.stderr.take().expect("piped stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut text);
+            text
+        });
+        let addr = match tokio::time::timeout_at(deadline, listening).await {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(_)) => {
+                // Its standard output ended without the line: anvil exited.
+                let status = match child.wait_within(Duration::from_secs(5)).await {
+                    Some(status) => status.to_string(),
+                    None => "its output closed, killed".to_string(),
+                };
+                let stderr = stderr.join().unwrap_or_default();
+                panic!("anvil stopped before it listened ({status}): {stderr}");
             }
+            Err(_) => panic!("anvil did not say where it listens within {START_TIMEOUT:?}"),
+        };
+        let url = format!("http://{addr}");
+        let provider = RootProvider::<alloy::network::Ethereum>::new_http(url.parse().expect("a valid URL"));
+        loop {
+            if let Ok(id) = provider.get_chain_id().await {
+                assert_eq!(id, chain_id, "anvil answers with the wrong chain id");
+                return Anvil { child, url, chain_id, provider };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("anvil on {addr} exited with {status}");
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "anvil on {addr} did not answer within {START_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("anvil did not start: {last_error}");
     }
 
     pub fn url(&self) -> String {
@@ -238,11 +258,6 @@ pub fn artifact(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
-}
-
 /// The topic0 values of a receipt's logs, in order.
 pub fn log_topics(receipt: &Value) -> Vec<alloy::primitives::B256> {
     receipt["logs"]
@@ -256,4 +271,31 @@ pub fn log_topics(receipt: &Value) -> Vec<alloy::primitives::B256> {
 /// A provider for code that wants alloy's typed API.
 pub fn provider(url: &str) -> impl Provider {
     ProviderBuilder::new().connect_http(url.parse().expect("a valid URL"))
+}
+
+/// Reads anvil's standard output up to its "Listening on 127.0.0.1:PORT" line, in a thread of
+/// its own; the address comes back on the channel (which closes without it if anvil exits first).
+/// The thread then reads on to the end, so that anvil, which logs every request there, never
+/// blocks on a full pipe; it ends with the node.
+fn listening_address(child: &mut KillOnDrop) -> tokio::sync::oneshot::Receiver<SocketAddr> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let text = String::from_utf8_lossy(&line);
+            if let Some(addr) = text.split("Listening on ").nth(1).and_then(|a| a.trim().parse().ok()) {
+                let _ = tx.send(addr);
+                break;
+            }
+        }
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    rx
 }
