@@ -1,5 +1,6 @@
 //! The local chains the other tests stand on: anvil nodes on ports of their own, the committed
-//! contracts doing what the tests rely on, and a node gone once dropped.
+//! contracts doing what the tests rely on, and a node gone once dropped; a refusing port that no
+//! node can take.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::support::devnet::{
     Anvil, DEV_ADDRESSES, IBatchReceiver, IEscrow, IEscrowFactory, IEventEmitter, log_topics,
 };
 use crate::support::hex::hex_u64;
+use crate::support::net::RefusingPort;
 
 #[tokio::test]
 async fn two_chains_with_their_own_ids_and_ports() {
@@ -105,6 +107,17 @@ async fn a_dropped_node_stops_answering() {
     let provider = RootProvider::<alloy::network::Ethereum>::new_http(url.parse().expect("url"));
     let answer = tokio::time::timeout(Duration::from_secs(5), provider.get_chain_id()).await;
     assert!(matches!(answer, Ok(Err(_))), "the port still answers after drop");
+}
+
+#[tokio::test]
+async fn a_refusing_port_refuses_and_cannot_be_taken() {
+    let port = RefusingPort::bind();
+    let addr = port.addr();
+    let refused = std::net::TcpStream::connect(addr).expect_err("nothing listens");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "{refused}");
+    // A listener, which sets SO_REUSEADDR as anvil's does, cannot bind it either.
+    let taken = tokio::net::TcpListener::bind(addr).await.expect_err("the port is held");
+    assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse, "{taken}");
 }
 
 #[tokio::test]

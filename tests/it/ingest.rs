@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::support::command::{ferry_command, run};
 use crate::support::devnet::{Anvil, DEV_ADDRESSES, IEscrow, IEscrowFactory, IEventEmitter};
 use crate::support::hex::hex_u64;
+use crate::support::net::RefusingPort;
 use crate::support::output::{json_lines, text};
 use crate::support::process::{KillOnDrop, peak_rss_kib};
 use crate::support::proxy::FaultProxy;
@@ -449,10 +450,8 @@ async fn a_dead_first_url_fails_over_to_the_second() {
     let anvil = Anvil::start(31337).await;
     let emitter = anvil.deploy("EventEmitter", &[]).await;
     anvil.send(emitter, IEventEmitter::emitManyCall { n: U256::from(30) }.abi_encode()).await;
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        format!("http://{}", l.local_addr().expect("addr"))
-    };
+    let refusing = RefusingPort::bind();
+    let dead = refusing.url();
     let dir = tempfile::tempdir().expect("tempdir");
     Setup {
         rpcs: vec![dead, anvil.url()],
@@ -610,10 +609,8 @@ async fn watch_follows_each_source_on_its_own_and_stops_cleanly_on_sigterm() {
     let live = Anvil::start(31337).await;
     let emitter = live.deploy("EventEmitter", &[]).await;
     live.send(emitter, IEventEmitter::emitManyCall { n: U256::from(5) }.abi_encode()).await;
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        format!("http://{}", l.local_addr().expect("addr"))
-    };
+    let refusing = RefusingPort::bind();
+    let dead = refusing.url();
     let dir = tempfile::tempdir().expect("tempdir");
     let yaml = format!(
         "chains:\n  live:\n    chain_id: 31337\n    rpc: [\"{}\"]\n    confirmations: 0\n    poll_interval: 100ms\n  \

@@ -21,6 +21,7 @@ pub mod devnet;
 pub mod hex;
 pub mod http;
 pub mod lagproxy;
+pub mod net;
 pub mod output;
 pub mod process;
 pub mod proxy;
