@@ -18,13 +18,12 @@
 //! Under `cargo test` (no `--bench` argument) it runs a small smoke version that checks the
 //! harness itself: every item recorded exactly once on every chain.
 
-// The test suite's helpers; their own self-tests are compiled here too, and unused.
-#[allow(unused_imports)]
-#[path = "../tests/it/devnet.rs"]
-mod devnet;
+// The helpers shared with the test suite.
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
@@ -35,9 +34,13 @@ use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
-use devnet::{Anvil, DEV_ADDRESSES, DEV_KEYS, IBatchReceiver, IEventEmitter};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
+use support::command::ferry_command;
+use support::devnet::{self, Anvil, DEV_ADDRESSES, DEV_KEYS, IBatchReceiver, IEventEmitter};
+use support::hex::hex_u64;
+use support::output::{self, last_lines};
+use support::process::peak_rss_kib;
 
 struct Scale {
     /// Backlog to one chain for the throughput ratio.
@@ -249,13 +252,11 @@ async fn deliver(source: &Anvil, items: u64, chains: usize) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     write_config(dir.path(), source, emitter, &dests);
 
-    let out = ferry(
-        dir.path(),
-        &["backfill", "--from", &from.to_string(), "--to", &to.to_string(), "--json", "-q"],
-    )
-    .output()
-    .expect("ferry backfill runs");
-    assert!(out.status.success(), "backfill failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = ferry_command(dir.path())
+        .args(["backfill", "--from", &from.to_string(), "--to", &to.to_string(), "--json", "-q"])
+        .output()
+        .expect("ferry backfill runs");
+    assert!(out.status.success(), "backfill failed: {}", output::stderr(&out));
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(report["sources"][0]["events"].as_u64(), Some(items), "backfill stored every batch");
 
@@ -277,12 +278,6 @@ async fn deliver(source: &Anvil, items: u64, chains: usize) -> Run {
         seen.push(chain);
     }
     Run { push, chains: seen, anvil_cpu }
-}
-
-fn ferry(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = devnet::ferry_command(dir);
-    cmd.args(args);
-    cmd
 }
 
 /// BatchReady events from `emitter` routed to `record` on every destination.
@@ -343,15 +338,12 @@ fn cpu_secs(pid: u32) -> Option<f64> {
 
 impl Usage {
     fn read(pid: u32) -> Option<Usage> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
-        let field = |text: &str, name: &str| {
-            text.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse::<u64>().ok()
-        };
+        let write_bytes = io.lines().find(|l| l.starts_with("write_bytes:"))?.split_whitespace().nth(1)?;
         Some(Usage {
-            rss_kib: field(&status, "VmHWM:")?,
+            rss_kib: peak_rss_kib(pid)?,
             cpu_secs: cpu_secs(pid)?,
-            disk_bytes: field(&io, "write_bytes:")?,
+            disk_bytes: write_bytes.parse().ok()?,
         })
     }
 
@@ -397,7 +389,8 @@ impl Push {
 async fn push(dir: &Path, watch: &Anvil) -> Push {
     let log = std::fs::File::create(dir.join("push.log")).expect("log file");
     let started = Instant::now();
-    let child = ferry(dir, &["push", "--no-sync", "--json", "--timeout", "5m", "-v"])
+    let child = ferry_command(dir)
+        .args(["push", "--no-sync", "--json", "--timeout", "5m", "-v"])
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -418,7 +411,7 @@ async fn push(dir: &Path, watch: &Anvil) -> Push {
             let at = started.elapsed().as_secs_f64();
             let status = watch.rpc("txpool_status", json!([])).await;
             let head = watch.block_number().await;
-            pool.push((at, hex(&status["pending"]), head));
+            pool.push((at, hex_u64(&status["pending"]), head));
             next_sample += SAMPLE_EVERY;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -428,13 +421,7 @@ async fn push(dir: &Path, watch: &Anvil) -> Push {
     let secs = ended.duration_since(started).as_secs_f64();
     if !out.status.success() {
         let log = std::fs::read_to_string(dir.join("push.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        panic!(
-            "push failed ({}): {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
+        panic!("push failed ({}): {}\n{}", out.status, output::stdout(&out), last_lines(&log, 40));
     }
     Push { report: serde_json::from_slice(&out.stdout).expect("JSON report"), secs, usage, pool }
 }
@@ -485,14 +472,14 @@ impl ChainSeen {
                 let receipts = anvil.rpc("eth_getBlockReceipts", json!([format!("{number:#x}")])).await;
                 for r in receipts.as_array().expect("receipts").iter().filter(|r| ours(r)) {
                     assert_eq!(r["status"], "0x1", "a ferry transaction reverted: {r}");
-                    gas.push(hex(&r["gasUsed"]));
+                    gas.push(hex_u64(&r["gasUsed"]));
                 }
             }
             blocks.push(Block {
                 number,
-                timestamp: hex(&block["timestamp"]),
-                gas_used: hex(&block["gasUsed"]),
-                gas_limit: hex(&block["gasLimit"]),
+                timestamp: hex_u64(&block["timestamp"]),
+                gas_used: hex_u64(&block["gasUsed"]),
+                gas_limit: hex_u64(&block["gasLimit"]),
                 ferry_txs: ferry_txs as u64,
             });
         }
@@ -610,9 +597,4 @@ async fn baseline(items: u64) -> f64 {
     let rate = items as f64 / started.elapsed().as_secs_f64();
     assert_exactly_once(&anvil, receiver, items).await;
     rate
-}
-
-fn hex(v: &Value) -> u64 {
-    let s = v.as_str().unwrap_or_else(|| panic!("not a hex string: {v}"));
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|e| panic!("{s}: {e}"))
 }

@@ -13,20 +13,21 @@
 //! Under `cargo test` (no `--bench` argument) it runs a small smoke version that checks the
 //! harness itself: ferry stores exactly the events raw `eth_getLogs` returns.
 
-// The test suite's helpers; their own self-tests are compiled here too, and unused.
-#[allow(unused_imports)]
-#[path = "../tests/it/devnet.rs"]
-mod devnet;
+// The helpers shared with the test suite.
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::sol_types::SolCall;
-use devnet::{Anvil, DEV_ADDRESSES, IEscrow, IEscrowFactory, IEventEmitter};
 use ferry::engine::rpc::{ChainRpc, LogFilter, RpcSettings};
 use serde_json::Value;
+use support::command::ferry_command;
+use support::devnet::{Anvil, DEV_ADDRESSES, IEscrow, IEscrowFactory, IEventEmitter};
+use support::process::peak_rss_kib;
 
 struct Scale {
     blocks: u64,
@@ -280,25 +281,17 @@ fn write_config(
 /// Runs `ferry backfill` to completion: its report, wall seconds, peak RSS in KiB.
 fn backfill(dir: &Path, from: u64, to: u64) -> (Value, f64, u64) {
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let child = ferry_command(dir)
         .args(["backfill", "--from", &from.to_string(), "--to", &to.to_string(), "--json", "-q"])
-        .current_dir(dir)
-        .env_remove("FERRY_CONFIG")
-        .env_remove("FERRY_STORE")
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("ferry runs");
-    let status_file = format!("/proc/{}/status", child.id());
+    let pid = child.id();
     let mut peak = 0;
     let waiter = std::thread::spawn(move || child.wait_with_output());
     while !waiter.is_finished() {
-        if let Ok(status) = std::fs::read_to_string(&status_file)
-            && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
-        {
-            peak = peak.max(line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0));
-        }
+        peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
         std::thread::sleep(Duration::from_millis(5));
     }
     let out = waiter.join().expect("waiter").expect("output");

@@ -43,34 +43,27 @@
 //!
 //! Under `cargo test` (no `--bench` argument) it runs a smoke version of 3 rounds.
 
-// The test suite's helpers; their own self-tests are compiled here too, and unused.
-#[allow(unused_imports)]
-#[path = "../tests/it/devnet.rs"]
-mod devnet;
-#[path = "../tests/it/http.rs"]
-mod http;
-#[allow(unused_imports)]
-#[path = "../tests/it/lagproxy.rs"]
-mod lagproxy;
-#[allow(dead_code)]
-#[path = "../tests/it/proxy.rs"]
-mod proxy;
+// The helpers shared with the test suite: nodes, proxies, the ferry command.
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::sol_types::{SolCall, SolEvent};
-use devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, IEventEmitter};
 use futures_util::future::join_all;
-use lagproxy::{LagPlan, LagProxy};
-use proxy::{FaultProxy, HoldAt};
 use serde_json::{Value, json};
+use support::command::{ferry_command, output_within};
+use support::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, IEventEmitter};
+use support::hex::hex_u64;
+use support::lagproxy::{LagPlan, LagProxy};
+use support::output::{json_lines, last_lines};
+use support::proxy::{FaultProxy, HoldAt};
 
 const DEFAULT_SEED: u64 = 0x50a4_c4a0;
 const FULL_ROUNDS: usize = 100;
@@ -218,11 +211,6 @@ impl Dest {
 
 fn signer() -> String {
     DEV_ADDRESSES[1].to_lowercase()
-}
-
-fn hex_u64(v: &Value) -> u64 {
-    let s = v.as_str().unwrap_or_else(|| panic!("not a hex string: {v}"));
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 fn lower(v: &Value) -> String {
@@ -540,13 +528,11 @@ impl Outcome {
     }
 
     fn tail(&self, lines: usize) -> String {
-        let err: Vec<&str> = self.stderr.lines().rev().take(lines).collect();
-        let err: Vec<&str> = err.into_iter().rev().collect();
         format!(
             "exit {:?}\nstdout: {}\nstderr (last {lines} lines):\n{}",
             self.code,
             self.stdout.trim(),
-            err.join("\n")
+            last_lines(&self.stderr, lines)
         )
     }
 }
@@ -571,14 +557,12 @@ impl Soak {
         format!("r{:03}-{:03}-{what}", self.round, self.step)
     }
 
-    fn command(&self, args: &[&str], debug: bool) -> tokio::process::Command {
-        let mut cmd = devnet::ferry_command(&self.dir);
+    fn command(&self, args: &[&str], debug: bool) -> std::process::Command {
+        let mut cmd = ferry_command(&self.dir);
         cmd.args(args);
         if debug {
             cmd.env("FERRY_LOG", "ferry=debug");
         }
-        let mut cmd = tokio::process::Command::from(cmd);
-        cmd.kill_on_drop(true);
         cmd
     }
 
@@ -586,18 +570,17 @@ impl Soak {
     async fn run(&mut self, what: &str, args: &[&str], limit: Duration) -> Outcome {
         let name = self.log_name(what);
         let debug = matches!(what, "settle-push" | "cancel" | "retry");
-        let mut cmd = self.command(args, debug);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let child = cmd.spawn().expect("ferry starts");
-        let outcome = match tokio::time::timeout(limit, child.wait_with_output()).await {
-            Ok(Ok(out)) => Outcome {
+        let outcome = match output_within(self.command(args, debug), limit).await {
+            Some(Ok(out)) => Outcome {
                 code: out.status.code(),
                 stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             },
-            Ok(Err(e)) => Outcome { code: None, stdout: String::new(), stderr: format!("wait failed: {e}") },
-            // Dropping the future drops the child: killed (kill_on_drop).
-            Err(_) => Outcome {
+            Some(Err(e)) => {
+                Outcome { code: None, stdout: String::new(), stderr: format!("wait failed: {e}") }
+            }
+            // Killed.
+            None => Outcome {
                 code: None,
                 stdout: String::new(),
                 stderr: format!("`ferry {}` did not finish within {limit:?}; killed", args.join(" ")),
@@ -613,8 +596,8 @@ impl Soak {
         let name = self.log_name(cmd.name());
         let logs = self.dir.join("logs");
         let file = |ext: &str| std::fs::File::create(logs.join(format!("{name}.{ext}"))).expect("a log file");
-        let mut command = self.command(cmd.args(), true);
-        command.stdout(file("out")).stderr(file("err"));
+        let mut command = tokio::process::Command::from(self.command(cmd.args(), true));
+        command.stdout(file("out")).stderr(file("err")).kill_on_drop(true);
         let child = command.spawn().expect("ferry starts");
         self.child = Some((child, cmd, Instant::now(), name));
     }
@@ -629,11 +612,10 @@ impl Soak {
             if !ok {
                 let err = std::fs::read_to_string(self.dir.join("logs").join(format!("{name}.err")))
                     .unwrap_or_default();
-                let tail: Vec<&str> = err.lines().rev().take(15).collect();
                 anomalies.push(format!(
                     "{} exited by itself with {status} after {ran:.1}s ({name}):\n{}",
                     cmd.name(),
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    last_lines(&err, 15)
                 ));
             }
             return format!(
@@ -1353,7 +1335,7 @@ impl Soak {
         if out.code != Some(0) {
             panic!("ferry export {what} failed: {}", out.tail(20));
         }
-        out.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+        json_lines(out.stdout.as_bytes())
     }
 }
 

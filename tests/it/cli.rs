@@ -2,22 +2,9 @@
 //! generated completions and man pages being up to date with the clap definitions.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-pub fn ferry(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("FERRY_CONFIG")
-        .env_remove("FERRY_STORE")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the ferry binary runs")
-}
-
-fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
+use crate::support::command::run;
+use crate::support::output;
 
 const COMMANDS: [&str; 7] =
     ["watch", "push", "backfill", "inspect-store", "export", "migrate", "check-config"];
@@ -25,9 +12,9 @@ const COMMANDS: [&str; 7] =
 #[test]
 fn help_lists_the_seven_commands_and_exit_codes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = ferry(&["--help"], dir.path());
+    let out = run(dir.path(), &["--help"]);
     assert!(out.status.success());
-    let (stdout, _) = text(&out);
+    let stdout = output::stdout(&out);
     for cmd in COMMANDS {
         assert!(stdout.contains(cmd), "--help does not list `{cmd}`:\n{stdout}");
     }
@@ -41,8 +28,8 @@ fn help_lists_the_seven_commands_and_exit_codes() {
 fn every_command_help_has_examples() {
     let dir = tempfile::tempdir().expect("tempdir");
     for cmd in COMMANDS {
-        let out = ferry(&[cmd, "--help"], dir.path());
-        let (stdout, stderr) = text(&out);
+        let out = run(dir.path(), &[cmd, "--help"]);
+        let (stdout, stderr) = (output::stdout(&out), output::stderr(&out));
         assert!(out.status.success(), "`ferry {cmd} --help` failed: {stderr}");
         assert!(stdout.contains("Examples:"), "`ferry {cmd} --help` has no examples:\n{stdout}");
         assert!(stdout.contains(&format!("ferry {cmd}")), "examples do not show `ferry {cmd}`");
@@ -52,9 +39,9 @@ fn every_command_help_has_examples() {
 #[test]
 fn a_bad_command_line_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = ferry(&["push", "--timeout", "soon"], dir.path());
+    let out = run(dir.path(), &["push", "--timeout", "soon"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = ferry(&["frobnicate"], dir.path());
+    let out = run(dir.path(), &["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -67,13 +54,13 @@ fn flags_not_built_yet_are_not_offered() {
     )
     .expect("write config");
     let args = ["watch", "--metrics-addr", "127.0.0.1:9464"];
-    let out = ferry(&args, dir.path());
-    let (stdout, stderr) = text(&out);
+    let out = run(dir.path(), &args);
+    let (stdout, stderr) = (output::stdout(&out), output::stderr(&out));
     assert_eq!(out.status.code(), Some(2), "`ferry {args:?}`: {stderr}");
     assert!(stderr.contains("unexpected argument '--metrics-addr'"), "`ferry {args:?}`: {stderr}");
     assert!(stdout.is_empty(), "`ferry {args:?}` printed a result: {stdout}");
-    let help = ferry(&["watch", "--help"], dir.path());
-    assert!(!text(&help).0.contains("metrics"), "`watch --help` advertises metrics: {}", text(&help).0);
+    let help = output::stdout(&run(dir.path(), &["watch", "--help"]));
+    assert!(!help.contains("metrics"), "`watch --help` advertises metrics: {help}");
 }
 
 #[test]
@@ -81,8 +68,8 @@ fn a_bad_config_wins_over_not_built() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("ferry.yaml"), "chains:\n  local:\n    chain_idd: 1\n")
         .expect("write config");
-    let out = ferry(&["watch"], dir.path());
-    let (_, stderr) = text(&out);
+    let out = run(dir.path(), &["watch"]);
+    let stderr = output::stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("ferry.yaml:3:"), "no line in: {stderr}");
 }
@@ -90,8 +77,8 @@ fn a_bad_config_wins_over_not_built() {
 #[test]
 fn completions_and_man_pages_are_up_to_date() {
     let fresh = tempfile::tempdir().expect("tempdir");
-    let out = ferry(&["generate", "--out-dir", &fresh.path().display().to_string()], fresh.path());
-    assert!(out.status.success(), "generate failed: {}", text(&out).1);
+    let out = run(fresh.path(), &["generate", "--out-dir", &fresh.path().display().to_string()]);
+    assert!(out.status.success(), "generate failed: {}", output::stderr(&out));
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut stale = Vec::new();
     for sub in ["completions", "man"] {

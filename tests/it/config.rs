@@ -6,9 +6,13 @@
 //! `NAME.expect` holds the key path, a piece of the message and optionally of the hint.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+use crate::support::command::ferry_command;
+use crate::support::devnet::DEV_KEYS;
+use crate::support::output::text;
+
+const DEV_KEY: &str = DEV_KEYS[0];
 /// Values that must never appear in ferry's output.
 const SECRETS: [&str; 4] =
     ["not-a-key-but-a-secret-9731", "hunter2-secret-pw", "abcdef0123456789abcdef", DEV_KEY];
@@ -18,12 +22,8 @@ fn manifest() -> PathBuf {
 }
 
 fn ferry_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
+    ferry_command(dir)
         .args(args)
-        .current_dir(dir)
-        .env_remove("FERRY_CONFIG")
-        .env_remove("FERRY_STORE")
-        .env("NO_COLOR", "1")
         .env("FERRY_TEST_KEY", DEV_KEY)
         .env("FERRY_SIGNER_KEY", DEV_KEY)
         .env("PUSHER_KEY", DEV_KEY)
@@ -73,7 +73,7 @@ fn fixtures() -> Vec<PathBuf> {
 }
 
 fn assert_clean(name: &str, out: &Output) {
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let all = text(out);
     assert!(!all.contains("panicked"), "{name}: ferry panicked:\n{all}");
     for secret in SECRETS {
         assert!(!all.contains(secret), "{name}: output shows a secret value:\n{all}");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 #[test]
 fn artifacts_match_the_solidity_sources() {
-    crate::devnet::anvil_binary(); // installs tests/devnet/node_modules (solc with it) when missing
+    crate::support::devnet::anvil_binary(); // installs tests/devnet/node_modules (solc with it) when missing
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new("node")
         .arg(root.join("tests/devnet/build-contracts.mjs"))
@@ -25,18 +25,13 @@ fn artifacts_match_the_solidity_sources() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = child.wait_with_output().expect("output");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", crate::support::output::text(&out));
 }
 
 #[test]
 fn every_contract_the_tests_need_has_an_artifact() {
     for name in ["EscrowFactory", "Escrow", "BatchReceiver", "EventEmitter"] {
-        let artifact = crate::devnet::artifact(name);
+        let artifact = crate::support::devnet::artifact(name);
         assert!(artifact["abi"].as_array().is_some_and(|a| !a.is_empty()), "{name}: empty ABI");
         assert!(artifact["bytecode"].as_str().is_some_and(|b| b.len() > 100), "{name}: no bytecode");
     }

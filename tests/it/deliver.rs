@@ -2,21 +2,17 @@
 //! with a receiver that accepts repeats, so that every transaction ferry makes is counted.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
+use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use alloy::sol_types::SolCall;
 use serde_json::Value;
 
-use crate::devnet::{Anvil, IBatchReceiver, IEventEmitter, ferry_command};
-
-pub(crate) fn run(dir: &Path, args: &[&str]) -> Output {
-    ferry_command(dir).args(args).output().expect("ferry runs")
-}
-
-pub(crate) fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
+use crate::support::command::{ferry_command, run};
+use crate::support::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, IEventEmitter};
+use crate::support::output::{json_or_null, text};
+use crate::support::process::KillOnDrop;
 
 pub(crate) struct Net {
     pub(crate) source: Anvil,
@@ -112,7 +108,7 @@ pub(crate) fn push(dir: &Path, extra: &[&str]) -> (Output, Value) {
     let mut args = vec!["push", "--json", "--timeout", "90s"];
     args.extend_from_slice(extra);
     let out = run(dir, &args);
-    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let report = json_or_null(&out);
     (out, report)
 }
 
@@ -196,7 +192,7 @@ async fn a_dead_destination_does_not_hold_up_the_others_and_push_exits_4_naming_
     net.write_config(dir.path(), "function record(uint64 height, bytes32 root)", "", Some(1));
     let started = std::time::Instant::now();
     let out = run(dir.path(), &["push", "--json", "--timeout", "15s"]);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let report: Value = json_or_null(&out);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(started.elapsed() < std::time::Duration::from_secs(40));
     let chains = report["chains"].as_array().expect("chains");
@@ -212,10 +208,6 @@ async fn a_dead_destination_does_not_hold_up_the_others_and_push_exits_4_naming_
     );
 }
 
-fn report_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_with_deliver_leaves_the_range_ingested_and_delivered() {
     let net = Net::start(1).await;
@@ -224,7 +216,7 @@ async fn backfill_with_deliver_leaves_the_range_ingested_and_delivered() {
     net.write_config(dir.path(), "function record(uint64 height, bytes32 root)", "", None);
     let out = run(dir.path(), &["backfill", "--from", "0", "--to", "latest", "--deliver", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let report = report_of(&out);
+    let report = json_or_null(&out);
     assert_eq!(report["deliveries"][0]["confirmed"], 6, "{report}");
     let (anvil, receiver) = &net.dests[0];
     assert_eq!(
@@ -239,12 +231,9 @@ async fn watch_delivers_new_items_as_they_come() {
     net.emit(0, 3).await;
     let dir = tempfile::tempdir().expect("tempdir");
     net.write_config(dir.path(), "function record(uint64 height, bytes32 root)", "", None);
-    let mut watch = ferry_command(dir.path())
-        .args(["watch"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("watch starts");
+    let mut watch = KillOnDrop::spawn(
+        ferry_command(dir.path()).args(["watch"]).stdout(Stdio::null()).stderr(Stdio::null()),
+    );
     let total = async |i: usize| {
         let (anvil, receiver) = &net.dests[i];
         view_u256(anvil, *receiver, IBatchReceiver::totalRecordedCall {}.abi_encode()).await
@@ -266,9 +255,8 @@ async fn watch_delivers_new_items_as_they_come() {
         assert!(std::time::Instant::now() < deadline, "watch delivered {a} and {b} of 8");
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
-    let pid = watch.id().to_string();
-    Command::new("kill").args(["-INT", &pid]).status().expect("kill -INT");
-    let status = watch.wait().expect("watch exits");
+    watch.signal("INT");
+    let status = watch.wait_within(Duration::from_secs(20)).await.expect("watch exits within 20s of SIGINT");
     assert_eq!(status.code(), Some(130));
     for i in 0..2 {
         let (anvil, receiver) = &net.dests[i];
@@ -304,7 +292,7 @@ async fn an_operator_retries_and_skips_failed_deliveries_and_is_refused_without_
     assert_eq!(report["chains"][0]["failed"], 2, "{report}");
 
     let listed = run(dir.path(), &["inspect-store", "deliveries", "--state", "failed", "--json"]);
-    let rows: Value = report_of(&listed)["deliveries"].clone();
+    let rows: Value = json_or_null(&listed)["deliveries"].clone();
     let ids: Vec<String> =
         rows.as_array().expect("rows").iter().map(|r| r["id"].as_str().expect("id").to_string()).collect();
     assert_eq!(ids.len(), 2, "{rows}");
@@ -323,7 +311,7 @@ async fn an_operator_retries_and_skips_failed_deliveries_and_is_refused_without_
     assert!(text(&out).contains("--yes"), "{}", text(&out));
     // A delivery that is not failed cannot be retried; the whole request is refused.
     let confirmed =
-        report_of(&run(dir.path(), &["inspect-store", "deliveries", "--state", "confirmed", "--json"]));
+        json_or_null(&run(dir.path(), &["inspect-store", "deliveries", "--state", "confirmed", "--json"]));
     let confirmed_id = confirmed["deliveries"][0]["id"].as_str().expect("a confirmed delivery").to_string();
     let out = run(dir.path(), &["inspect-store", "retry", &ids[0], &confirmed_id, "--yes"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -335,10 +323,10 @@ async fn an_operator_retries_and_skips_failed_deliveries_and_is_refused_without_
     let out =
         run(dir.path(), &["inspect-store", "skip", &ids[1], "--reason", "posted by hand", "--yes", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(report_of(&out)[0]["to"], "skipped");
+    assert_eq!(json_or_null(&out)[0]["to"], "skipped");
     let out = run(dir.path(), &["inspect-store", "retry", &ids[0], "--yes", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(report_of(&out)[0]["to"], "pending");
+    assert_eq!(json_or_null(&out)[0]["to"], "pending");
     net.write_config(
         dir.path(),
         "function postBatch(uint64 height, bytes32 root)",
@@ -353,7 +341,7 @@ async fn an_operator_retries_and_skips_failed_deliveries_and_is_refused_without_
         (2.into(), 0.into(), 0.into()),
         "{chain}"
     );
-    let all = report_of(&run(dir.path(), &["inspect-store", "deliveries", "--json"]));
+    let all = json_or_null(&run(dir.path(), &["inspect-store", "deliveries", "--json"]));
     assert!(all.to_string().contains("skipped by the operator: posted by hand"), "{all}");
 }
 
@@ -382,7 +370,7 @@ async fn a_resync_drops_what_no_node_holds_and_sends_it_again_once() {
     // Signed and sent, never mined: push gives up at its timeout with the four in flight.
     let out = run(dir.path(), &["push", "--json", "--timeout", "4s"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    assert_eq!(report_of(&out)["chains"][0]["sent"], 4, "{}", text(&out));
+    assert_eq!(json_or_null(&out)["chains"][0]["sent"], 4, "{}", text(&out));
     // The node forgets them, as a restarted node would.
     anvil.rpc("anvil_dropAllTransactions", serde_json::json!([])).await;
 
@@ -390,11 +378,11 @@ async fn a_resync_drops_what_no_node_holds_and_sends_it_again_once() {
     assert_eq!(out.status.code(), Some(2), "asks first: {}", text(&out));
     let out = run(dir.path(), &["inspect-store", "resync", "--chain", "d0", "--yes", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let resynced = report_of(&out);
+    let resynced = json_or_null(&out);
     assert_eq!(resynced["dropped"], serde_json::json!([0, 1, 2, 3]), "{resynced}");
     assert_eq!((resynced["latest"].clone(), resynced["pending"].clone()), (0.into(), 0.into()), "{resynced}");
     let pending =
-        report_of(&run(dir.path(), &["inspect-store", "deliveries", "--state", "pending", "--json"]));
+        json_or_null(&run(dir.path(), &["inspect-store", "deliveries", "--state", "pending", "--json"]));
     assert_eq!(pending["matched"], 4, "{pending}");
 
     anvil.rpc("evm_setAutomine", serde_json::json!([true])).await;
@@ -406,9 +394,7 @@ async fn a_resync_drops_what_no_node_holds_and_sends_it_again_once() {
             view_u256(anvil, *receiver, IBatchReceiver::recordedCountCall { height: h }.abi_encode()).await;
         assert_eq!(n, U256::from(1), "height {h}");
     }
-    let latest = anvil
-        .rpc("eth_getTransactionCount", serde_json::json!([crate::devnet::DEV_ADDRESSES[1], "latest"]))
-        .await;
+    let latest = anvil.rpc("eth_getTransactionCount", serde_json::json!([DEV_ADDRESSES[1], "latest"])).await;
     assert_eq!(latest, "0x4", "nonces 0..4, no gap");
 }
 
@@ -429,7 +415,7 @@ async fn a_source_that_cannot_be_synced_is_work_left_undone() {
     std::fs::write(&config, yaml.replace(&net.source.url(), "http://127.0.0.1:9")).expect("config");
 
     let out = run(dir.path(), &["push", "--json", "--timeout", "5s"]);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let report: Value = json_or_null(&out);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(report["synced"][0]["error"].is_string(), "{report}");
     assert_eq!(

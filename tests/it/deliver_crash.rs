@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Child;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -25,11 +24,15 @@ use alloy::eips::eip2718::Decodable2718;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::sol_types::SolCall;
 use futures_util::future::join_all;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::deliver::{Net, push, text, view_u256};
-use crate::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, ferry_command};
-use crate::proxy::{FaultProxy, Held, HoldAt};
+use crate::deliver::{Net, push, view_u256};
+use crate::support::command::ferry_command;
+use crate::support::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver};
+use crate::support::hex::hex_u64;
+use crate::support::output::{last_lines, text};
+use crate::support::process::KillOnDrop;
+use crate::support::proxy::{FaultProxy, Held, HoldAt};
 
 const SEED: u64 = 0x00fe_7751;
 const BACKLOG: u64 = 60;
@@ -101,32 +104,22 @@ const SCHEDULE: [(Moment, Cmd); 20] = {
     ]
 };
 
-fn spawn(dir: &Path, args: &[&str], round: usize) -> Child {
+fn spawn(dir: &Path, args: &[&str], round: usize) -> KillOnDrop {
     let log =
         |ext: &str| std::fs::File::create(dir.join(format!("round-{round:02}.{ext}"))).expect("a log file");
-    ferry_command(dir)
-        .args(args)
-        .env("FERRY_LOG", "ferry=debug")
-        .stdout(log("out"))
-        .stderr(log("err"))
-        .spawn()
-        .expect("ferry starts")
+    KillOnDrop::spawn(
+        ferry_command(dir).args(args).env("FERRY_LOG", "ferry=debug").stdout(log("out")).stderr(log("err")),
+    )
 }
 
 fn round_log(dir: &Path, round: usize) -> String {
     let read =
         |ext: &str| std::fs::read_to_string(dir.join(format!("round-{round:02}.{ext}"))).unwrap_or_default();
-    let err = read("err");
-    let tail: Vec<&str> = err.lines().rev().take(60).collect();
-    format!(
-        "stdout:\n{}\nstderr (last 60 lines):\n{}",
-        read("out"),
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    )
+    format!("stdout:\n{}\nstderr (last 60 lines):\n{}", read("out"), last_lines(&read("err"), 60))
 }
 
 /// Kills `child` with SIGKILL unless it ended already; what happened, for the round's line.
-fn kill(child: &mut Child) -> String {
+fn kill(child: &mut KillOnDrop) -> String {
     if let Ok(Some(status)) = child.try_wait() {
         return format!("had exited ({status})");
     }
@@ -137,7 +130,7 @@ fn kill(child: &mut Child) -> String {
 
 /// Polls `ready` until it holds; fails the test (with the round's log) when the child exits or
 /// `WAIT` passes first.
-async fn wait_for<F, Fut>(what: &str, dir: &Path, round: usize, child: &mut Child, mut ready: F)
+async fn wait_for<F, Fut>(what: &str, dir: &Path, round: usize, child: &mut KillOnDrop, mut ready: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -156,10 +149,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-fn hex_u64(v: &Value) -> u64 {
-    u64::from_str_radix(v.as_str().expect("a hex quantity").trim_start_matches("0x"), 16).expect("hex")
 }
 
 async fn pool_pending(anvil: &Anvil) -> u64 {

@@ -8,7 +8,6 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use alloy::consensus::{Transaction, TxEnvelope};
@@ -21,8 +20,12 @@ use ferry::store::records::{Delivery, DeliveryState, TxIntent};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::deliver::{Net, run, text, view_u256};
-use crate::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, ferry_command};
+use crate::deliver::{Net, view_u256};
+use crate::support::command::{ferry_command, run};
+use crate::support::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver};
+use crate::support::hex::hex_u128;
+use crate::support::output::text;
+use crate::support::process::KillOnDrop;
 
 const RECORD: &str = "function record(uint64 height, bytes32 root)";
 const POST: &str = "function postBatch(uint64 height, bytes32 root)";
@@ -47,11 +50,6 @@ fn set_d0(dir: &Path, key: &str, value: &str) {
         None => lines.insert(end, line),
     }
     std::fs::write(&path, lines.join("\n") + "\n").expect("ferry.yaml");
-}
-
-fn hex_u128(v: &Value) -> u128 {
-    let s = v.as_str().unwrap_or_else(|| panic!("not a hex string: {v}"));
-    u128::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 fn same_address(v: &Value, a: Address) -> bool {
@@ -175,7 +173,7 @@ fn chain<'a>(report: &'a Value, name: &str) -> &'a Value {
 /// A ferry process running in the background, its output going to files in the test directory;
 /// killed when dropped.
 struct Background {
-    child: Child,
+    child: KillOnDrop,
     stdout: PathBuf,
     stderr: PathBuf,
 }
@@ -197,12 +195,12 @@ impl Finished {
 fn spawn(dir: &Path, name: &str, args: &[&str]) -> Background {
     let stdout = dir.join(format!("{name}.stdout"));
     let stderr = dir.join(format!("{name}.stderr"));
-    let child = ferry_command(dir)
-        .args(args)
-        .stdout(File::create(&stdout).expect("stdout file"))
-        .stderr(File::create(&stderr).expect("stderr file"))
-        .spawn()
-        .expect("ferry starts");
+    let child = KillOnDrop::spawn(
+        ferry_command(dir)
+            .args(args)
+            .stdout(File::create(&stdout).expect("stdout file"))
+            .stderr(File::create(&stderr).expect("stderr file")),
+    );
     Background { child, stdout, stderr }
 }
 
@@ -216,37 +214,17 @@ impl Background {
     }
 
     fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.child.running()
     }
 
     /// Waits up to `limit` for the process to end; a process still running then is killed and
     /// reported with no exit code.
     async fn finish(&mut self, limit: Duration) -> Finished {
-        let deadline = Instant::now() + limit;
-        let code = loop {
-            match self.child.try_wait().expect("try_wait") {
-                Some(status) => break status.code(),
-                None if Instant::now() >= deadline => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break None;
-                }
-                None => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        };
+        let code = self.child.wait_within(limit).await.and_then(|status| status.code());
         let stdout = std::fs::read_to_string(&self.stdout).unwrap_or_default();
         let stderr = self.log();
         let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
         Finished { code, stdout, stderr, report }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -640,8 +618,7 @@ async fn push_exits_3_naming_the_watch_that_holds_the_store() {
     let holder = format!("pid {}", watch.pid());
     assert!(done.stderr.contains(&holder), "the message names the holder ({holder}): {}", done.text());
 
-    let pid = watch.pid().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill -INT").success());
+    assert!(watch.child.signal("INT"));
     let stopped = watch.finish(Duration::from_secs(20)).await;
     assert_eq!(stopped.code, Some(130), "{}", stopped.text());
     let done = push_for(dir.path(), "30s");

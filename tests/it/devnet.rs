@@ -1,399 +1,127 @@
-//! Real local chains for the tests: anvil nodes on free ports with distinct chain ids, contracts
-//! deployed from the committed artifacts, raw JSON-RPC, and a kill on drop.
-//!
-//! The anvil binary is the one pinned in `tests/devnet/package.json` (installed by
-//! `tests/devnet/install.sh`, which this module runs once if needed); `FERRY_ANVIL` points
-//! elsewhere. Every wait is bounded.
+//! The local chains the other tests stand on: anvil nodes on ports of their own, the committed
+//! contracts doing what the tests rely on, and a node gone once dropped; a refusing port that no
+//! node can take.
 
-// The helpers serve every later test module; not all of them are used yet.
-#![allow(dead_code)]
-
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use alloy::primitives::{Address, Bytes};
-use alloy::providers::{Provider, ProviderBuilder, RootProvider};
-use serde_json::{Value, json};
+use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy::providers::{Provider, RootProvider};
+use alloy::sol_types::{SolCall, SolError, SolEvent};
+use serde_json::json;
 
-/// anvil's well-known development keys (each account holds 10,000 ETH on every anvil chain).
-pub const DEV_KEYS: [&str; 4] = [
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
-];
-/// The addresses of [`DEV_KEYS`].
-pub const DEV_ADDRESSES: [&str; 4] = [
-    "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
-    "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-    "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
-    "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
-];
+use crate::support::devnet::{
+    Anvil, DEV_ADDRESSES, IBatchReceiver, IEscrow, IEscrowFactory, IEventEmitter, log_topics,
+};
+use crate::support::hex::hex_u64;
+use crate::support::net::RefusingPort;
 
-alloy::sol! {
-    interface IBatchReceiver {
-        function postBatch(uint64 height, bytes32 root) external;
-        function lastBatchHeight() external view returns (uint64);
-        function postedCount() external view returns (uint256);
-        function getRoot(uint64 height) external view returns (bytes32);
-        function record(uint64 height, bytes32 root) external;
-        function recordedCount(uint64 height) external view returns (uint256);
-        function totalRecorded() external view returns (uint256);
-        error BatchAlreadyExists(uint64 height);
-        error EmptyRoot();
-        event BatchPosted(uint64 indexed height, bytes32 root, address sender);
-    }
-    interface IEscrowFactory {
-        function createEscrow(address seller, uint256 amount) external returns (address);
-        function createEscrows(uint256 n) external;
-        function createAndApprove(address seller, uint256 amount) external returns (address);
-        function escrowCount() external view returns (uint256);
-        event EscrowDeployed(address indexed escrow, address indexed buyer, address indexed seller, uint256 amount);
-    }
-    interface IEscrow {
-        function approve() external;
-        function release() external;
-        function refund() external;
-        event Approved(address indexed by);
-        event EscrowReleased(address indexed to, uint256 amount);
-        event EscrowRefunded(address indexed to, uint256 amount);
-    }
-    interface IEventEmitter {
-        function emitMany(uint256 n) external;
-        function emitBatches(uint64 from, uint64 n) external;
-        event Ping(uint256 indexed seq, address indexed from, bytes32 data);
-        event BatchReady(uint64 indexed height, bytes32 root);
-    }
+#[tokio::test]
+async fn two_chains_with_their_own_ids_and_ports() {
+    let (a, b) = tokio::join!(Anvil::start(31337), Anvil::start(31338));
+    assert_ne!(a.url(), b.url());
+    assert_eq!(a.chain_id(), 31337);
+    assert_eq!(b.chain_id(), 31338);
+    a.mine(3).await;
+    assert_eq!(a.block_number().await, 3);
+    assert_eq!(b.block_number().await, 0);
 }
 
-const START_TIMEOUT: Duration = Duration::from_secs(20);
-const RECEIPT_TIMEOUT: Duration = Duration::from_secs(20);
+#[tokio::test]
+async fn batch_receiver_posts_once_and_rejects_a_duplicate() {
+    let chain = Anvil::start(31401).await;
+    let receiver = chain.deploy("BatchReceiver", &[]).await;
+    let root = B256::repeat_byte(7);
+    let post = IBatchReceiver::postBatchCall { height: 5, root }.abi_encode();
+    let receipt = chain.send(receiver, post.clone()).await;
+    assert_eq!(log_topics(&receipt), vec![IBatchReceiver::BatchPosted::SIGNATURE_HASH]);
 
-/// The pinned anvil binary, installed on first use.
-pub fn anvil_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("FERRY_ANVIL") {
-                return PathBuf::from(path);
-            }
-            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-            let out = Command::new("bash")
-                .arg(root.join("tests/devnet/install.sh"))
-                .arg("--print-anvil")
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("bash runs tests/devnet/install.sh");
-            assert!(out.status.success(), "tests/devnet/install.sh failed; run it by hand to see why");
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        })
-        .clone()
+    let last = chain.call(receiver, IBatchReceiver::lastBatchHeightCall {}.abi_encode()).await.expect("call");
+    assert_eq!(IBatchReceiver::lastBatchHeightCall::abi_decode_returns(&last).expect("uint64"), 5);
+
+    let duplicate = chain.call(receiver, post).await.expect_err("a duplicate reverts");
+    let selector = alloy::primitives::hex::encode(IBatchReceiver::BatchAlreadyExists::SELECTOR);
+    assert!(duplicate.contains(&selector), "revert does not carry BatchAlreadyExists: {duplicate}");
+    let empty = IBatchReceiver::postBatchCall { height: 6, root: B256::ZERO }.abi_encode();
+    assert!(
+        chain
+            .transact(json!({ "to": receiver, "data": Bytes::from(empty), "gas": "0x100000" }))
+            .await
+            .is_err()
+    );
 }
 
-/// A running anvil node, killed when dropped.
-pub struct Anvil {
-    child: Child,
-    url: String,
-    chain_id: u64,
-    provider: RootProvider<alloy::network::Ethereum>,
+#[tokio::test]
+async fn escrow_created_and_approved_in_one_transaction() {
+    let chain = Anvil::start(31402).await;
+    let factory = chain.deploy("EscrowFactory", &[]).await;
+    let seller: Address = DEV_ADDRESSES[1].parse().expect("address");
+    let call = IEscrowFactory::createAndApproveCall { seller, amount: U256::from(100) }.abi_encode();
+    let receipt = chain.send(factory, call).await;
+    let logs = receipt["logs"].as_array().expect("logs");
+    assert_eq!(
+        log_topics(&receipt),
+        vec![IEscrowFactory::EscrowDeployed::SIGNATURE_HASH, IEscrow::Approved::SIGNATURE_HASH]
+    );
+    // The child emits from its own address, which the creation event names in topic 1.
+    let escrow: Address = logs[1]["address"].as_str().and_then(|a| a.parse().ok()).expect("address");
+    let named: B256 = logs[0]["topics"][1].as_str().and_then(|t| t.parse().ok()).expect("topic");
+    assert_eq!(Address::from_word(named), escrow);
+    // The escrow's own lifecycle works from outside too.
+    let released = chain.send(escrow, IEscrow::releaseCall {}.abi_encode()).await;
+    assert_eq!(log_topics(&released), vec![IEscrow::EscrowReleased::SIGNATURE_HASH]);
 }
 
-impl Anvil {
-    /// A node with `chain_id` on a free port, automining.
-    pub async fn start(chain_id: u64) -> Anvil {
-        Self::start_with(chain_id, &[]).await
-    }
-
-    /// A node with extra anvil arguments (`--block-time 1`, `--no-mining`, `--gas-limit N`, …).
-    pub async fn start_with(chain_id: u64, extra: &[&str]) -> Anvil {
-        let binary = anvil_binary();
-        let mut last_error = String::new();
-        // A free port can be taken between our probe and anvil's bind; try again then.
-        for _ in 0..5 {
-            let port = free_port();
-            let mut child = Command::new(&binary)
-                .args(["--port", &port.to_string(), "--chain-id", &chain_id.to_string(), "--silent"])
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-            let url = format!("http://127.0.0.1:{port}");
-            let provider =
-                RootProvider::<alloy::network::Ethereum>::new_http(url.parse().expect("a valid URL"));
-            let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    last_error = format!("anvil exited with {status}");
-                    break;
-                }
-                if let Ok(id) = provider.get_chain_id().await {
-                    assert_eq!(id, chain_id, "anvil answers with the wrong chain id");
-                    return Anvil { child, url, chain_id, provider };
-                }
-                if tokio::time::Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("anvil on port {port} did not answer within {START_TIMEOUT:?}");
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        panic!("anvil did not start: {last_error}");
-    }
-
-    pub fn url(&self) -> String {
-        self.url.clone()
-    }
-
-    pub fn chain_id(&self) -> u64 {
-        self.chain_id
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// A raw JSON-RPC call; an RPC error is returned as its message.
-    pub async fn try_rpc(&self, method: &str, params: Value) -> Result<Value, String> {
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            self.provider.raw_request::<Value, Value>(method.to_string().into(), params),
-        )
-        .await
-        .map_err(|_| format!("{method} did not answer within 30s"))?
-        .map_err(|e| e.to_string())
-    }
-
-    /// A raw JSON-RPC call that must succeed.
-    pub async fn rpc(&self, method: &str, params: Value) -> Value {
-        self.try_rpc(method, params).await.unwrap_or_else(|e| panic!("{method} failed: {e}"))
-    }
-
-    pub async fn block_number(&self) -> u64 {
-        let n = self.rpc("eth_blockNumber", json!([])).await;
-        u64::from_str_radix(n.as_str().expect("hex").trim_start_matches("0x"), 16).expect("a block number")
-    }
-
-    pub async fn mine(&self, blocks: u64) {
-        self.rpc("anvil_mine", json!([format!("{blocks:#x}")])).await;
-    }
-
-    /// Deploys a committed artifact (`tests/contracts/artifacts/NAME.json`) from dev account 0.
-    pub async fn deploy(&self, artifact: &str, constructor_args: &[u8]) -> Address {
-        let mut code = artifact_bytecode(artifact);
-        code.extend_from_slice(constructor_args);
-        let receipt = self.transact(json!({ "data": Bytes::from(code) })).await.expect("deployment succeeds");
-        receipt["contractAddress"].as_str().and_then(|a| a.parse().ok()).expect("a contract address")
-    }
-
-    /// Sends a call from dev account 0 and returns its receipt; a revert is an error.
-    pub async fn send(&self, to: Address, data: impl Into<Bytes>) -> Value {
-        self.transact(json!({ "to": to, "data": data.into() })).await.expect("the transaction succeeds")
-    }
-
-    /// Sends a transaction (fields as for `eth_sendTransaction`) from dev account 0 and waits for
-    /// its receipt; `Err` carries the revert or RPC message.
-    pub async fn transact(&self, mut tx: Value) -> Result<Value, String> {
-        tx["from"] = json!(DEV_ADDRESSES[0]);
-        let hash = self.try_rpc("eth_sendTransaction", json!([tx])).await?;
-        let receipt = self.receipt(hash.as_str().expect("a hash")).await;
-        if receipt["status"] == "0x1" { Ok(receipt) } else { Err(format!("reverted: {receipt}")) }
-    }
-
-    /// Waits (bounded) for a transaction's receipt.
-    pub async fn receipt(&self, hash: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + RECEIPT_TIMEOUT;
-        loop {
-            let receipt = self.rpc("eth_getTransactionReceipt", json!([hash])).await;
-            if !receipt.is_null() {
-                return receipt;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no receipt for {hash} within {RECEIPT_TIMEOUT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// `eth_call` against the latest block; `Err` carries the revert message with its data.
-    pub async fn call(&self, to: Address, data: impl Into<Bytes>) -> Result<Bytes, String> {
-        let out = self.try_rpc("eth_call", json!([{ "to": to, "data": data.into() }, "latest"])).await?;
-        out.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| format!("not hex: {out}"))
-    }
+#[tokio::test]
+async fn factory_creates_hundreds_of_escrows_per_transaction() {
+    let chain = Anvil::start(31403).await;
+    let factory = chain.deploy("EscrowFactory", &[]).await;
+    let receipt =
+        chain.send(factory, IEscrowFactory::createEscrowsCall { n: U256::from(200) }.abi_encode()).await;
+    let gas = hex_u64(&receipt["gasUsed"]);
+    assert_eq!(log_topics(&receipt).len(), 200);
+    assert!(gas < 30_000_000, "200 escrows need {gas} gas, more than a default block");
+    eprintln!("createEscrows(200): {gas} gas ({} per escrow)", gas / 200);
 }
 
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+#[tokio::test]
+async fn emitter_emits_recomputable_events() {
+    let chain = Anvil::start(31404).await;
+    let emitter = chain.deploy("EventEmitter", &[]).await;
+    let receipt = chain.send(emitter, IEventEmitter::emitManyCall { n: U256::from(1000) }.abi_encode()).await;
+    let logs = receipt["logs"].as_array().expect("logs");
+    assert_eq!(logs.len(), 1000);
+    let last = &logs[999];
+    let data: Bytes = last["data"].as_str().and_then(|d| d.parse().ok()).expect("data");
+    assert_eq!(&data[..], keccak256(U256::from(999).to_be_bytes::<32>()).as_slice());
+    let batches = chain.send(emitter, IEventEmitter::emitBatchesCall { from: 10, n: 3 }.abi_encode()).await;
+    assert_eq!(log_topics(&batches), vec![IEventEmitter::BatchReady::SIGNATURE_HASH; 3]);
 }
 
-/// The creation bytecode of a committed artifact.
-/// A background `ferry watch` (or any child), killed by its own handle when the test ends,
-/// however it ends.
-pub struct Watch(pub Child);
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+#[tokio::test]
+async fn a_dropped_node_stops_answering() {
+    let chain = Anvil::start(31405).await;
+    let url = chain.url();
+    let pid = chain.pid();
+    drop(chain);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "anvil {pid} still runs");
+    let provider = RootProvider::<alloy::network::Ethereum>::new_http(url.parse().expect("url"));
+    let answer = tokio::time::timeout(Duration::from_secs(5), provider.get_chain_id()).await;
+    assert!(matches!(answer, Ok(Err(_))), "the port still answers after drop");
 }
 
-/// The real `ferry` binary run in `dir`, with none of the caller's ferry settings, no colour,
-/// and the delivery tests' signer key (anvil's dev key #1) in `FERRY_TEST_SIGNER`.
-pub fn ferry_command(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.current_dir(dir)
-        .env_remove("FERRY_CONFIG")
-        .env_remove("FERRY_STORE")
-        .env_remove("FERRY_LOG")
-        .env("NO_COLOR", "1")
-        .env("FERRY_TEST_SIGNER", DEV_KEYS[1])
-        .stdin(Stdio::null());
-    cmd
+#[tokio::test]
+async fn a_refusing_port_refuses_and_cannot_be_taken() {
+    let port = RefusingPort::bind();
+    let addr = port.addr();
+    let refused = std::net::TcpStream::connect(addr).expect_err("nothing listens");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "{refused}");
+    // A listener, which sets SO_REUSEADDR as anvil's does, cannot bind it either.
+    let taken = tokio::net::TcpListener::bind(addr).await.expect_err("the port is held");
+    assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse, "{taken}");
 }
 
-pub fn artifact_bytecode(name: &str) -> Vec<u8> {
-    let artifact = artifact(name);
-    let hex = artifact["bytecode"].as_str().unwrap_or_else(|| panic!("{name}: no bytecode"));
-    alloy::primitives::hex::decode(hex).unwrap_or_else(|e| panic!("{name}: bad bytecode hex: {e}"))
-}
-
-pub fn artifact(name: &str) -> Value {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/contracts/artifacts/{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
-}
-
-/// The topic0 values of a receipt's logs, in order.
-pub fn log_topics(receipt: &Value) -> Vec<alloy::primitives::B256> {
-    receipt["logs"]
-        .as_array()
-        .expect("logs")
-        .iter()
-        .map(|l| l["topics"][0].as_str().and_then(|t| t.parse().ok()).expect("topic0"))
-        .collect()
-}
-
-/// A provider for code that wants alloy's typed API.
-pub fn provider(url: &str) -> impl Provider {
-    ProviderBuilder::new().connect_http(url.parse().expect("a valid URL"))
-}
-
-mod tests {
-    use alloy::primitives::{B256, U256, keccak256};
-    use alloy::sol_types::{SolCall, SolError, SolEvent};
-
-    use super::*;
-
-    #[tokio::test]
-    async fn two_chains_with_their_own_ids_and_ports() {
-        let (a, b) = tokio::join!(Anvil::start(31337), Anvil::start(31338));
-        assert_ne!(a.url(), b.url());
-        assert_eq!(a.chain_id(), 31337);
-        assert_eq!(b.chain_id(), 31338);
-        a.mine(3).await;
-        assert_eq!(a.block_number().await, 3);
-        assert_eq!(b.block_number().await, 0);
-    }
-
-    #[tokio::test]
-    async fn batch_receiver_posts_once_and_rejects_a_duplicate() {
-        let chain = Anvil::start(31401).await;
-        let receiver = chain.deploy("BatchReceiver", &[]).await;
-        let root = B256::repeat_byte(7);
-        let post = IBatchReceiver::postBatchCall { height: 5, root }.abi_encode();
-        let receipt = chain.send(receiver, post.clone()).await;
-        assert_eq!(log_topics(&receipt), vec![IBatchReceiver::BatchPosted::SIGNATURE_HASH]);
-
-        let last =
-            chain.call(receiver, IBatchReceiver::lastBatchHeightCall {}.abi_encode()).await.expect("call");
-        assert_eq!(IBatchReceiver::lastBatchHeightCall::abi_decode_returns(&last).expect("uint64"), 5);
-
-        let duplicate = chain.call(receiver, post).await.expect_err("a duplicate reverts");
-        let selector = alloy::primitives::hex::encode(IBatchReceiver::BatchAlreadyExists::SELECTOR);
-        assert!(duplicate.contains(&selector), "revert does not carry BatchAlreadyExists: {duplicate}");
-        let empty = IBatchReceiver::postBatchCall { height: 6, root: B256::ZERO }.abi_encode();
-        assert!(
-            chain
-                .transact(json!({ "to": receiver, "data": Bytes::from(empty), "gas": "0x100000" }))
-                .await
-                .is_err()
-        );
-    }
-
-    #[tokio::test]
-    async fn escrow_created_and_approved_in_one_transaction() {
-        let chain = Anvil::start(31402).await;
-        let factory = chain.deploy("EscrowFactory", &[]).await;
-        let seller: Address = DEV_ADDRESSES[1].parse().expect("address");
-        let call = IEscrowFactory::createAndApproveCall { seller, amount: U256::from(100) }.abi_encode();
-        let receipt = chain.send(factory, call).await;
-        let logs = receipt["logs"].as_array().expect("logs");
-        assert_eq!(
-            log_topics(&receipt),
-            vec![IEscrowFactory::EscrowDeployed::SIGNATURE_HASH, IEscrow::Approved::SIGNATURE_HASH]
-        );
-        // The child emits from its own address, which the creation event names in topic 1.
-        let escrow: Address = logs[1]["address"].as_str().and_then(|a| a.parse().ok()).expect("address");
-        let named: B256 = logs[0]["topics"][1].as_str().and_then(|t| t.parse().ok()).expect("topic");
-        assert_eq!(Address::from_word(named), escrow);
-        // The escrow's own lifecycle works from outside too.
-        let released = chain.send(escrow, IEscrow::releaseCall {}.abi_encode()).await;
-        assert_eq!(log_topics(&released), vec![IEscrow::EscrowReleased::SIGNATURE_HASH]);
-    }
-
-    #[tokio::test]
-    async fn factory_creates_hundreds_of_escrows_per_transaction() {
-        let chain = Anvil::start(31403).await;
-        let factory = chain.deploy("EscrowFactory", &[]).await;
-        let receipt =
-            chain.send(factory, IEscrowFactory::createEscrowsCall { n: U256::from(200) }.abi_encode()).await;
-        let gas = u64::from_str_radix(receipt["gasUsed"].as_str().expect("gas").trim_start_matches("0x"), 16)
-            .expect("gas used");
-        assert_eq!(log_topics(&receipt).len(), 200);
-        assert!(gas < 30_000_000, "200 escrows need {gas} gas, more than a default block");
-        eprintln!("createEscrows(200): {gas} gas ({} per escrow)", gas / 200);
-    }
-
-    #[tokio::test]
-    async fn emitter_emits_recomputable_events() {
-        let chain = Anvil::start(31404).await;
-        let emitter = chain.deploy("EventEmitter", &[]).await;
-        let receipt =
-            chain.send(emitter, IEventEmitter::emitManyCall { n: U256::from(1000) }.abi_encode()).await;
-        let logs = receipt["logs"].as_array().expect("logs");
-        assert_eq!(logs.len(), 1000);
-        let last = &logs[999];
-        let data: Bytes = last["data"].as_str().and_then(|d| d.parse().ok()).expect("data");
-        assert_eq!(&data[..], keccak256(U256::from(999).to_be_bytes::<32>()).as_slice());
-        let batches =
-            chain.send(emitter, IEventEmitter::emitBatchesCall { from: 10, n: 3 }.abi_encode()).await;
-        assert_eq!(log_topics(&batches), vec![IEventEmitter::BatchReady::SIGNATURE_HASH; 3]);
-    }
-
-    #[tokio::test]
-    async fn a_dropped_node_stops_answering() {
-        let chain = Anvil::start(31405).await;
-        let url = chain.url();
-        let pid = chain.pid();
-        drop(chain);
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "anvil {pid} still runs");
-        let provider = RootProvider::<alloy::network::Ethereum>::new_http(url.parse().expect("url"));
-        let answer = tokio::time::timeout(Duration::from_secs(5), provider.get_chain_id()).await;
-        assert!(matches!(answer, Ok(Err(_))), "the port still answers after drop");
-    }
+#[tokio::test]
+#[should_panic(expected = "before it listened")]
+async fn a_node_that_cannot_start_says_why() {
+    Anvil::start_with(31406, &["--no-such-flag"]).await;
 }

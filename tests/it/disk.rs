@@ -6,12 +6,14 @@
 //! says so and does nothing).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use alloy::primitives::{Address, U256};
 use alloy::sol_types::SolCall;
 
-use super::devnet::{Anvil, IEventEmitter, ferry_command};
+use crate::support::command::run as ferry;
+use crate::support::devnet::{Anvil, IEventEmitter};
+use crate::support::output::text;
 
 /// A tmpfs of a given size, unmounted when dropped.
 struct Tmpfs {
@@ -55,14 +57,6 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(self.dir.path()).output();
     }
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    ferry_command(dir).args(args).output().expect("the ferry binary runs")
 }
 
 /// A chain with `blocks` blocks of `per_block` events each from one emitter, and a config in

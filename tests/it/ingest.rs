@@ -5,23 +5,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::sol_types::SolCall;
 use serde_json::{Value, json};
 
-use crate::devnet::{Anvil, DEV_ADDRESSES, IEscrow, IEscrowFactory, IEventEmitter, Watch, ferry_command};
-use crate::proxy::FaultProxy;
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    ferry_command(dir).args(args).output().expect("ferry runs")
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
+use crate::support::command::{ferry_command, run};
+use crate::support::devnet::{Anvil, DEV_ADDRESSES, IEscrow, IEscrowFactory, IEventEmitter};
+use crate::support::hex::hex_u64;
+use crate::support::net::RefusingPort;
+use crate::support::output::{json_lines, text};
+use crate::support::process::{KillOnDrop, peak_rss_kib};
+use crate::support::proxy::FaultProxy;
 
 /// `ferry backfill --from 0 --to latest --json …`, which must succeed; its JSON report.
 fn backfill(dir: &Path, extra: &[&str]) -> Value {
@@ -36,10 +33,7 @@ fn backfill(dir: &Path, extra: &[&str]) -> Value {
 fn exported(dir: &Path, what: &str) -> Vec<Value> {
     let out = run(dir, &["export", what]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
+    json_lines(&out.stdout)
 }
 
 /// A config with one `evm` source on one chain.
@@ -111,10 +105,6 @@ async fn direct_logs(anvil: &Anvil, address: Address) -> BTreeSet<(u64, u64, Str
             )
         })
         .collect()
-}
-
-fn hex_u64(v: &Value) -> u64 {
-    u64::from_str_radix(v.as_str().expect("hex").trim_start_matches("0x"), 16).expect("hex number")
 }
 
 fn stored_logs(events: &[Value], address: Address) -> BTreeSet<(u64, u64, String)> {
@@ -259,20 +249,6 @@ fn snapshot(dir: &Path) -> (Vec<Value>, Vec<Value>, Value) {
     (exported(dir, "events"), exported(dir, "contracts"), cursors)
 }
 
-fn wait_or_kill(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("ferry did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_killed_or_interrupted_anywhere_ends_identical_to_an_uninterrupted_run() {
     let anvil = Anvil::start(31337).await;
@@ -302,12 +278,12 @@ async fn backfill_killed_or_interrupted_anywhere_ends_identical_to_an_uninterrup
     setup(dir.path());
     let mut interruptions = 0;
     for (i, after_ms) in [300u64, 700, 500, 900, 400].into_iter().enumerate() {
-        let mut child = ferry_command(dir.path())
-            .args(["backfill", "--from", "0", "--to", &to])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
+        let mut child = KillOnDrop::spawn(
+            ferry_command(dir.path())
+                .args(["backfill", "--from", "0", "--to", &to])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
         std::thread::sleep(Duration::from_millis(after_ms));
         if child.try_wait().expect("wait").is_some() {
             break;
@@ -317,13 +293,9 @@ async fn backfill_killed_or_interrupted_anywhere_ends_identical_to_an_uninterrup
             let _ = child.wait();
         } else {
             // Ctrl-C: the range being committed finishes, then exit 130.
-            let pid = child.id().to_string();
-            let sent = Command::new("kill").args(["-INT", &pid]).status().expect("kill -INT");
-            assert!(sent.success());
-            let status = wait_or_kill(&mut child, Duration::from_secs(20));
-            let mut stderr = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut stderr)
-                .expect("stderr");
+            assert!(child.signal("INT"));
+            let status = child.wait_within(Duration::from_secs(20)).await.expect("ferry finishes within 20s");
+            let stderr = child.read_stderr();
             assert_eq!(status.code(), Some(130), "{stderr}");
         }
         interruptions += 1;
@@ -390,13 +362,8 @@ async fn reorgs_up_to_the_window_are_undone_and_a_deeper_one_stops_the_source() 
         source_extra: "",
     }
     .write(dir.path());
-    let mut watch = Watch(
-        ferry_command(dir.path())
-            .args(["watch"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn watch"),
+    let mut watch = KillOnDrop::spawn(
+        ferry_command(dir.path()).args(["watch"]).stdout(Stdio::null()).stderr(Stdio::piped()),
     );
     wait_in_sync(&anvil, dir.path(), emitter, "watch to catch up").await;
 
@@ -426,9 +393,8 @@ async fn reorgs_up_to_the_window_are_undone_and_a_deeper_one_stops_the_source() 
     // One block deeper than the window: the source stops, says why, and the store stays.
     let before = snapshot(dir.path());
     anvil.rpc("anvil_reorg", json!([WINDOW + 1, []])).await;
-    let status = wait_or_kill(&mut watch.0, Duration::from_secs(30));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(watch.0.stderr.as_mut().expect("stderr"), &mut stderr).expect("stderr");
+    let status = watch.wait_within(Duration::from_secs(30)).await.expect("watch ends within 30s");
+    let stderr = watch.read_stderr();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("deeper than the window"), "{stderr}");
     assert_eq!(snapshot(dir.path()), before, "a refused reorg changed the store");
@@ -484,10 +450,8 @@ async fn a_dead_first_url_fails_over_to_the_second() {
     let anvil = Anvil::start(31337).await;
     let emitter = anvil.deploy("EventEmitter", &[]).await;
     anvil.send(emitter, IEventEmitter::emitManyCall { n: U256::from(30) }.abi_encode()).await;
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        format!("http://{}", l.local_addr().expect("addr"))
-    };
+    let refusing = RefusingPort::bind();
+    let dead = refusing.url();
     let dir = tempfile::tempdir().expect("tempdir");
     Setup {
         rpcs: vec![dead, anvil.url()],
@@ -556,20 +520,17 @@ async fn logs_decode_by_declaration_and_the_rest_are_kept_raw_with_the_reason() 
     assert!(String::from_utf8_lossy(&out.stdout).contains("2 shown"), "{}", text(&out));
 }
 
-/// Peak resident memory of a process, polled from /proc until it exits.
-fn peak_rss_kib(mut child: Child) -> (std::process::ExitStatus, u64) {
-    let status_file = format!("/proc/{}/status", child.id());
+/// How `child` ended and its peak resident memory in KiB, polled from /proc until it exits
+/// (within `limit`).
+fn peak_rss_until_exit(mut child: KillOnDrop, limit: Duration) -> (std::process::ExitStatus, u64) {
+    let deadline = Instant::now() + limit;
     let mut peak = 0;
     loop {
-        if let Ok(status) = std::fs::read_to_string(&status_file)
-            && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
-        {
-            let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
-            peak = peak.max(kib);
-        }
+        peak = peak.max(peak_rss_kib(child.id()).unwrap_or(0));
         if let Some(status) = child.try_wait().expect("wait") {
             return (status, peak);
         }
+        assert!(Instant::now() < deadline, "ferry did not finish within {limit:?}");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -618,13 +579,13 @@ fn exporting_200k_events_streams_in_bounded_memory() {
         let dir = tempfile::tempdir().expect("tempdir");
         write_store(dir.path(), total);
         for format in ["csv", "jsonl"] {
-            let child = ferry_command(dir.path())
-                .args(["export", "events", "--format", format, "--out", "events.out"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn");
-            let (status, peak) = peak_rss_kib(child);
+            let child = KillOnDrop::spawn(
+                ferry_command(dir.path())
+                    .args(["export", "events", "--format", format, "--out", "events.out"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            );
+            let (status, peak) = peak_rss_until_exit(child, Duration::from_secs(300));
             assert!(status.success());
             let written = std::fs::read_to_string(dir.path().join("events.out")).expect("export");
             let header = usize::from(format == "csv");
@@ -648,10 +609,8 @@ async fn watch_follows_each_source_on_its_own_and_stops_cleanly_on_sigterm() {
     let live = Anvil::start(31337).await;
     let emitter = live.deploy("EventEmitter", &[]).await;
     live.send(emitter, IEventEmitter::emitManyCall { n: U256::from(5) }.abi_encode()).await;
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        format!("http://{}", l.local_addr().expect("addr"))
-    };
+    let refusing = RefusingPort::bind();
+    let dead = refusing.url();
     let dir = tempfile::tempdir().expect("tempdir");
     let yaml = format!(
         "chains:\n  live:\n    chain_id: 31337\n    rpc: [\"{}\"]\n    confirmations: 0\n    poll_interval: 100ms\n  \
@@ -664,13 +623,8 @@ async fn watch_follows_each_source_on_its_own_and_stops_cleanly_on_sigterm() {
         emitter.to_checksum(None),
     );
     std::fs::write(dir.path().join("ferry.yaml"), yaml).expect("config");
-    let mut watch = Watch(
-        ferry_command(dir.path())
-            .args(["watch"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn watch"),
+    let mut watch = KillOnDrop::spawn(
+        ferry_command(dir.path()).args(["watch"]).stdout(Stdio::null()).stderr(Stdio::piped()),
     );
     wait_in_sync(&live, dir.path(), emitter, "the live source, while the other chain is down").await;
     // New blocks keep coming in while the other source keeps failing.
@@ -678,11 +632,9 @@ async fn watch_follows_each_source_on_its_own_and_stops_cleanly_on_sigterm() {
     wait_in_sync(&live, dir.path(), emitter, "the live source to follow a new block").await;
     assert_eq!(exported(dir.path(), "events").len(), 8);
 
-    let pid = watch.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
-    let status = wait_or_kill(&mut watch.0, Duration::from_secs(20));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(watch.0.stderr.as_mut().expect("stderr"), &mut stderr).expect("stderr");
+    assert!(watch.signal("TERM"));
+    let status = watch.wait_within(Duration::from_secs(20)).await.expect("watch ends within 20s");
+    let stderr = watch.read_stderr();
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("RPC failing") && stderr.contains(&dead), "the failing RPC is named: {stderr}");
 }
@@ -739,13 +691,8 @@ async fn a_head_that_goes_back_is_waited_out_not_taken_for_a_reorg() {
         source_extra: "",
     }
     .write(dir.path());
-    let mut watch = Watch(
-        ferry_command(dir.path())
-            .args(["watch"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn watch"),
+    let mut watch = KillOnDrop::spawn(
+        ferry_command(dir.path()).args(["watch"]).stdout(Stdio::null()).stderr(Stdio::piped()),
     );
     wait_in_sync(&anvil, dir.path(), emitter, "watch to catch up").await;
     let held = cursor_next(dir.path()).expect("a cursor");
@@ -754,7 +701,7 @@ async fn a_head_that_goes_back_is_waited_out_not_taken_for_a_reorg() {
     anvil.rpc("evm_revert", json!([snapshot_id])).await;
     assert!(anvil.block_number().await + 1 < held);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(watch.0.try_wait().expect("wait").is_none(), "watch stopped on a head that went back");
+    assert!(watch.try_wait().expect("wait").is_none(), "watch stopped on a head that went back");
     assert_eq!(cursor_next(dir.path()), Some(held), "nothing undone while the head is behind");
     let out = run(dir.path(), &["inspect-store", "reorgs", "--json"]);
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).expect("JSON"), json!([]));
@@ -767,11 +714,9 @@ async fn a_head_that_goes_back_is_waited_out_not_taken_for_a_reorg() {
     let out = run(dir.path(), &["inspect-store", "reorgs", "--json"]);
     let reorgs: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(reorgs.as_array().expect("rows").len(), 1, "{reorgs}");
-    let pid = watch.0.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill").success());
-    let status = wait_or_kill(&mut watch.0, Duration::from_secs(20));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(watch.0.stderr.as_mut().expect("stderr"), &mut stderr).expect("stderr");
+    assert!(watch.signal("INT"));
+    let status = watch.wait_within(Duration::from_secs(20)).await.expect("watch ends within 20s");
+    let stderr = watch.read_stderr();
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("behind what the store holds"), "{stderr}");
 }

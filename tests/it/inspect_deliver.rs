@@ -12,8 +12,12 @@ use ferry::store::keys::ItemKey;
 use ferry::store::query_deliver::DeliveryId;
 use serde_json::Value;
 
-use crate::deliver::{Net, run, text};
-use crate::devnet::{DEV_ADDRESSES, IBatchReceiver, Watch, ferry_command};
+use crate::deliver::Net;
+use crate::support::command::{ferry_command, run};
+use crate::support::devnet::{DEV_ADDRESSES, IBatchReceiver};
+use crate::support::hex::hex_u64;
+use crate::support::output::{json_lines, text};
+use crate::support::process::KillOnDrop;
 
 const ITEMS: u64 = 5;
 
@@ -26,15 +30,6 @@ fn json(dir: &Path, args: &[&str]) -> Value {
 
 fn rows<'a>(report: &'a Value, key: &str) -> &'a Vec<Value> {
     report[key].as_array().unwrap_or_else(|| panic!("no `{key}` list in {report}"))
-}
-
-/// One JSON value per non-empty line.
-fn json_lines(stdout: &[u8]) -> Vec<Value> {
-    stdout
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).expect("line"))
-        .collect()
 }
 
 fn str_of<'a>(row: &'a Value, key: &str) -> &'a str {
@@ -101,8 +96,7 @@ async fn deliveries_and_txs_read_back_what_push_did() {
         let block = d["receipt"]["block"].as_u64().expect("receipt block");
         let on_chain = d0.receipt(hash).await;
         assert_eq!(on_chain["status"], "0x1", "{on_chain}");
-        let mined_in = u64::from_str_radix(str_of(&on_chain, "blockNumber").trim_start_matches("0x"), 16)
-            .expect("block number");
+        let mined_in = hex_u64(&on_chain["blockNumber"]);
         assert_eq!(mined_in, block, "{d}");
     }
     // The failure says why and that it is for good; the dead chain's rows wait.
@@ -221,18 +215,12 @@ async fn deliveries_and_txs_read_back_what_push_did() {
     assert!(text(&out).contains("did you mean `receiver`?"), "{}", text(&out));
 
     // Both views work while `watch` holds the store for writing.
-    let watch = Watch(
-        ferry_command(dir)
-            .arg("watch")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn watch"),
-    );
+    let watch =
+        KillOnDrop::spawn(ferry_command(dir).arg("watch").stdout(Stdio::null()).stderr(Stdio::null()));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let summary = json(dir, &["inspect-store", "summary", "--json"]);
-        if summary["meta"]["holder"]["pid"] == watch.0.id() {
+        if summary["meta"]["holder"]["pid"] == watch.id() {
             break;
         }
         assert!(Instant::now() < deadline, "watch did not take the store within 30s: {summary}");

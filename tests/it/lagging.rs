@@ -17,27 +17,16 @@ use alloy::primitives::{Address, Bytes, U256};
 use alloy::sol_types::SolCall;
 use serde_json::{Value, json};
 
-use crate::deliver::{Net, text, view_u256};
-use crate::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, IEventEmitter, Watch, ferry_command};
-use crate::lagproxy::{LagPlan, LagProxy};
+use crate::deliver::{Net, view_u256};
+use crate::support::command::{ferry_command, run_within};
+use crate::support::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, IEventEmitter};
+use crate::support::hex::hex_u64;
+use crate::support::lagproxy::{LagPlan, LagProxy};
+use crate::support::output::{json_lines, last_lines, text};
+use crate::support::process::KillOnDrop;
 
 const PING: &str = "event Ping(uint256 indexed seq, address indexed from, bytes32 data)";
 const BATCH_READY: &str = "event BatchReady(uint64 indexed height, bytes32 root)";
-
-/// `ferry ARGS…` in `dir`, killed and failed if it takes longer than `limit`.
-async fn run_bounded(dir: &Path, args: &[&str], limit: Duration) -> Output {
-    let mut cmd = tokio::process::Command::from(ferry_command(dir));
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    let child = cmd.spawn().expect("ferry runs");
-    match tokio::time::timeout(limit, child.wait_with_output()).await {
-        Ok(out) => out.expect("ferry's output"),
-        Err(_) => panic!("`ferry {}` did not finish within {limit:?}", args.join(" ")),
-    }
-}
-
-fn hex_u64(v: &Value) -> u64 {
-    u64::from_str_radix(v.as_str().expect("hex").trim_start_matches("0x"), 16).expect("hex number")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lagging_receipts_never_make_a_second_delivery() {
@@ -64,7 +53,7 @@ async fn lagging_receipts_never_make_a_second_delivery() {
 
     let started = Instant::now();
     let out =
-        run_bounded(dir.path(), &["push", "--json", "--timeout", "120s"], Duration::from_secs(200)).await;
+        run_within(dir.path(), &["push", "--json", "--timeout", "120s"], Duration::from_secs(200)).await;
     let took = started.elapsed();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
 
@@ -175,14 +164,10 @@ async fn chain_logs(anvil: &Anvil, emitter: Address, to: u64) -> BTreeSet<LogId>
 
 /// The same for what the store holds (`ferry export events`), and how many rows it printed.
 async fn stored_logs(dir: &Path, emitter: Address) -> (BTreeSet<LogId>, usize) {
-    let out = run_bounded(dir, &["export", "events", "--format", "jsonl"], Duration::from_secs(60)).await;
+    let out = run_within(dir, &["export", "events", "--format", "jsonl"], Duration::from_secs(60)).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let want = emitter.to_checksum(None);
-    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .filter(|e: &Value| e["address"] == want)
-        .collect();
+    let rows: Vec<Value> = json_lines(&out.stdout).into_iter().filter(|e| e["address"] == want).collect();
     let set = rows
         .iter()
         .map(|e| {
@@ -196,7 +181,7 @@ async fn stored_logs(dir: &Path, emitter: Address) -> (BTreeSet<LogId>, usize) {
 /// The next block the only source will read, from `inspect-store cursors` (works while `watch`
 /// holds the store).
 async fn cursor_next(dir: &Path) -> Option<u64> {
-    let out = run_bounded(dir, &["inspect-store", "cursors", "--json"], Duration::from_secs(30)).await;
+    let out = run_within(dir, &["inspect-store", "cursors", "--json"], Duration::from_secs(30)).await;
     let rows: Value = serde_json::from_slice(&out.stdout).ok()?;
     rows[0]["next"].as_u64()
 }
@@ -248,13 +233,8 @@ async fn lagging_logs_lose_nothing_in_backfill_and_watch() {
     write_config(dir.path());
     let log = std::fs::File::create(dir.path().join("watch.log")).expect("log file");
     let traffic = Traffic::start(anvil.clone(), emitter, 0, Duration::from_millis(300));
-    let mut watch = Watch(
-        ferry_command(dir.path())
-            .args(["watch"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn watch"),
+    let mut watch = KillOnDrop::spawn(
+        ferry_command(dir.path()).args(["watch"]).stdout(Stdio::null()).stderr(Stdio::from(log)),
     );
     traffic.wait_blocks(40).await;
     let mut height = 2 * traffic.stop().await;
@@ -269,22 +249,12 @@ async fn lagging_logs_lose_nothing_in_backfill_and_watch() {
     if next != Some(head + 1) {
         problems.push(format!("watch: cursor at {next:?} after {limit:?}, the head is {head}"));
     }
-    let pid = watch.0.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().expect("kill").success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = watch.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "watch did not stop within 20s of SIGINT");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    assert!(watch.signal("INT"));
+    let status =
+        watch.wait_within(Duration::from_secs(20)).await.expect("watch did not stop within 20s of SIGINT");
     let log = std::fs::read_to_string(dir.path().join("watch.log")).unwrap_or_default();
     if status.code() != Some(130) {
-        problems.push(format!(
-            "watch exited with {status}: {}",
-            log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
-        ));
+        problems.push(format!("watch exited with {status}: {}", last_lines(&log, 20)));
     }
     if let Err(p) = compare("watch", &anvil, dir.path(), emitter, head).await {
         problems.push(p);
@@ -307,7 +277,7 @@ async fn lagging_logs_lose_nothing_in_backfill_and_watch() {
         let dir = tempfile::tempdir().expect("tempdir");
         write_config(dir.path());
         let clamped = stats.clamped_logs.load(Ordering::Relaxed);
-        let out = run_bounded(
+        let out = run_within(
             dir.path(),
             &["backfill", "--from", "0", "--to", "latest", "--json"],
             Duration::from_secs(120),
@@ -366,7 +336,7 @@ async fn receipts_that_never_show_are_waited_for_never_sent_again() {
         async || hex_u64(&dest.rpc("eth_getTransactionCount", json!([DEV_ADDRESSES[1], "latest"])).await);
 
     // Past the 30 s after which the chain's status names the wait.
-    let out = run_bounded(dir.path(), &["push", "--json", "--timeout", "35s"], Duration::from_secs(90)).await;
+    let out = run_within(dir.path(), &["push", "--json", "--timeout", "35s"], Duration::from_secs(90)).await;
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let chain = &report["chains"][0];
@@ -382,7 +352,7 @@ async fn receipts_that_never_show_are_waited_for_never_sent_again() {
     assert!(proxy.stats.hidden_receipts.load(Ordering::Relaxed) > 0);
 
     // resync: no proof that another transaction took those nonces, so none is dropped.
-    let out = run_bounded(
+    let out = run_within(
         dir.path(),
         &["inspect-store", "resync", "--chain", "d0", "--yes", "--json"],
         Duration::from_secs(60),
@@ -395,7 +365,7 @@ async fn receipts_that_never_show_are_waited_for_never_sent_again() {
 
     // The receipts show: all confirmed, no new transaction.
     proxy.set_plan(LagPlan::uniform(0));
-    let out = run_bounded(dir.path(), &["push", "--json", "--timeout", "60s"], Duration::from_secs(90)).await;
+    let out = run_within(dir.path(), &["push", "--json", "--timeout", "60s"], Duration::from_secs(90)).await;
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let chain = &report["chains"][0];
@@ -436,7 +406,7 @@ impl ReorgedWhileStopped {
             emitter.to_checksum(None)
         );
         std::fs::write(dir.path().join("ferry.yaml"), yaml).expect("config");
-        let out = run_bounded(dir.path(), args, Duration::from_secs(60)).await;
+        let out = run_within(dir.path(), args, Duration::from_secs(60)).await;
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let head = anvil.block_number().await;
         assert_eq!(cursor_next(dir.path()).await, Some(head + 1), "synced to the head");
@@ -456,7 +426,7 @@ impl ReorgedWhileStopped {
         self.proxy.set_plan(LagPlan::uniform(lag));
         let run = tokio::spawn({
             let dir = self.dir.path().to_path_buf();
-            async move { run_bounded(&dir, args, Duration::from_secs(60)).await }
+            async move { run_within(&dir, args, Duration::from_secs(60)).await }
         });
         tokio::time::sleep(for_how_long).await;
         self.proxy.set_plan(LagPlan::uniform(0));
@@ -472,7 +442,7 @@ impl ReorgedWhileStopped {
             .await
             .expect("the store equals the chain");
         let out =
-            run_bounded(self.dir.path(), &["inspect-store", "reorgs", "--json"], Duration::from_secs(30))
+            run_within(self.dir.path(), &["inspect-store", "reorgs", "--json"], Duration::from_secs(30))
                 .await;
         let reorgs: Value = serde_json::from_slice(&out.stdout).expect("reorgs JSON");
         assert_eq!(reorgs.as_array().map(Vec::len), Some(1), "{what}: {reorgs}");
@@ -491,7 +461,7 @@ async fn a_backfill_asks_again_when_the_node_lacks_the_block_read_last() {
     net.run_lagging(BACKFILL, 3, Duration::from_millis(1500)).await;
     // `latest` came from a lagging node: what the store holds, up to its cursor, is the chain's.
     net.assert_rewound("after the reorg").await;
-    let out = run_bounded(net.dir.path(), BACKFILL, Duration::from_secs(60)).await;
+    let out = run_within(net.dir.path(), BACKFILL, Duration::from_secs(60)).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     compare("read on", &net.anvil, net.dir.path(), net.emitter, net.head)
         .await

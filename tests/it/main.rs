@@ -1,5 +1,9 @@
 //! The one integration-test binary: every module drives the real `ferry` binary or library
-//! against real local chains (anvil), real files and real processes.
+//! against real local chains (anvil), real files and real processes. The helpers they use, shared
+//! with the benches, are in `tests/support`.
+
+#[path = "../support/mod.rs"]
+mod support;
 
 mod cli;
 mod config;
@@ -9,11 +13,9 @@ mod deliver_crash;
 mod deliver_faults;
 mod devnet;
 mod disk;
-mod http;
 mod ingest;
 mod inspect_deliver;
 mod lagging;
 mod lagproxy;
 mod online;
-mod proxy;
 mod store;

@@ -1,14 +1,21 @@
 //! `ferry check-config --online` against two real anvil nodes: it must report a wrong chain id, an
 //! address without code and an unfunded signer — and nothing on the parts that are right.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
-use crate::devnet::Anvil;
+use crate::support::command::{ferry_command, output_within};
+use crate::support::devnet::{Anvil, DEV_KEYS};
+use crate::support::output::{stderr, stdout};
+
+/// Longer than any of `check-config --online`'s own request timeouts.
+const LIMIT: Duration = Duration::from_secs(120);
 
 /// A key that no chain ever funded; it must never appear in ferry's output.
 const UNFUNDED_KEY: &str = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
 /// anvil's first dev account, funded with 10,000 ETH on every anvil.
-const FUNDED_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+const FUNDED_KEY: &str = DEV_KEYS[0];
 
 fn config(a: &Anvil, b: &Anvil, receiver: &str, empty: &str) -> String {
     format!(
@@ -61,22 +68,12 @@ async fn online_check_reports_wrong_chain_id_missing_code_and_unfunded_signer() 
     let path = dir.path().join("ferry.yaml");
     std::fs::write(&path, config(&a, &b, &receiver.to_string(), empty)).expect("write config");
 
-    let out = tokio::task::spawn_blocking({
-        let dir = dir.path().to_path_buf();
-        move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-                .args(["check-config", "--online", "--json"])
-                .current_dir(&dir)
-                .env("FERRY_TEST_UNFUNDED_KEY", UNFUNDED_KEY)
-                .env("FERRY_TEST_FUNDED_KEY", FUNDED_KEY)
-                .output()
-                .expect("ferry runs")
-        }
-    })
-    .await
-    .expect("join");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut cmd = ferry_command(dir.path());
+    cmd.args(["check-config", "--online", "--json"])
+        .env("FERRY_TEST_UNFUNDED_KEY", UNFUNDED_KEY)
+        .env("FERRY_TEST_FUNDED_KEY", FUNDED_KEY);
+    let out = output_within(cmd, LIMIT).await.expect("check-config finishes in time").expect("ferry runs");
+    let (stdout, stderr) = (stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(2), "stdout: {stdout}\nstderr: {stderr}");
     for secret in [UNFUNDED_KEY, FUNDED_KEY, &UNFUNDED_KEY[2..], &FUNDED_KEY[2..]] {
         assert!(!stdout.contains(secret) && !stderr.contains(secret), "a key leaked");
@@ -146,17 +143,11 @@ async fn online_check_of_a_sound_config_exits_0() {
         .join("\n"),
     )
     .expect("write config");
-    let dir_path = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
-        cmd.args(["check-config", "--online"]).current_dir(&dir_path);
-        cmd.env("FERRY_TEST_FUNDED_KEY", FUNDED_KEY).env("NO_COLOR", "1");
-        cmd.output().expect("ferry runs")
-    })
-    .await
-    .expect("join");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let mut cmd = ferry_command(dir.path());
+    cmd.args(["check-config", "--online"]).env("FERRY_TEST_FUNDED_KEY", FUNDED_KEY);
+    let out = output_within(cmd, LIMIT).await.expect("check-config finishes in time").expect("ferry runs");
+    let stdout = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", stderr(&out));
     assert!(stdout.contains("ms"), "no latency in:\n{stdout}");
     assert!(stdout.contains("ok"), "{stdout}");
 }

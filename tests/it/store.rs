@@ -7,8 +7,8 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes};
 use ferry::store::keys::*;
@@ -17,24 +17,12 @@ use ferry::store::tables::SCHEMA_VERSION;
 use ferry::store::{Store, tables};
 use serde_json::Value;
 
+use crate::support::command::run;
+use crate::support::output::{json_lines, text};
+use crate::support::process::KillOnDrop;
+
 fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn ferry(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("FERRY_CONFIG")
-        .env_remove("FERRY_STORE")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the ferry binary runs")
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 fn current_fixture() -> PathBuf {
@@ -178,7 +166,7 @@ fn the_current_fixture_exists_and_every_table_has_rows() {
         populate(&store);
     }
     let dir = fixture_copy();
-    let out = ferry(dir.path(), &["inspect-store", "summary", "--json"]);
+    let out = run(dir.path(), &["inspect-store", "summary", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let summary: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
     assert_eq!(summary["meta"]["schema_version"], SCHEMA_VERSION);
@@ -189,7 +177,7 @@ fn the_current_fixture_exists_and_every_table_has_rows() {
         summary["cursors"].as_array().expect("cursors").iter().filter_map(|c| c["source"].as_str()).collect();
     assert_eq!(cursors, ["escrows", "seda"]);
 
-    let table = ferry(dir.path(), &["inspect-store"]);
+    let table = run(dir.path(), &["inspect-store"]);
     assert_eq!(table.status.code(), Some(0), "{}", text(&table));
     let shown = String::from_utf8_lossy(&table.stdout);
     for word in ["schema", &format!("v{SCHEMA_VERSION}"), "events", "escrows", "1001"] {
@@ -209,12 +197,12 @@ fn every_older_fixture_migrates_to_the_current_schema() {
         let version: u32 = version.parse().expect("fixture version");
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::copy(&path, dir.path().join("ferry.redb")).expect("copy");
-        let out = ferry(dir.path(), &["migrate", "--yes", "--json"]);
+        let out = run(dir.path(), &["migrate", "--yes", "--json"]);
         assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out));
         let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
         assert_eq!(report["from"], version);
         assert_eq!(report["to"], SCHEMA_VERSION);
-        let summary = ferry(dir.path(), &["inspect-store", "--json"]);
+        let summary = run(dir.path(), &["inspect-store", "--json"]);
         assert_eq!(summary.status.code(), Some(0), "{name} after migrate: {}", text(&summary));
         migrated += 1;
     }
@@ -227,13 +215,13 @@ fn every_older_fixture_migrates_to_the_current_schema() {
 fn the_v1_fixture_migrates_with_its_records_rewritten() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::copy(fixture_dir().join("store-v1.redb"), dir.path().join("ferry.redb")).expect("copy");
-    let out = ferry(dir.path(), &["migrate", "--yes", "--json"]);
+    let out = run(dir.path(), &["migrate", "--yes", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(dir.path().join("ferry.redb.v1.bak").exists());
     let rows = |table: &str| -> Vec<Value> {
-        let out = ferry(dir.path(), &["export", "--table", table]);
+        let out = run(dir.path(), &["export", "--table", table]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect()
+        json_lines(&out.stdout)
     };
     let cursors = rows("cursors");
     assert_eq!(cursors.len(), 2);
@@ -257,15 +245,15 @@ fn the_v1_fixture_migrates_with_its_records_rewritten() {
 fn the_v2_fixture_migrates_its_deliveries_and_intents() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::copy(fixture_dir().join("store-v2.redb"), dir.path().join("ferry.redb")).expect("copy");
-    let before = |table: &str| ferry(dir.path(), &["export", "--table", table]);
+    let before = |table: &str| run(dir.path(), &["export", "--table", table]);
     assert_eq!(before("events").status.code(), Some(3), "a v2 file needs migrating first");
-    let out = ferry(dir.path(), &["migrate", "--yes", "--json"]);
+    let out = run(dir.path(), &["migrate", "--yes", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(dir.path().join("ferry.redb.v2.bak").exists());
     let rows = |table: &str| -> Vec<Value> {
-        let out = ferry(dir.path(), &["export", "--table", table]);
+        let out = run(dir.path(), &["export", "--table", table]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON")).collect()
+        json_lines(&out.stdout)
     };
     let deliveries = rows("deliveries");
     assert_eq!(deliveries.len(), 1);
@@ -285,8 +273,8 @@ fn the_v2_fixture_migrates_its_deliveries_and_intents() {
 fn export_streams_meta_and_every_table_with_rows() {
     let dir = fixture_copy();
     let summary: Value =
-        serde_json::from_slice(&ferry(dir.path(), &["inspect-store", "--json"]).stdout).expect("summary");
-    let out = ferry(dir.path(), &["export"]);
+        serde_json::from_slice(&run(dir.path(), &["inspect-store", "--json"]).stdout).expect("summary");
+    let out = run(dir.path(), &["export"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let mut per_table = std::collections::BTreeMap::<String, u64>::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -304,7 +292,7 @@ fn export_streams_meta_and_every_table_with_rows() {
     assert!(text_out.contains(r#""state":"sent""#));
 
     let file = dir.path().join("meta.jsonl");
-    let out = ferry(dir.path(), &["export", "--table", "meta", "--out", "meta.jsonl"]);
+    let out = run(dir.path(), &["export", "--table", "meta", "--out", "meta.jsonl"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let written = std::fs::read_to_string(&file).expect("export file");
     assert!(written.lines().all(|l| l.contains(r#""table":"meta""#)) && written.contains("schema_version"));
@@ -315,7 +303,7 @@ fn export_streams_meta_and_every_table_with_rows() {
             .to_string_lossy()
             .contains(".tmp-"))
     );
-    assert_eq!(ferry(dir.path(), &["export", "--table", "nope"]).status.code(), Some(2));
+    assert_eq!(run(dir.path(), &["export", "--table", "nope"]).status.code(), Some(2));
 }
 
 #[test]
@@ -324,7 +312,7 @@ fn migrate_on_a_current_store_changes_nothing() {
     let path = dir.path().join("ferry.redb");
     let before = std::fs::read(&path).expect("read");
     for args in [&["migrate", "--dry-run"][..], &["migrate"][..], &["migrate", "--yes"][..]] {
-        let out = ferry(dir.path(), args);
+        let out = run(dir.path(), args);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
         let said = text(&out);
         assert!(said.contains(&format!("already at schema v{SCHEMA_VERSION}")), "{args:?}: {said}");
@@ -357,7 +345,7 @@ fn refused_untouched(dir: &Path, file: &str, expect: &str) {
         &["migrate", "--dry-run", "--store", file][..],
         &["migrate", "--yes", "--store", file][..],
     ] {
-        let out = ferry(dir, args);
+        let out = run(dir, args);
         let said = text(&out);
         assert_eq!(out.status.code(), Some(3), "{file} {args:?}: {said}");
         assert!(said.contains(expect), "{file} {args:?} does not say `{expect}`: {said}");
@@ -414,7 +402,7 @@ fn a_damaged_store_is_refused_untouched() {
 #[test]
 fn a_missing_store_says_where_and_what_creates_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = ferry(dir.path(), &["inspect-store"]);
+    let out = run(dir.path(), &["inspect-store"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out).contains("ferry.redb does not exist"), "{}", text(&out));
     assert!(!dir.path().join("ferry.redb").exists(), "a read-only command created the store");
@@ -446,14 +434,15 @@ fn holder_process() {
 fn inspect_store_works_while_another_process_writes() {
     let dir = fixture_copy();
     let path = dir.path().join("ferry.redb");
-    let mut holder = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "store::holder_process", "--nocapture", "--test-threads", "1"])
-        .env("FERRY_TEST_HOLD_STORE", &path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the holder");
+    // Killed on drop: a failing assertion below leaves no holder behind.
+    let mut holder = KillOnDrop::spawn(
+        Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", "store::holder_process", "--nocapture", "--test-threads", "1"])
+            .env("FERRY_TEST_HOLD_STORE", &path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
     let holder_pid = holder.id();
     let stdout = holder.stdout.take().expect("holder stdout");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -465,51 +454,33 @@ fn inspect_store_works_while_another_process_writes() {
             }
         }
     });
-    let ready = rx.recv_timeout(Duration::from_secs(30));
-    let result = std::panic::catch_unwind(|| {
-        ready.expect("the holder did not get ready within 30s");
-        let out = ferry(dir.path(), &["inspect-store", "summary", "--json"]);
-        assert_eq!(out.status.code(), Some(0), "inspect-store next to a writer: {}", text(&out));
-        let summary: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-        // The reader sees the writer's commit.
-        let sources: Vec<&str> = summary["cursors"]
-            .as_array()
-            .expect("cursors")
-            .iter()
-            .filter_map(|c| c["source"].as_str())
-            .collect();
-        assert!(sources.contains(&"held"), "the writer's commit is not visible: {summary}");
-        assert_eq!(summary["meta"]["holder"]["pid"], holder_pid);
-        let out = ferry(dir.path(), &["export", "--table", "cursors"]);
-        assert_eq!(out.status.code(), Some(0), "export next to a writer: {}", text(&out));
+    rx.recv_timeout(Duration::from_secs(30)).expect("the holder did not get ready within 30s");
+    let out = run(dir.path(), &["inspect-store", "summary", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "inspect-store next to a writer: {}", text(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    // The reader sees the writer's commit.
+    let sources: Vec<&str> =
+        summary["cursors"].as_array().expect("cursors").iter().filter_map(|c| c["source"].as_str()).collect();
+    assert!(sources.contains(&"held"), "the writer's commit is not visible: {summary}");
+    assert_eq!(summary["meta"]["holder"]["pid"], holder_pid);
+    let out = run(dir.path(), &["export", "--table", "cursors"]);
+    assert_eq!(out.status.code(), Some(0), "export next to a writer: {}", text(&out));
 
-        // Checking a current store for migration only reads, so it works next to the writer too.
-        let out = ferry(dir.path(), &["migrate", "--yes"]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Checking a current store for migration only reads, so it works next to the writer too.
+    let out = run(dir.path(), &["migrate", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
-        // A second writer is refused, naming the holder and what still works.
-        let locked = Store::open(&path, None);
-        match locked {
-            Err(e @ ferry::store::StoreError::Locked { .. }) => {
-                let message = e.to_string();
-                assert!(message.contains(&format!("pid {holder_pid}")), "{message}");
-                assert!(message.contains("inspect-store") && message.contains("export"), "{message}");
-            }
-            Err(other) => panic!("expected Locked, got: {other}"),
-            Ok(_) => panic!("a second writer opened a held store"),
+    // A second writer is refused, naming the holder and what still works.
+    let locked = Store::open(&path, None);
+    match locked {
+        Err(e @ ferry::store::StoreError::Locked { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains(&format!("pid {holder_pid}")), "{message}");
+            assert!(message.contains("inspect-store") && message.contains("export"), "{message}");
         }
-    });
+        Err(other) => panic!("expected Locked, got: {other}"),
+        Ok(_) => panic!("a second writer opened a held store"),
+    }
     drop(holder.stdin.take()); // lets the holder finish
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while holder.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = holder.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = holder.wait();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    holder.wait_within_blocking(Duration::from_secs(10));
 }

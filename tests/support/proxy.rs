@@ -18,7 +18,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::http::{read_request, respond};
+use super::http::{read_request, respond};
 
 #[derive(Debug, Default)]
 pub struct Injected {
