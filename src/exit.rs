@@ -1,4 +1,4 @@
-//! The exit-code contract shared by every command (DESIGN.md §9), in one place.
+//! The exit-code contract shared by every command (`docs/architecture.md` §6), in one place.
 //!
 //! Library errors carry their own meaning (a config error, a store error, a panic); [`classify`]
 //! reads an error chain once into the exit code and the way to print it, and `main` uses both.

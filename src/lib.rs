@@ -1,8 +1,9 @@
 //! ferry: watch EVM chains and SEDA batches, record everything in one redb file, and deliver it
 //! to EVM chains and sinks exactly once in effect.
 //!
-//! The library holds everything but argument parsing and printing, so that tests drive the
-//! engine and the store without the binary.
+//! The library holds every layer, the command line included (`cli`), so that tests drive the
+//! config, the engine and the store without the binary; `main.rs` only installs the runtime and
+//! turns the outcome into an exit code. The layers and their rules: `docs/architecture.md`.
 
 pub mod abi;
 pub mod cli;

@@ -281,20 +281,20 @@ mod tests {
     #[test]
     fn topic0_comes_from_the_declaration() {
         let set = EventSet::parse(&["event Ping(uint256 indexed seq, address indexed from, bytes32 data)"])
-            .unwrap();
+            .expect("declares");
         assert_eq!(set.topics(), vec![keccak256("Ping(uint256,address,bytes32)")]);
     }
 
     #[test]
     fn decodes_indexed_and_body_fields_by_name() {
         let set = EventSet::parse(&["event Ping(uint256 indexed seq, address indexed from, bytes32 data)"])
-            .unwrap();
+            .expect("declares");
         let from = Address::repeat_byte(0xab);
         let topics = [keccak256("Ping(uint256,address,bytes32)"), word(7), from.into_word()];
         let data = B256::repeat_byte(0x11);
         let d = set.decode(&topics, data.as_slice());
         assert_eq!(d.name.as_deref(), Some("Ping"));
-        let fields = d.fields.unwrap();
+        let fields = d.fields.expect("decoded");
         assert_eq!(fields["seq"], "7");
         assert_eq!(fields["from"], from.to_checksum(None));
         assert_eq!(fields["data"], format!("{data:#x}"));
@@ -305,12 +305,12 @@ mod tests {
     fn a_log_that_does_not_fit_its_declaration_is_kept_with_the_reason() {
         // Declared with `seq` indexed, emitted without: topic0 is the same, the layout is not.
         let set = EventSet::parse(&["event Ping(uint256 indexed seq, address indexed from, bytes32 data)"])
-            .unwrap();
+            .expect("declares");
         let topics = [keccak256("Ping(uint256,address,bytes32)"), Address::repeat_byte(1).into_word()];
         let d = set.decode(&topics, &[0u8; 64]);
         assert_eq!(d.name.as_deref(), Some("Ping"));
         assert_eq!(d.fields, None);
-        assert!(d.error.unwrap().contains("Ping"));
+        assert!(d.error.expect("a reason").contains("Ping"));
         // An unknown topic0 is simply undecoded.
         let unknown = set.decode(&[B256::repeat_byte(9)], &[]);
         assert_eq!(unknown, Decoded { name: None, fields: None, error: None });
@@ -319,8 +319,8 @@ mod tests {
 
     #[test]
     fn dynamic_types_and_unnamed_parameters() {
-        let set =
-            EventSet::parse(&["event Note(string indexed tag, string text, uint8[] xs, bool)"]).unwrap();
+        let set = EventSet::parse(&["event Note(string indexed tag, string text, uint8[] xs, bool)"])
+            .expect("declares");
         let body = DynSolValue::Tuple(vec![
             DynSolValue::String("hi".into()),
             DynSolValue::Array(vec![DynSolValue::Uint(U256::from(1), 8)]),
@@ -328,7 +328,7 @@ mod tests {
         ])
         .abi_encode_params();
         let topics = [keccak256("Note(string,string,uint8[],bool)"), keccak256("tag")];
-        let fields = set.decode(&topics, &body).fields.unwrap();
+        let fields = set.decode(&topics, &body).fields.expect("decoded");
         assert_eq!(fields["text"], "hi");
         assert_eq!(fields["xs"], serde_json::json!(["1"]));
         assert_eq!(fields["arg3"], true);
@@ -341,7 +341,7 @@ mod tests {
             "event Ping(uint256 indexed seq, address indexed from, bytes32 data)",
             "event Note(string indexed tag, string text, uint8[] xs, bool)",
         ])
-        .unwrap();
+        .expect("declares");
         let ping = (
             vec![keccak256("Ping(uint256,address,bytes32)"), word(7), Address::repeat_byte(0xab).into_word()],
             B256::repeat_byte(0x11).to_vec(),

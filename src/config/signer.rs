@@ -74,6 +74,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(unsafe_code)]
     fn errors_never_contain_the_value() {
         let var = "FERRY_TEST_KEYS_NOT_A_KEY";
         // SAFETY: this test owns this uniquely named variable.

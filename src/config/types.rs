@@ -1,9 +1,11 @@
-//! The serde types of `ferry.yaml`: the whole schema of DESIGN.md §1, nothing else.
+//! The serde types of `ferry.yaml`, as written: the whole schema (`config-examples/full.yaml`
+//! shows every key), nothing else.
 //!
 //! Every struct denies unknown fields. Names (of chains, sources, targets) are map keys, so that
 //! routes and sources refer to them by name. Values that need checking beyond their type
-//! (addresses, event declarations, env vars) stay as written here and are checked by
-//! `validate`, which can report all problems at once with their line and column.
+//! (addresses, event declarations, env vars) stay as written here; `validate` checks them, reports
+//! every problem at once with its line and column, and resolves them into `resolve::Resolved`,
+//! which is all the engine reads.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

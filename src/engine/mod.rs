@@ -1,5 +1,6 @@
-//! The engine: sources, planner, delivery workers, targets, RPC. Never imports clap, indicatif,
-//! comfy-table or dialoguer.
+//! The engine: ingest of sources (`ingest`, `evm`), delivery workers (`deliver`), the RPC client
+//! (`rpc`) and the online checks (`preflight`). It runs on the resolved config and the store, and
+//! never imports clap, indicatif, comfy-table or dialoguer (`docs/architecture.md` §1).
 
 pub mod deliver;
 pub mod evm;

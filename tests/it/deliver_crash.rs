@@ -1,4 +1,4 @@
-//! Crash safety of delivery (DESIGN.md §4): a real `ferry push` or `ferry watch` is killed with
+//! Crash safety of delivery (`docs/architecture.md` §5): a real `ferry push` or `ferry watch` is killed with
 //! SIGKILL at twenty moments and started again each time. Random delays hit whatever they hit; the
 //! moments that matter most are made certain. A fault proxy in front of each destination holds a
 //! broadcast of a transaction the node does not have yet: before forwarding it (the intent is in

@@ -1,4 +1,4 @@
-//! The sender's fault handling through the real binary, on real anvil destinations (DESIGN.md §4):
+//! The sender's fault handling through the real binary, on real anvil destinations (`docs/architecture.md` §4–5):
 //! a stalled chain and replacements under the cap, a cap below the market, the operator's cancel,
 //! the signer's key used outside ferry, a reorg that removes a receipt, a permanent revert with its
 //! reason, a store held by `watch`, and the shape of the push report.

@@ -17,5 +17,6 @@ mod ingest;
 mod inspect_deliver;
 mod lagging;
 mod lagproxy;
+mod one_client;
 mod online;
 mod store;

@@ -1,5 +1,5 @@
 //! Delivery: one worker per destination chain turns due deliveries into transactions and follows
-//! them until they are confirmed (DESIGN.md §4).
+//! them until they are confirmed (the state machine and its invariants: `docs/architecture.md`).
 //!
 //! The rules that make a delivery happen once in effect:
 //! - check first ("already done" view, then a simulation whose configured reverts mean "already

@@ -1,4 +1,5 @@
-//! JSON-RPC to one chain, shared by every source (and later every sender) on that chain.
+//! JSON-RPC to one chain: one client per chain per command (`clients`), shared by the chain's
+//! source, its delivery worker and the online checks.
 //!
 //! - several URLs, used in order: the first healthy one serves; a URL that fails is set aside for
 //!   a while (longer after each failure in a row, or as long as its `Retry-After` says) and the
