@@ -20,19 +20,32 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-demo.XXXXXX")
 pids=()
 cleanup() {
     # Newest first: the background activity stops before the chains it talks to.
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # Each one stopped before the next: the background activity finishes the call it is making
+    # before the chains it talks to go away.
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill "${pids[i]}" 2>/dev/null || true
+        wait "${pids[i]}" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
 start_chain() { # chain_id url_variable: runs in this shell, so that `pids` sees the PID
-    local port
-    port=$(free_port)
-    "$anvil" --port "$port" --chain-id "$1" --silent >"$work/anvil-$1.log" 2>&1 &
+    # Port 0: the system picks a free port when anvil binds, and anvil says which; probing a port
+    # and releasing it first would let another process take it in between.
+    local log="$work/anvil-$1.log" port="" tries=0
+    "$anvil" --port 0 --chain-id "$1" >"$log" 2>&1 &
     pids+=($!)
+    while [ -z "$port" ]; do
+        port=$(sed -n 's/^Listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -n 1)
+        tries=$((tries + 1))
+        if [ -z "$port" ] && [ "$tries" -gt 200 ]; then
+            echo "anvil for chain $1 did not say where it listens:" >&2
+            cat "$log" >&2
+            exit 1
+        fi
+        [ -n "$port" ] || sleep 0.1
+    done
     node scripts/devnet.mjs wait "http://127.0.0.1:$port"
     printf -v "$2" 'http://127.0.0.1:%s' "$port"
 }
@@ -163,6 +176,7 @@ echo "== ferry push: ingest the source up to its safe head, deliver every batch 
 
 # More escrows, approvals and batches while ferry follows the chain: a new block every ~half second.
 activity() {
+    trap 'exit 0' TERM
     local n=100
     while true; do
         call EscrowFactory "$factory" 'createAndApprove(address,uint256)' "$seller" "$n"
