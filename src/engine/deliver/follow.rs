@@ -14,7 +14,7 @@ use super::chain::{self, SendOutcome};
 use super::evidence::{self, Located, UsedNonce};
 use super::fees::{Fees, Market};
 use super::sign::{self, Unsigned};
-use super::worker::{Update, Worker, store_blocking};
+use super::worker::{Problem, Update, Worker, store_blocking};
 use crate::engine::rpc::ErrorKind;
 use crate::store::now;
 use crate::store::records::{DeliveryState, IntentState, Receipt, TxIntent};
@@ -32,9 +32,6 @@ const LOCATE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 /// How often sent, unmined transactions are broadcast again (the very same bytes), and how many.
 const REBROADCAST_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 const REBROADCAST_MAX: usize = 64;
-
-/// How the chain's status starts while used nonces wait for evidence.
-const UNSEEN: &str = "waiting on used nonces without a visible receipt";
 
 /// How long nonces may wait for their receipts before the chain's status says so.
 const UNSEEN_WARN_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
@@ -247,7 +244,7 @@ impl Worker {
                 }
             }
         }
-        if !at_cap && self.status.borrow().problem.as_deref().is_some_and(|p| p.contains("fee cap")) {
+        if !at_cap && self.status.borrow().problem.as_ref().is_some_and(Problem::is_about_fees) {
             self.status.send_modify(|s| s.problem = None);
         }
         // Busy when something changed; broadcasts that only repeat (at the cap, under the base
@@ -272,7 +269,7 @@ impl Worker {
     fn note_unseen(&mut self, waiting: &[String]) {
         let Some(first) = waiting.first() else {
             self.unseen_since = None;
-            if self.status.borrow().problem.as_deref().is_some_and(|p| p.starts_with(UNSEEN)) {
+            if matches!(self.status.borrow().problem, Some(Problem::UnseenNonces { .. })) {
                 self.status.send_modify(|s| s.problem = None);
             }
             return;
@@ -280,7 +277,7 @@ impl Worker {
         let since = *self.unseen_since.get_or_insert_with(std::time::Instant::now);
         tracing::debug!(chain = %self.dest.chain, waiting = waiting.len(), "{first}");
         if since.elapsed() >= UNSEEN_WARN_AFTER && self.status.borrow().problem.is_none() {
-            let problem = format!("{UNSEEN}: {} nonce(s); {first}", waiting.len());
+            let problem = Problem::UnseenNonces { count: waiting.len(), first: first.clone() };
             tracing::warn!(chain = %self.dest.chain, "{problem}");
             self.status.send_modify(|s| s.problem = Some(problem));
         }
@@ -360,13 +357,11 @@ impl Worker {
                 );
                 self.warned_cap = true;
             }
-            let (cap, base) = (self.dest.fees.cap as f64 / 1e9, market.base_fee as f64 / 1e9);
+            let cap = self.dest.fees.cap;
             let problem = if market.base_fee > old.max_fee {
-                format!("nonce {nonce} waits: the base fee ({base} gwei) is above the fee cap ({cap} gwei)")
+                Problem::BaseFeeAboveCap { nonce, base_fee: market.base_fee, cap }
             } else {
-                format!(
-                    "nonce {nonce} is at the fee cap ({cap} gwei) and not mined yet; broadcasting it again"
-                )
+                Problem::AtFeeCap { nonce, cap }
             };
             self.status.send_modify(|s| s.problem = Some(problem));
             return Ok(None);

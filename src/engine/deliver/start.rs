@@ -127,11 +127,10 @@ impl Worker {
         let market = chain::market(&self.dest.rpc, self.dest.fees.legacy).await.map_err(Self::rpc_err)?;
         let fees = self.dest.fees.fresh(market);
         if fees.max_fee < market.base_fee {
-            let problem = format!(
-                "the fee cap ({} gwei) is below the base fee ({} gwei); sent anyway, waiting to be mined",
-                self.dest.fees.cap as f64 / 1e9,
-                market.base_fee as f64 / 1e9
-            );
+            let problem = super::worker::Problem::CapBelowBaseFee {
+                cap: self.dest.fees.cap,
+                base_fee: market.base_fee,
+            };
             tracing::warn!(chain = %self.dest.chain, "{problem}");
             self.status.send_modify(|s| s.problem = Some(problem));
         }

@@ -2,6 +2,8 @@
 //! intents (`follow.rs`) and start due deliveries (`start.rs`), until cancelled or, for `push`,
 //! until nothing is left to do.
 
+mod problem;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +20,7 @@ use crate::engine::rpc::RpcError;
 use crate::store::keys::{DeliveryKey, IntentKey};
 use crate::store::records::{Delivery, DeliveryState, IntentState, Receipt, TxIntent};
 use crate::store::{Store, StoreError, now};
+pub use problem::Problem;
 
 /// What a worker reports as it goes.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -30,7 +33,7 @@ pub struct ChainStatus {
     pub sent_txs: u64,
     pub bumps: u64,
     /// Why the chain is paused or failing, when it is.
-    pub problem: Option<String>,
+    pub problem: Option<Problem>,
     /// Deliveries a dry run would send: (target, item, gas).
     pub would_send: Vec<String>,
     /// Deliveries that failed for good on this run, as `<id>: <reason>` (the first few).
@@ -259,7 +262,7 @@ impl Worker {
             let wait = match self.tick().await {
                 Ok(busy) => {
                     self.failures = 0;
-                    if self.status.borrow().problem.as_deref().is_some_and(|p| p.starts_with("RPC")) {
+                    if matches!(self.status.borrow().problem, Some(Problem::RpcFailing { .. })) {
                         self.status.send_modify(|s| s.problem = None);
                     }
                     if busy {
@@ -277,7 +280,8 @@ impl Worker {
                     );
                     tracing::warn!(chain = %self.dest.chain, error = %e, retry_in = ?wait, "delivery failing");
                     if !self.is_paused() {
-                        self.status.send_modify(|s| s.problem = Some(format!("RPC failing: {e}")));
+                        self.status
+                            .send_modify(|s| s.problem = Some(Problem::RpcFailing { error: e.to_string() }));
                     }
                     wait
                 }
@@ -302,11 +306,12 @@ impl Worker {
     /// Pauses new sends on the chain for [`PAUSE`] (the signer cannot pay: sending more only
     /// fails); what is in flight is still followed. Says which signer, loudly.
     pub(super) fn pause(&self, why: String) -> DeliverError {
-        let problem = format!("paused: {why}");
+        let problem = Problem::Paused { why };
         tracing::error!(chain = %self.dest.chain, signer = %self.signer, "{problem}; trying again in {PAUSE:?}");
         self.paused_until.store(now() + PAUSE.as_secs(), Ordering::Relaxed);
-        self.status.send_modify(|s| s.problem = Some(problem.clone()));
-        DeliverError::Setup { chain: self.dest.chain.clone(), detail: problem }
+        let detail = problem.to_string();
+        self.status.send_modify(|s| s.problem = Some(problem));
+        DeliverError::Setup { chain: self.dest.chain.clone(), detail }
     }
 
     /// Whether new sends wait; a pause that ran out is lifted (and the next send finds out
@@ -434,7 +439,7 @@ pub async fn run_all(
                         chain: name.clone(),
                         signer: dest.signer.address().to_checksum(None),
                         counts: n,
-                        problem: Some(format!("could not start: {last_error}")),
+                        problem: Some(Problem::CouldNotStart { error: last_error }),
                         ..Default::default()
                     }
                 }
