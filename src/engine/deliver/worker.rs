@@ -71,7 +71,7 @@ pub struct Worker {
 const PAUSE: Duration = Duration::from_secs(60);
 
 /// How the deliveries of an intent change when the intent is written.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) enum Update {
     /// Just signed: the deliveries were written with it.
     None,
