@@ -463,3 +463,82 @@ pub async fn run_all(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::B256;
+
+    use super::*;
+    use crate::store::keys::{EventKey, ItemKey};
+
+    fn key(n: u32) -> DeliveryKey {
+        DeliveryKey {
+            target: 1,
+            chain: 31337,
+            item: ItemKey::Event(EventKey { chain: 1, block: 5, log_index: n }),
+        }
+    }
+
+    fn delivery(state: DeliveryState, retryable: bool) -> Delivery {
+        Delivery { state, retryable, tx_hashes: vec![B256::repeat_byte(1)], ..Delivery::pending(100) }
+    }
+
+    fn receipt() -> Receipt {
+        Receipt {
+            tx_hash: B256::repeat_byte(1),
+            block: 9,
+            block_hash: B256::repeat_byte(9),
+            success: true,
+            gas_used: 21_000,
+            effective_gas_price: 1,
+        }
+    }
+
+    /// What an intent's update does to each of its deliveries, from each state it may find them in.
+    #[test]
+    fn an_update_moves_only_the_deliveries_it_applies_to() {
+        use DeliveryState::{Confirmed, Failed, Pending, Sending, Sent, Skipped};
+        let bumped = B256::repeat_byte(2);
+        let verdict = Update::Mined {
+            receipt: receipt(),
+            verdicts: vec![(key(0), Skipped, "already there (the view says so)".into())],
+        };
+        let mined = Update::Mined { receipt: receipt(), verdicts: vec![] };
+        // (update, delivery state before, retryable, changed, state after)
+        let cases = [
+            (Update::None, Sending, true, false, Sending),
+            (Update::Sent, Sending, true, true, Sent),
+            (Update::Sent, Sent, true, false, Sent),
+            (Update::Sent, Confirmed, true, false, Confirmed),
+            (Update::Bumped(bumped), Sent, true, true, Sending),
+            (mined.clone(), Sending, true, true, Sent),
+            (verdict, Sending, true, true, Skipped),
+            (Update::Confirmed(receipt()), Sent, true, true, Confirmed),
+            (Update::Confirmed(receipt()), Sending, true, false, Sending),
+            (Update::Reorged, Sent, true, true, Sending),
+            (Update::Reorged, Confirmed, true, true, Sending),
+            (Update::Reorged, Pending, true, false, Pending),
+            (Update::Dropped("taken".into()), Sending, true, true, Pending),
+            (Update::Dropped("taken".into()), Sent, true, true, Pending),
+            (Update::Dropped("taken".into()), Failed, true, true, Pending),
+            (Update::Dropped("taken".into()), Failed, false, false, Failed),
+            (Update::Dropped("taken".into()), Confirmed, true, false, Confirmed),
+        ];
+        for (update, before, retryable, changed, after) in cases {
+            let mut d = delivery(before, retryable);
+            assert_eq!(update.apply(key(0), &mut d), changed, "{update:?} on {before:?}");
+            assert_eq!(d.state, after, "{update:?} on {before:?}");
+            match &update {
+                Update::Bumped(h) => assert_eq!(d.tx_hashes.last(), Some(h)),
+                Update::Mined { verdicts, .. } => {
+                    assert_eq!(d.receipt, Some(receipt()));
+                    assert_eq!(d.retryable, verdicts.is_empty(), "a verdict is final");
+                }
+                Update::Confirmed(_) if changed => assert_eq!(d.receipt, Some(receipt())),
+                Update::Reorged if changed => assert_eq!(d.receipt, None),
+                Update::Dropped(reason) if changed => assert_eq!(d.reason.as_ref(), Some(reason)),
+                _ => {}
+            }
+        }
+    }
+}
