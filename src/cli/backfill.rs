@@ -83,7 +83,7 @@ impl BackfillArgs {
         if self.deliver && ingested {
             let dests = destinations(&loaded.resolved, &clients, &store, &[], &[])?;
             let opts = Options { until_done: true, ..Options::default() };
-            let statuses = run_all(dests, store.clone(), opts, ctx.cancel.clone(), |_| {}).await;
+            let statuses = run_all(dests, store.clone(), opts, ctx.cancel.clone(), |_| {}).await?;
             deliveries = Some(statuses.into_values().map(ChainReport::from).collect::<Vec<_>>());
         }
         let undelivered = deliveries.iter().flatten().any(|c| c.left > 0 || c.problem.is_some());

@@ -17,12 +17,19 @@ pub struct ChainReport {
     transactions: u64,
     bumps: u64,
     next_nonce: u64,
-    pub problem: Option<String>,
+    pub problem: Option<ProblemReport>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub would_send: Vec<String>,
     /// Deliveries that failed for good on this run, with their reasons.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
+}
+
+/// Why a chain is paused or failing: a stable code for scripts, the message for people.
+#[derive(Debug, Serialize)]
+pub struct ProblemReport {
+    pub code: &'static str,
+    pub message: String,
 }
 
 impl From<ChainStatus> for ChainReport {
@@ -35,7 +42,7 @@ impl From<ChainStatus> for ChainReport {
             transactions: s.sent_txs,
             bumps: s.bumps,
             next_nonce: s.next_nonce,
-            problem: s.problem,
+            problem: s.problem.map(|p| ProblemReport { code: p.code(), message: p.to_string() }),
             would_send: s.would_send,
             failures: s.failures,
         }
@@ -65,7 +72,7 @@ pub fn chains_table(out: &Output, chains: &[ChainReport]) -> String {
             (c.counts.sending + c.counts.sent).to_string(),
             c.transactions.to_string(),
             c.bumps.to_string(),
-            c.problem.clone().unwrap_or_default(),
+            c.problem.as_ref().map(|p| p.message.clone()).unwrap_or_default(),
         ]);
     }
     format!("{table}\n")

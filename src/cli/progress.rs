@@ -163,7 +163,7 @@ pub fn spawn_deliveries(
                         failed = s.counts.failed,
                         txs = s.sent_txs,
                         bumps = s.bumps,
-                        problem = s.problem.as_deref().unwrap_or(""),
+                        problem = %s.problem.as_ref().map(ToString::to_string).unwrap_or_default(),
                         "delivery"
                     );
                 }

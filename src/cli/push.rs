@@ -107,7 +107,7 @@ impl PushArgs {
         let dests = destinations(&loaded.resolved, &clients, &store, &self.target, &self.chain)?;
         let opts =
             Options { dry_run: self.dry_run, until_done: true, limit: self.limit, ..Options::default() };
-        let statuses = run_all(dests, store.clone(), opts, deadline.clone(), |_| {}).await;
+        let statuses = run_all(dests, store.clone(), opts, deadline.clone(), |_| {}).await?;
         timer.abort();
 
         let chains: Vec<ChainReport> = statuses.into_values().map(ChainReport::from).collect();

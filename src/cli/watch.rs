@@ -61,24 +61,51 @@ impl WatchArgs {
 
         let mut stopped = Vec::new();
         let mut store_error = None;
-        while let Some(outcome) = running.next().await {
-            let name = outcome.status.source;
-            match outcome.result {
-                Ok(()) | Err(IngestError::Cancelled) => {}
-                Err(IngestError::Store(e)) => {
-                    // The store is everyone's: stop every source, cleanly.
-                    ctx.cancel.cancel();
-                    store_error.get_or_insert(e);
+        let mut delivery = delivery;
+        let mut delivered = None;
+        loop {
+            tokio::select! {
+                outcome = running.next() => {
+                    let Some(outcome) = outcome else { break };
+                    let name = outcome.status.source;
+                    match outcome.result {
+                        Ok(()) | Err(IngestError::Cancelled) => {}
+                        Err(IngestError::Store(e)) => {
+                            // The store is everyone's: stop every source, cleanly.
+                            ctx.cancel.cancel();
+                            store_error.get_or_insert(e);
+                        }
+                        Err(e) => {
+                            // One source stopping never stalls the others.
+                            tracing::error!(source = %name, "stopped: {e}");
+                            stopped.push(format!("{name}: {e}"));
+                        }
+                    }
                 }
-                Err(e) => {
-                    // One source stopping never stalls the others.
-                    tracing::error!(source = %name, "stopped: {e}");
-                    stopped.push(format!("{name}: {e}"));
+                // Delivery ends before the sources when there is nothing to deliver to, or when
+                // the store fails under it (or a worker panicked): then everything stops,
+                // cleanly, and the command says why.
+                result = &mut delivery, if delivered.is_none() => {
+                    if !matches!(result, Ok(Ok(_))) {
+                        ctx.cancel.cancel();
+                    }
+                    delivered = Some(result);
                 }
             }
         }
         deliver_cancel.cancel();
-        let statuses = delivery.await?;
+        let delivered = match delivered {
+            Some(result) => result,
+            None => delivery.await,
+        };
+        // A panicked worker is a bug (exit 1); a store that failed under delivery is exit 3.
+        let statuses = match delivered? {
+            Ok(statuses) => statuses,
+            Err(e) => {
+                stop_progress.cancel();
+                return Err(e.into());
+            }
+        };
         for (chain, s) in &statuses {
             tracing::info!(chain = %chain, confirmed = s.counts.confirmed, left = s.counts.left(), txs = s.sent_txs, "delivery stopped");
         }

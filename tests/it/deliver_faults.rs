@@ -339,8 +339,9 @@ async fn a_cap_below_the_market_waits_says_so_and_delivers_once_the_market_falls
     let done = push_for(dir.path(), "10s");
     assert_eq!(done.code, Some(4), "{}", done.text());
     let d0 = chain(&done.report, "d0");
-    let problem = d0["problem"].as_str().unwrap_or_default();
+    let problem = d0["problem"]["message"].as_str().unwrap_or_default();
     assert!(problem.contains("fee cap"), "the report says the chain waits at the fee cap: {d0}");
+    assert_eq!(d0["problem"]["code"], "base_fee_above_cap", "{d0}");
     assert!(d0["left"].as_u64().is_some_and(|l| l == N), "{d0}");
     assert!(done.stderr.contains("fee cap"), "stderr says it waits at the fee cap: {}", done.stderr);
     assert_eq!(total_recorded(anvil, *receiver).await, 0);

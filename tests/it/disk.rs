@@ -1,6 +1,7 @@
 //! A full disk is the disk's problem, said as such, and never damage: `backfill` on a store
 //! whose file system fills up exits 3 with the disk's own words, the file stays readable, and the
-//! run resumes once space is freed; `export` to a full disk fails and leaves no partial file.
+//! run resumes once space is freed; `push` on a full disk exits 3 and broadcasts nothing (the
+//! intent could not be written first); `export` to a full disk fails and leaves no partial file.
 //!
 //! Each test mounts its own small tmpfs (root only; on a machine that does not allow it the test
 //! says so and does nothing).
@@ -12,7 +13,7 @@ use alloy::primitives::{Address, U256};
 use alloy::sol_types::SolCall;
 
 use crate::support::command::run as ferry;
-use crate::support::devnet::{Anvil, IEventEmitter};
+use crate::support::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver, IEventEmitter};
 use crate::support::output::text;
 
 /// A tmpfs of a given size, unmounted when dropped.
@@ -154,4 +155,58 @@ async fn export_to_a_full_disk_fails_and_leaves_no_partial_file() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let lines = std::fs::read_to_string(&target).expect("export").lines().count();
     assert_eq!(lines, 40 * 100);
+}
+
+/// The signer's transaction count on a chain.
+async fn nonce(anvil: &Anvil) -> u64 {
+    let count = anvil.rpc("eth_getTransactionCount", serde_json::json!([DEV_ADDRESSES[1], "latest"])).await;
+    let hex = count.as_str().expect("a quantity");
+    u64::from_str_radix(hex.trim_start_matches("0x"), 16).expect("hex")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_on_a_full_disk_exits_3_and_broadcasts_nothing() {
+    let Some(disk) = Tmpfs::mount("16m") else { return };
+    let source = Anvil::start(31337).await;
+    let emitter = source.deploy("EventEmitter", &[]).await;
+    let dest = Anvil::start(41000).await;
+    let receiver = dest.deploy("BatchReceiver", &[]).await;
+    source.send(emitter, IEventEmitter::emitBatchesCall { from: 0, n: 30 }.abi_encode()).await;
+    source.mine(2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "store: {}\nchains:\n  src:\n    chain_id: 31337\n    rpc: [\"{}\"]\n    confirmations: 1\n\
+         \x20 dst:\n    chain_id: 41000\n    rpc: [\"{}\"]\n    confirmations: 1\n    poll_interval: 200ms\n\
+         \x20   signer: {{ key_env: FERRY_TEST_SIGNER }}\n\
+         sources:\n  batches:\n    kind: evm\n    chain: src\n    contracts:\n      - address: \"{}\"\n\
+         \x20       events: [\"event BatchReady(uint64 indexed height, bytes32 root)\"]\n\
+         targets:\n  receiver:\n    kind: evm-call\n    function: function record(uint64 height, bytes32 root)\n\
+         \x20   args:\n      height: {{ field: height }}\n      root: {{ field: root }}\n\
+         \x20   chains:\n      dst: \"{}\"\n\
+         routes:\n  - source: batches\n    targets: [receiver]\n",
+        disk.path().join("ferry.redb").display(),
+        source.url(),
+        dest.url(),
+        emitter.to_checksum(None),
+        receiver.to_checksum(None)
+    );
+    std::fs::write(dir.path().join("ferry.yaml"), config).expect("config");
+    // The items and their deliveries are in the store; then the disk fills up.
+    let out = ferry(dir.path(), &["backfill", "--from", "0", "--to", "latest"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let filler = disk.fill_leaving(0);
+
+    let out = ferry(dir.path(), &["push", "--no-sync", "--timeout", "60s"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(3), "a full disk under delivery is exit 3: {said}");
+    assert!(said.contains("No space left on device"), "{said}");
+    assert!(!said.contains("damaged") && !said.contains("this is a bug"), "{said}");
+    assert_eq!(nonce(&dest).await, 0, "a transaction went out without its intent written first");
+
+    std::fs::remove_file(&filler).expect("free the space");
+    let out = ferry(dir.path(), &["push", "--no-sync", "--timeout", "90s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let total = dest.call(receiver, IBatchReceiver::totalRecordedCall {}.abi_encode()).await.expect("view");
+    assert_eq!(U256::from_be_slice(&total), U256::from(30), "every item once");
+    assert_eq!(nonce(&dest).await, 30);
 }

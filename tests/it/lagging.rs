@@ -345,7 +345,8 @@ async fn receipts_that_never_show_are_waited_for_never_sent_again() {
         (ITEMS.into(), ITEMS.into()),
         "{chain}"
     );
-    let problem = chain["problem"].as_str().unwrap_or_default();
+    assert_eq!(chain["problem"]["code"], "unseen_nonces", "{chain}");
+    let problem = chain["problem"]["message"].as_str().unwrap_or_default();
     assert!(problem.contains("waiting on used nonces without a visible receipt"), "{chain}");
     assert!(problem.contains("used by ferry's transaction"), "the block was located: {chain}");
     assert_eq!(signer_nonce().await, ITEMS, "nothing signed again");

@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod bugs;
 mod cli;
 mod config;
 mod contracts;

@@ -3,21 +3,24 @@
 //! (dropped: the deliveries go back to pending, only on the evidence of `evidence.rs`),
 //! broadcasts of signed intents, and fee bumps.
 //!
-//! A tick reads the unsettled intents once, asks the chain what it needs concurrently, decides,
-//! writes every change in one transaction, and only then broadcasts (write-ahead, also for bumps).
+//! A tick gathers (reads the unsettled intents once, asks the chain what it needs concurrently),
+//! decides (`follow/decide.rs`, a pure function of what was gathered), and applies: every change
+//! written in one transaction, and only then broadcasts (write-ahead, also for bumps).
+
+mod decide;
 
 use alloy::primitives::B256;
 use futures_util::{StreamExt, stream};
 
+use self::decide::{Bump, Followed, Plan, Round, Seen, StatusChange};
 use super::DeliverError;
 use super::chain::{self, SendOutcome};
-use super::evidence::{self, Located, UsedNonce};
-use super::fees::{Fees, Market};
+use super::evidence::{self, Located};
 use super::sign::{self, Unsigned};
 use super::worker::{Update, Worker, store_blocking};
 use crate::engine::rpc::ErrorKind;
 use crate::store::now;
-use crate::store::records::{DeliveryState, IntentState, Receipt, TxIntent};
+use crate::store::records::{IntentState, Receipt, TxIntent};
 
 /// Receipt lookups in flight at once.
 const CONCURRENCY: usize = 16;
@@ -29,21 +32,14 @@ const SEARCHES_PER_TICK: usize = 4;
 /// How long a used nonce's receipt may be missing before the block that used it is looked for.
 const LOCATE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// How often sent, unmined transactions are broadcast again (the very same bytes), and how many.
+/// How often sent, unmined transactions are broadcast again (the very same bytes).
 const REBROADCAST_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-const REBROADCAST_MAX: usize = 64;
-
-/// How the chain's status starts while used nonces wait for evidence.
-const UNSEEN: &str = "waiting on used nonces without a visible receipt";
-
-/// How long nonces may wait for their receipts before the chain's status says so.
-const UNSEEN_WARN_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Worker {
     /// Follows every unsettled intent from the floor up. `Ok(true)` when something changed.
     pub(super) async fn follow(&mut self) -> Result<bool, DeliverError> {
         let (chain_id, signer) = (self.dest.chain_id, self.signer);
-        let mut intents = store_blocking(|| self.store.intents_from(chain_id, signer, self.floor))?;
+        let intents = store_blocking(|| self.store.intents_from(chain_id, signer, self.floor))?;
         if intents.iter().all(|(_, i)| i.is_settled()) {
             // Never above the next nonce: after a resync, dropped intents sit at nonces that are
             // signed again, and those must be followed.
@@ -52,9 +48,22 @@ impl Worker {
             self.in_flight = 0;
             return Ok(false);
         }
-        let rpc = self.dest.rpc.clone();
+        let (round, followed) = self.gather(intents).await?;
+        let plan = decide::follow(&followed, &round);
+        self.apply(followed, plan, round).await
+    }
+
+    /// What the chain shows about each unsettled intent: receipts of the open ones below the
+    /// signer's mined count, the transaction that used a nonce whose receipt stays missing, the
+    /// receipts of mined ones deep enough, and for a reverted call whether it is there anyway.
+    async fn gather(
+        &mut self,
+        intents: Vec<(u64, TxIntent)>,
+    ) -> Result<(Round, Vec<Followed>), DeliverError> {
+        let (rpc, signer) = (self.dest.rpc.clone(), self.signer);
         let latest = chain::nonce(&rpc, signer, "latest").await.map_err(Self::rpc_err)?;
         let head = rpc.block_number().await.map_err(Self::rpc_err)?;
+        let mut seen = vec![Seen::Nothing; intents.len()];
 
         // Only a nonce below the chain's count can have a receipt.
         let lookups: Vec<usize> =
@@ -62,22 +71,21 @@ impl Worker {
         let found: Vec<_> = lookups.iter().map(|&i| self.find_receipt(&intents[i].1)).collect();
         let found: Vec<Result<Option<Receipt>, DeliverError>> =
             stream::iter(found).buffered(CONCURRENCY).collect().await;
-        let mut receipts = std::collections::HashMap::new();
         for (&i, r) in lookups.iter().zip(found) {
-            receipts.insert(i, r?);
+            if let Some(receipt) = r? {
+                seen[i] = Seen::Receipt { receipt, already_done: Vec::new() };
+            }
         }
 
         // Nonces the chain counts as used with no receipt for any of ferry's hashes: look for the
-        // transaction that used each before deciding anything (see `evidence.rs`), lowest first.
-        // A receipt is most often just a moment late: the search starts only when it stays
-        // missing for `LOCATE_AFTER`.
+        // transaction that used each (see `evidence.rs`), lowest first. A receipt is most often
+        // just a moment late: the search starts only when it stays missing for `LOCATE_AFTER`.
         let mut located = Located::new();
         let mut searches = 0;
-        let mut used = std::collections::HashMap::new();
         let now_i = std::time::Instant::now();
         let mut unseen = std::collections::HashMap::new();
         for &i in &lookups {
-            if receipts.get(&i).is_some_and(Option::is_some) {
+            if matches!(seen[i], Seen::Receipt { .. }) {
                 continue;
             }
             let (nonce, intent) = &intents[i];
@@ -88,8 +96,9 @@ impl Worker {
                 searches += 1;
                 evidence::locate(&rpc, signer, *nonce, head, &mut located).await.map_err(Self::rpc_err)?;
             }
-            let found = evidence::evidence_of(*nonce, &located, intent.hashes().chain(intent.cancel));
-            used.insert(i, evidence::judge(*nonce, found, head, self.dest.confirmations));
+            // Judged on what was located up to this nonce, lowest first.
+            let ours = intent.hashes().chain(intent.cancel);
+            seen[i] = Seen::NoReceipt(evidence::evidence_of(*nonce, &located, ours));
         }
         self.unseen_at = unseen;
 
@@ -107,7 +116,7 @@ impl Worker {
                     at
                 }
             };
-            if head + 1 >= block + self.dest.confirmations {
+            if decide::deep(head, block, self.dest.confirmations) {
                 deep.push(i);
             }
         }
@@ -115,139 +124,134 @@ impl Worker {
         let rechecked: Vec<_> = mined.into_iter().map(|hash| chain::receipt(&rpc, hash)).collect();
         let rechecked: Vec<Result<Option<Receipt>, _>> =
             stream::iter(rechecked).buffered(CONCURRENCY).collect().await;
-        let mut rechecks = std::collections::HashMap::new();
+        let mut missing = Vec::new();
         for (&i, r) in deep.iter().zip(rechecked) {
-            rechecks.insert(i, r.map_err(Self::rpc_err)?);
+            match r.map_err(Self::rpc_err)? {
+                // Where the receipt is now: mined again in another block of a new branch, its
+                // depth is counted from there.
+                Some(r) => {
+                    self.mined_at.insert(intents[i].0, (r.block, r.block_hash));
+                    seen[i] = Seen::StillMined(r);
+                }
+                None => missing.push(i),
+            }
         }
         // A receipt that is not there proves a reorg only when the block it was in is no longer
         // the chain's block at that height; a node that lacks the block (lagging) or still has
         // it (its receipt index behind) proves nothing.
-        let mut gone = std::collections::HashSet::new();
-        for (&i, r) in &rechecks {
-            if r.is_some() {
-                continue;
-            }
+        for i in missing {
+            seen[i] = Seen::ReceiptNotVisible;
             let Some(&(block, hash)) = self.mined_at.get(&intents[i].0) else { continue };
             let header =
                 rpc.header(crate::engine::rpc::BlockId::Number(block)).await.map_err(Self::rpc_err)?;
             if header.is_some_and(|h| h.hash != hash) {
-                gone.insert(i);
+                seen[i] = Seen::BlockReplaced;
             }
         }
 
-        // Decide, in nonce order.
-        let mut updates: Vec<(usize, Update)> = Vec::new();
-        let mut to_broadcast: Vec<usize> = Vec::new();
-        let mut bumps: Vec<usize> = Vec::new();
-        let mut waiting: Vec<String> = Vec::new();
-        for (i, (nonce, intent)) in intents.iter().enumerate() {
-            match intent.state {
-                IntentState::Dropped | IntentState::Confirmed => {}
-                IntentState::Mined => match rechecks.get(&i) {
-                    None => {}
-                    Some(Some(r)) if head + 1 >= r.block + self.dest.confirmations => {
-                        updates.push((i, Update::Confirmed(r.clone())));
-                    }
-                    // Re-mined in another block of a new branch: wait for that one's depth.
-                    Some(Some(r)) => {
-                        self.mined_at.insert(*nonce, (r.block, r.block_hash));
-                    }
-                    Some(None) if gone.contains(&i) => {
-                        tracing::warn!(chain = %self.dest.chain, nonce, tx = ?intent.mined, "receipt gone in a reorg; sending again");
-                        updates.push((i, Update::Reorged));
-                        to_broadcast.push(i);
-                    }
-                    Some(None) => waiting.push(format!(
-                        "nonce {nonce} mined, its receipt not visible on the node that answered"
-                    )),
-                },
-                IntentState::Signed | IntentState::Sent => match receipts.get(&i) {
-                    Some(Some(r)) => {
-                        let verdicts = self.verdicts(intent, r).await?;
-                        updates.push((i, Update::Mined { receipt: r.clone(), verdicts }));
-                    }
-                    Some(None) => match used.remove(&i) {
-                        Some(UsedNonce::TakenByOther(reason)) => {
-                            tracing::warn!(chain = %self.dest.chain, nonce, "{reason}; its deliveries go back to pending");
-                            updates.push((i, Update::Dropped(reason)));
-                        }
-                        Some(UsedNonce::Wait(reason)) => waiting.push(reason),
-                        None => {}
-                    },
-                    // Due for a replacement: sent (or refused under the base fee) `bump_after` ago.
-                    None if intent
-                        .sent_at
-                        .is_some_and(|t| t + self.dest.fees.bump_after.as_secs() <= now()) =>
-                    {
-                        bumps.push(i)
-                    }
-                    None if intent.state == IntentState::Signed => to_broadcast.push(i),
-                    None => {}
-                },
+        // A reverted call (not the operator's cancellation) may be there anyway: someone else
+        // delivered it first. Each of its deliveries is checked once more.
+        for (i, (_, intent)) in intents.iter().enumerate() {
+            let Seen::Receipt { receipt, already_done } = &mut seen[i] else { continue };
+            if intent.cancel == Some(receipt.tx_hash) || receipt.success {
+                continue;
+            }
+            for key in &intent.deliveries {
+                already_done.push(self.already_done(*key).await?);
             }
         }
 
+        let round = Round {
+            latest,
+            head,
+            confirmations: self.dest.confirmations,
+            bump_after: self.dest.fees.bump_after.as_secs(),
+            now: now(),
+            rebroadcast: self.rebroadcast_at.elapsed() >= REBROADCAST_EVERY,
+        };
+        let followed = intents
+            .into_iter()
+            .zip(seen)
+            .map(|((nonce, intent), seen)| Followed { nonce, intent, seen })
+            .collect();
+        Ok((round, followed))
+    }
+
+    /// Carries a round's plan out: the chain's status, replacements signed, every change written
+    /// in one transaction, then the broadcasts.
+    async fn apply(
+        &mut self,
+        followed: Vec<Followed>,
+        plan: Plan,
+        round: Round,
+    ) -> Result<bool, DeliverError> {
+        let Plan { mut updates, bumps, broadcast, waiting, failed } = plan;
+        let mut intents: Vec<(u64, TxIntent)> = followed.into_iter().map(|f| (f.nonce, f.intent)).collect();
+        for (key, reason) in &failed {
+            tracing::warn!(chain = %self.dest.chain, item = %key.item, reason, "delivery failed for good");
+            self.status
+                .send_modify(|s| s.failures.push(format!("{}/{}: {reason}", self.dest.chain, key.item)));
+        }
+        for (i, update) in &updates {
+            let (nonce, intent) = &intents[*i];
+            match update {
+                Update::Reorged => {
+                    tracing::warn!(chain = %self.dest.chain, nonce, tx = ?intent.mined, "receipt gone in a reorg; sending again");
+                }
+                Update::Dropped(reason) => {
+                    tracing::warn!(chain = %self.dest.chain, nonce, "{reason}; its deliveries go back to pending");
+                }
+                _ => {}
+            }
+        }
         self.note_unseen(&waiting);
-
-        // Sent and not mined: the same bytes again now and then, lowest nonces first, for a node
-        // that lost them (a restart, a reorg that dropped them) — else they wait for `bump_after`.
-        if self.rebroadcast_at.elapsed() >= REBROADCAST_EVERY {
+        if round.rebroadcast {
             self.rebroadcast_at = std::time::Instant::now();
-            let again = (0..intents.len())
-                .filter(|&i| {
-                    intents[i].1.state == IntentState::Sent
-                        && intents[i].0 >= latest
-                        && !bumps.contains(&i)
-                        && !to_broadcast.contains(&i)
-                })
-                .take(REBROADCAST_MAX);
-            to_broadcast.extend(again.collect::<Vec<_>>());
         }
 
-        // Apply the decisions to the intents themselves.
+        // The intents themselves, and where their receipts are.
         for (i, update) in &updates {
             let (nonce, intent) = &mut intents[*i];
+            decide::settle(intent, update);
             match update {
-                Update::Confirmed(_) => {
-                    intent.state = IntentState::Confirmed;
-                    self.mined_at.remove(nonce);
-                }
                 Update::Mined { receipt, .. } => {
-                    intent.state = IntentState::Mined;
-                    intent.mined = Some(receipt.tx_hash);
                     self.mined_at.insert(*nonce, (receipt.block, receipt.block_hash));
                 }
-                Update::Reorged => {
-                    intent.state = IntentState::Signed;
-                    intent.mined = None;
+                Update::Confirmed(_) | Update::Reorged => {
                     self.mined_at.remove(nonce);
                 }
-                Update::Dropped(_) => intent.state = IntentState::Dropped,
-                Update::None | Update::Sent | Update::Bumped(_) => {}
+                Update::Dropped(_) | Update::None | Update::Sent | Update::Bumped(_) => {}
             }
         }
 
         // Replacements: signed now, written with everything else before any broadcast.
         let mut at_cap = false;
         if !bumps.is_empty() {
-            let market = chain::market(&rpc, self.dest.fees.legacy).await.map_err(Self::rpc_err)?;
+            let market = chain::market(&self.dest.rpc, self.dest.fees.legacy).await.map_err(Self::rpc_err)?;
             for i in bumps {
                 let (nonce, intent) = &mut intents[i];
-                match self.bump(*nonce, intent, market)? {
-                    Some(hash) => {
+                match decide::bump(&self.dest.fees, *nonce, intent, market) {
+                    Bump::Replace(fees) => {
+                        let hash = self.replace(*nonce, intent, fees)?;
                         updates.push((i, Update::Bumped(hash)));
-                        to_broadcast.push(i);
                     }
-                    // At the cap: the same bytes again, in case the node dropped them or
-                    // refused them under a base fee that has since fallen ("already known" is fine).
-                    None => {
+                    Bump::AtCap(problem) => {
                         at_cap = true;
-                        to_broadcast.push(i);
+                        if !self.warned_cap {
+                            tracing::warn!(
+                                chain = %self.dest.chain, nonce, cap_gwei = self.dest.fees.cap as f64 / 1e9,
+                                base_fee_gwei = market.base_fee as f64 / 1e9,
+                                "transaction not mined and already at the fee cap; waiting (cancel it with `ferry inspect-store cancel`, or raise the cap)"
+                            );
+                            self.warned_cap = true;
+                        }
+                        self.status.send_modify(|s| s.problem = Some(problem));
                     }
                 }
             }
         }
-        if !at_cap && self.status.borrow().problem.as_deref().is_some_and(|p| p.contains("fee cap")) {
+        let change = decide::fee_status(self.status.borrow().problem.as_ref(), at_cap);
+        if change == StatusChange::Clear {
             self.status.send_modify(|s| s.problem = None);
         }
         // Busy when something changed; broadcasts that only repeat (at the cap, under the base
@@ -258,9 +262,7 @@ impl Worker {
             self.save(&rows)?;
         }
 
-        to_broadcast.sort_unstable();
-        to_broadcast.dedup();
-        let result = self.broadcast_all(&mut intents, &to_broadcast, latest).await;
+        let result = self.broadcast_all(&mut intents, &broadcast, round.latest).await;
 
         self.floor = intents.iter().find(|(_, i)| !i.is_settled()).map_or(self.next_nonce, |(n, _)| *n);
         self.in_flight = intents.iter().filter(|(_, i)| i.is_open()).count();
@@ -270,19 +272,24 @@ impl Worker {
     /// Nonces used without a visible receipt wait; when they have waited long, the chain's status
     /// says so (and stops saying so once none waits).
     fn note_unseen(&mut self, waiting: &[String]) {
-        let Some(first) = waiting.first() else {
-            self.unseen_since = None;
-            if self.status.borrow().problem.as_deref().is_some_and(|p| p.starts_with(UNSEEN)) {
-                self.status.send_modify(|s| s.problem = None);
+        let waited = match waiting.first() {
+            None => {
+                self.unseen_since = None;
+                std::time::Duration::ZERO
             }
-            return;
+            Some(first) => {
+                tracing::debug!(chain = %self.dest.chain, waiting = waiting.len(), "{first}");
+                self.unseen_since.get_or_insert_with(std::time::Instant::now).elapsed()
+            }
         };
-        let since = *self.unseen_since.get_or_insert_with(std::time::Instant::now);
-        tracing::debug!(chain = %self.dest.chain, waiting = waiting.len(), "{first}");
-        if since.elapsed() >= UNSEEN_WARN_AFTER && self.status.borrow().problem.is_none() {
-            let problem = format!("{UNSEEN}: {} nonce(s); {first}", waiting.len());
-            tracing::warn!(chain = %self.dest.chain, "{problem}");
-            self.status.send_modify(|s| s.problem = Some(problem));
+        let change = decide::unseen_status(self.status.borrow().problem.as_ref(), waiting, waited);
+        match change {
+            StatusChange::Keep => {}
+            StatusChange::Clear => self.status.send_modify(|s| s.problem = None),
+            StatusChange::Set(problem) => {
+                tracing::warn!(chain = %self.dest.chain, "{problem}");
+                self.status.send_modify(|s| s.problem = Some(problem));
+            }
         }
     }
 
@@ -311,66 +318,14 @@ impl Worker {
         Ok(receipt.map_or((0, B256::ZERO), |r| (r.block, r.block_hash)))
     }
 
-    /// What a receipt settles at once: a cancellation fails its deliveries; a reverted call is
-    /// checked once more — already there (someone else delivered it) is skipped, else failed.
-    async fn verdicts(
-        &self,
-        intent: &TxIntent,
-        receipt: &Receipt,
-    ) -> Result<Vec<(crate::store::keys::DeliveryKey, DeliveryState, String)>, DeliverError> {
-        let mut out = Vec::new();
-        if intent.cancel == Some(receipt.tx_hash) {
-            for key in &intent.deliveries {
-                out.push((*key, DeliveryState::Failed, "cancelled by the operator".to_string()));
-            }
-        } else if !receipt.success {
-            for key in &intent.deliveries {
-                let verdict = match self.already_done(*key).await? {
-                    Some(why) => (DeliveryState::Skipped, why),
-                    None => {
-                        let reason = format!("transaction {} reverted on-chain", receipt.tx_hash);
-                        tracing::warn!(chain = %self.dest.chain, item = %key.item, reason, "delivery failed for good");
-                        self.status.send_modify(|s| {
-                            s.failures.push(format!("{}/{}: {reason}", self.dest.chain, key.item))
-                        });
-                        (DeliveryState::Failed, reason)
-                    }
-                };
-                out.push((*key, verdict.0, verdict.1));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Re-signs an intent not mined after `bump_after` at the same nonce with higher fees.
-    /// `None` at the cap: it waits, and says so once.
-    fn bump(
+    /// Signs the replacement of an intent not mined after `bump_after`, at the same nonce with
+    /// higher fees, and puts it in the intent's place; its hash.
+    fn replace(
         &mut self,
         nonce: u64,
         intent: &mut TxIntent,
-        market: Market,
-    ) -> Result<Option<alloy::primitives::B256>, DeliverError> {
-        let old = Fees { max_fee: intent.max_fee_per_gas, priority: intent.max_priority_fee_per_gas };
-        let Some(fees) = self.dest.fees.bumped(old, market) else {
-            if !self.warned_cap {
-                tracing::warn!(
-                    chain = %self.dest.chain, nonce, cap_gwei = self.dest.fees.cap as f64 / 1e9,
-                    base_fee_gwei = market.base_fee as f64 / 1e9,
-                    "transaction not mined and already at the fee cap; waiting (cancel it with `ferry inspect-store cancel`, or raise the cap)"
-                );
-                self.warned_cap = true;
-            }
-            let (cap, base) = (self.dest.fees.cap as f64 / 1e9, market.base_fee as f64 / 1e9);
-            let problem = if market.base_fee > old.max_fee {
-                format!("nonce {nonce} waits: the base fee ({base} gwei) is above the fee cap ({cap} gwei)")
-            } else {
-                format!(
-                    "nonce {nonce} is at the fee cap ({cap} gwei) and not mined yet; broadcasting it again"
-                )
-            };
-            self.status.send_modify(|s| s.problem = Some(problem));
-            return Ok(None);
-        };
+        fees: super::fees::Fees,
+    ) -> Result<B256, DeliverError> {
         let input = sign::input_of(&intent.raw).map_err(|e| DeliverError::Setup {
             chain: self.dest.chain.clone(),
             detail: format!("stored transaction at nonce {nonce} does not decode: {e}"),
@@ -381,18 +336,9 @@ impl Worker {
             chain = %self.dest.chain, nonce, old = %intent.hash, new = %hash,
             max_fee_gwei = fees.max_fee as f64 / 1e9, "replacing a transaction not mined in time"
         );
-        intent.replaced.push(intent.hash);
-        if intent.cancel == Some(intent.hash) {
-            intent.cancel = Some(hash);
-        }
-        intent.hash = hash;
-        intent.raw = raw;
-        intent.max_fee_per_gas = fees.max_fee;
-        intent.max_priority_fee_per_gas = fees.priority;
-        intent.state = IntentState::Signed;
-        intent.sent_at = None;
+        decide::replace(intent, raw, hash, fees);
         self.status.send_modify(|s| s.bumps += 1);
-        Ok(Some(hash))
+        Ok(hash)
     }
 
     pub(super) fn sign(

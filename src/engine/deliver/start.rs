@@ -1,44 +1,28 @@
-//! Starting due deliveries on one chain: read what is pending (and failed deliveries whose retry
-//! is due), check and simulate them concurrently, sign the ready ones with consecutive nonces,
-//! write the intents in one transaction, then broadcast them in nonce order.
+//! Starting due deliveries on one chain: gather what is pending (and failed deliveries whose
+//! retry is due) and check and simulate them concurrently; decide (`start/decide.rs`, pure) what
+//! each is; apply: sign the ready ones with consecutive nonces, write the intents in one
+//! transaction, then broadcast them in nonce order.
 
-use std::time::Duration;
+mod decide;
 
-use alloy::primitives::{Address, Bytes};
 use futures_util::{StreamExt, stream};
 use serde_json::{Map, Value};
 
+use self::decide::{Batch, Found, Stop};
 use super::DeliverError;
 use super::chain;
 use super::sign::Unsigned;
 use super::worker::{Worker, store_blocking};
-use crate::abi::call::Revert;
 use crate::engine::rpc::ErrorKind;
 use crate::store::keys::{DeliveryKey, IntentKey, ItemKey};
 use crate::store::now;
-use crate::store::records::{Delivery, DeliveryState, IntentState, TxIntent};
+use crate::store::records::{Delivery, DeliveryState};
 
 /// Permanent failures a summary lists by name; the rest are counted.
 const MAX_REPORTED_FAILURES: usize = 20;
 
-/// Deliveries started in one round at most: a backlog goes out in rounds of this size, so the
-/// first transactions reach the node while later ones are still being checked.
-const MAX_BATCH: usize = 512;
-
 /// Checks and simulations in flight at once.
 const CONCURRENCY: usize = 16;
-
-/// A delivery ready to be signed.
-struct Prepared {
-    key: DeliveryKey,
-    delivery: Delivery,
-    to: Address,
-    data: Bytes,
-    gas_limit: u64,
-}
-
-/// A delivery settled without a transaction: (state, reason, retryable).
-type Settled = (DeliveryState, String, bool);
 
 impl Worker {
     /// Starts due deliveries. `Ok(true)` when it did work.
@@ -46,15 +30,27 @@ impl Worker {
         if self.is_paused() {
             return Ok(false);
         }
-        let chain_id = self.dest.chain_id;
-        let mut room = self.opts.max_in_flight.saturating_sub(self.in_flight).min(MAX_BATCH);
-        if let Some(limit) = self.opts.limit {
-            room = room.min(limit.saturating_sub(self.started));
-        }
+        let room = decide::room(self.opts.max_in_flight, self.in_flight, self.opts.limit, self.started);
         if room == 0 {
             return Ok(false);
         }
         let now_s = now();
+        let due = self.gather_due(room, now_s).await?;
+        if due.is_empty() {
+            return Ok(false);
+        }
+        let batch = decide::batch(due, now_s);
+        self.apply_batch(batch, now_s).await
+    }
+
+    /// What is due (pending deliveries, then failed ones whose retry is due, `room` at most),
+    /// each with what its checks and simulation found, concurrently.
+    async fn gather_due(
+        &self,
+        room: usize,
+        now_s: u64,
+    ) -> Result<Vec<(DeliveryKey, Delivery, Result<Found, DeliverError>)>, DeliverError> {
+        let chain_id = self.dest.chain_id;
         let targets = &self.dest.targets;
         let mut due = store_blocking(|| {
             self.store.deliveries_in_state(chain_id, DeliveryState::Pending, room, |k, _| {
@@ -72,32 +68,30 @@ impl Worker {
             due.extend(failed);
         }
         if due.is_empty() {
-            return Ok(false);
+            return Ok(Vec::new());
         }
-
         let keys: Vec<DeliveryKey> = due.iter().map(|(k, _)| *k).collect();
         let fields = self.item_fields(&keys)?;
-        let checks: Vec<_> = due
-            .iter()
-            .zip(fields)
-            .map(|((key, delivery), fields)| self.prepare(*key, delivery, fields))
-            .collect();
-        let checked: Vec<Result<Result<Prepared, Settled>, DeliverError>> =
+        let checks: Vec<_> = keys.iter().zip(fields).map(|(key, fields)| self.check(*key, fields)).collect();
+        let found: Vec<Result<Found, DeliverError>> =
             stream::iter(checks).buffered(CONCURRENCY).collect().await;
-        let mut ready = Vec::new();
-        let mut settled: Vec<(DeliveryKey, Delivery)> = Vec::new();
+        Ok(due.into_iter().zip(found).map(|((key, delivery), found)| (key, delivery, found)).collect())
+    }
+
+    /// Carries a decided round out: the settled deliveries written; unless the round stopped, the
+    /// ready ones signed with consecutive nonces, written with their intents in one transaction,
+    /// then broadcast in nonce order.
+    async fn apply_batch(&mut self, batch: Batch<DeliverError>, now_s: u64) -> Result<bool, DeliverError> {
+        let Batch { ready, settled, stops } = batch;
+        // The chain is failing: what was settled stays settled, the rest waits. Each signer that
+        // cannot pay pauses the chain; the first stop in due order is the round's error.
         let mut failure = None;
-        for ((key, delivery), outcome) in due.into_iter().zip(checked) {
-            match outcome {
-                Ok(Ok(prepared)) => ready.push(prepared),
-                Ok(Err((state, reason, retryable))) => {
-                    settled.push((key, settle(delivery, state, reason, retryable, now_s)));
-                }
-                // The chain is failing: what was settled stays settled, the rest waits.
-                Err(e) => {
-                    failure.get_or_insert(e);
-                }
-            }
+        for stop in stops {
+            let e = match stop {
+                Stop::Failing(e) => e,
+                Stop::CannotPay(m) => self.pause(format!("signer {} cannot pay for gas ({m})", self.signer)),
+            };
+            failure.get_or_insert(e);
         }
         if let Some(e) = failure {
             self.save_deliveries(&settled)?;
@@ -125,63 +119,32 @@ impl Worker {
         }
 
         let market = chain::market(&self.dest.rpc, self.dest.fees.legacy).await.map_err(Self::rpc_err)?;
-        let fees = self.dest.fees.fresh(market);
-        if fees.max_fee < market.base_fee {
-            let problem = format!(
-                "the fee cap ({} gwei) is below the base fee ({} gwei); sent anyway, waiting to be mined",
-                self.dest.fees.cap as f64 / 1e9,
-                market.base_fee as f64 / 1e9
-            );
+        let (fees, problem) = decide::fees(&self.dest.fees, market);
+        if let Some(problem) = problem {
             tracing::warn!(chain = %self.dest.chain, "{problem}");
             self.status.send_modify(|s| s.problem = Some(problem));
         }
-        let mut intents: Vec<(u64, TxIntent)> = Vec::with_capacity(ready.len());
-        let mut deliveries = Vec::with_capacity(ready.len());
+        let mut rows = Vec::with_capacity(ready.len());
         for p in ready {
-            let nonce = self.next_nonce + intents.len() as u64;
-            let unsigned = Unsigned { nonce, to: p.to, input: p.data, gas_limit: p.gas_limit, fees };
-            let (raw, hash) = self.sign(unsigned)?;
-            intents.push((
-                nonce,
-                TxIntent {
-                    state: IntentState::Signed,
-                    raw,
-                    hash,
-                    to: p.to,
-                    gas_limit: p.gas_limit,
-                    max_fee_per_gas: fees.max_fee,
-                    max_priority_fee_per_gas: fees.priority,
-                    created_at: now_s,
-                    sent_at: None,
-                    replaced: Vec::new(),
-                    deliveries: vec![p.key],
-                    mined: None,
-                    cancel: None,
-                },
-            ));
-            let mut d = p.delivery;
-            d.state = DeliveryState::Sending;
-            d.signer = Some(self.signer);
-            d.nonce = Some(nonce);
-            d.tx_hashes.push(hash);
-            d.attempts += 1;
-            d.next_attempt_at = None;
-            d.reason = None;
-            d.retryable = true;
-            d.updated_at = now_s;
-            deliveries.push((p.key, d));
+            let nonce = self.next_nonce + rows.len() as u64;
+            let unsigned = Unsigned { nonce, to: p.to, input: p.data.clone(), gas_limit: p.gas_limit, fees };
+            let signed = self.sign(unsigned)?;
+            let key = p.key;
+            let (intent, delivery) = decide::signed(p, self.signer, nonce, fees, signed, now_s);
+            rows.push((nonce, intent, key, delivery));
         }
         // Write ahead: the intents and their deliveries exist before any of them is broadcast.
-        let signer = self.signer;
+        let (chain_id, signer) = (self.dest.chain_id, self.signer);
         store_blocking(|| {
             self.store.write(|tx| {
-                for ((nonce, intent), (key, d)) in intents.iter().zip(&deliveries) {
+                for (nonce, intent, key, d) in &rows {
                     tx.put_intent(IntentKey { chain: chain_id, signer, nonce: *nonce }, intent)?;
                     tx.put_delivery(*key, d)?;
                 }
                 Ok(())
             })
         })?;
+        let mut intents: Vec<_> = rows.into_iter().map(|(nonce, intent, _, _)| (nonce, intent)).collect();
         self.floor = self.floor.min(self.next_nonce);
         self.next_nonce += intents.len() as u64;
         self.started += intents.len();
@@ -264,83 +227,36 @@ impl Worker {
         })
     }
 
-    /// Checks a due delivery and simulates it; `Ok(Err(..))` settles it without a transaction:
-    /// skipped (already there) or failed.
-    async fn prepare(
+    /// Checks a due delivery and simulates it, asking no more than the decision needs: no call
+    /// without the item's fields, no simulation when the view says it is there. An RPC failure
+    /// is the error; a node's answer, whatever it is, is what was found.
+    async fn check(
         &self,
         key: DeliveryKey,
-        delivery: &Delivery,
         fields: Option<Map<String, Value>>,
-    ) -> Result<Result<Prepared, Settled>, DeliverError> {
-        let Some(target) = self.dest.targets.get(&key.target) else {
-            return Ok(Err((DeliveryState::Failed, "target not configured".into(), true)));
-        };
-        let Some(fields) = fields else {
-            return Ok(Err((
-                DeliveryState::Failed,
-                "the item is not in the store or has no decoded fields".into(),
-                false,
-            )));
-        };
+    ) -> Result<Found, DeliverError> {
+        let Some(target) = self.dest.targets.get(&key.target) else { return Ok(Found::NoTarget) };
+        let Some(fields) = fields else { return Ok(Found::NoFields) };
         let data = match target.plan.calldata(&fields) {
             Ok(d) => d,
-            Err(e) => return Ok(Err((DeliveryState::Failed, e.to_string(), false))),
+            Err(e) => return Ok(Found::BadCall(e.to_string())),
         };
         if let Some(Ok(view)) = target.plan.done_view_calldata(&fields) {
             let returned =
                 chain::call(&self.dest.rpc, self.signer, target.to, &view).await.map_err(Self::rpc_err)?;
             match target.plan.judge_view(&returned, &fields) {
-                Ok(true) => {
-                    return Ok(Err((
-                        DeliveryState::Skipped,
-                        "already there (the view says so)".into(),
-                        false,
-                    )));
-                }
+                Ok(true) => return Ok(Found::ViewSaysThere),
                 Ok(false) => {}
-                Err(e) => return Ok(Err((DeliveryState::Failed, format!("already-done check: {e}"), true))),
+                Err(e) => return Ok(Found::ViewUnreadable(e.to_string())),
             }
         }
         match chain::estimate_gas(&self.dest.rpc, self.signer, target.to, &data).await {
-            Ok(gas) => Ok(Ok(Prepared {
-                key,
-                delivery: delivery.clone(),
-                to: target.to,
-                data,
-                // A margin for state that changes between the estimate and the block.
-                gas_limit: gas + gas / 5 + 5_000,
-            })),
+            Ok(gas) => Ok(Found::Estimated { to: target.to, data, gas }),
             Err(e) if e.is_revert() => {
-                match target.plan.classify_revert(&e.revert_data().unwrap_or_default()) {
-                    Revert::AlreadyThere(what) => {
-                        Ok(Err((DeliveryState::Skipped, format!("already there: {what}"), false)))
-                    }
-                    Revert::Failed(reason) => Ok(Err((DeliveryState::Failed, reason, false))),
-                }
+                Ok(Found::Reverted(target.plan.classify_revert(&e.revert_data().unwrap_or_default())))
             }
-            Err(e) if e.kind == ErrorKind::Node => {
-                if e.message.to_ascii_lowercase().contains("insufficient funds") {
-                    return Err(
-                        self.pause(format!("signer {} cannot pay for gas ({})", self.signer, e.message))
-                    );
-                }
-                Ok(Err((DeliveryState::Failed, format!("simulation failed: {}", e.message), true)))
-            }
+            Err(e) if e.kind == ErrorKind::Node => Ok(Found::Refused(e.message)),
             Err(e) => Err(Self::rpc_err(e)),
         }
     }
-}
-
-/// A delivery settled without a transaction; a retryable failure waits with backoff.
-fn settle(mut d: Delivery, state: DeliveryState, reason: String, retryable: bool, now_s: u64) -> Delivery {
-    d.state = state;
-    d.reason = Some(reason);
-    d.retryable = retryable;
-    d.attempts += 1;
-    d.updated_at = now_s;
-    if retryable {
-        let wait = crate::engine::rpc::backoff(Duration::from_secs(2), Duration::from_secs(600), d.attempts);
-        d.next_attempt_at = Some(now_s + wait.as_secs().max(1));
-    }
-    d
 }

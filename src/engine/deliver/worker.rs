@@ -2,6 +2,8 @@
 //! intents (`follow.rs`) and start due deliveries (`start.rs`), until cancelled or, for `push`,
 //! until nothing is left to do.
 
+mod problem;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +20,7 @@ use crate::engine::rpc::RpcError;
 use crate::store::keys::{DeliveryKey, IntentKey};
 use crate::store::records::{Delivery, DeliveryState, IntentState, Receipt, TxIntent};
 use crate::store::{Store, StoreError, now};
+pub use problem::Problem;
 
 /// What a worker reports as it goes.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -30,7 +33,7 @@ pub struct ChainStatus {
     pub sent_txs: u64,
     pub bumps: u64,
     /// Why the chain is paused or failing, when it is.
-    pub problem: Option<String>,
+    pub problem: Option<Problem>,
     /// Deliveries a dry run would send: (target, item, gas).
     pub would_send: Vec<String>,
     /// Deliveries that failed for good on this run, as `<id>: <reason>` (the first few).
@@ -68,7 +71,7 @@ pub struct Worker {
 const PAUSE: Duration = Duration::from_secs(60);
 
 /// How the deliveries of an intent change when the intent is written.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) enum Update {
     /// Just signed: the deliveries were written with it.
     None,
@@ -251,7 +254,10 @@ impl Worker {
     }
 
     /// Runs until cancelled, or (with `until_done`) until nothing is left to do on the chain.
-    pub async fn run(mut self, cancel: CancellationToken) -> ChainStatus {
+    /// Follows and starts deliveries until cancelled or, for `push`, done. A store that cannot
+    /// be used ends the worker with that error: it is the command's verdict (exit 3), not a
+    /// problem of the chain to retry.
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<ChainStatus, StoreError> {
         loop {
             if cancel.is_cancelled() {
                 break;
@@ -259,7 +265,7 @@ impl Worker {
             let wait = match self.tick().await {
                 Ok(busy) => {
                     self.failures = 0;
-                    if self.status.borrow().problem.as_deref().is_some_and(|p| p.starts_with("RPC")) {
+                    if matches!(self.status.borrow().problem, Some(Problem::RpcFailing { .. })) {
                         self.status.send_modify(|s| s.problem = None);
                     }
                     if busy {
@@ -268,6 +274,7 @@ impl Worker {
                         self.dest.poll_interval.min(Duration::from_secs(1))
                     }
                 }
+                Err(DeliverError::Store(e)) => return Err(e),
                 Err(e) => {
                     self.failures += 1;
                     let wait = crate::engine::rpc::backoff(
@@ -277,15 +284,13 @@ impl Worker {
                     );
                     tracing::warn!(chain = %self.dest.chain, error = %e, retry_in = ?wait, "delivery failing");
                     if !self.is_paused() {
-                        self.status.send_modify(|s| s.problem = Some(format!("RPC failing: {e}")));
+                        self.status
+                            .send_modify(|s| s.problem = Some(Problem::RpcFailing { error: e.to_string() }));
                     }
                     wait
                 }
             };
-            if let Err(e) = self.refresh_counts() {
-                tracing::error!(chain = %self.dest.chain, error = %e, "cannot read the store");
-                break;
-            }
+            self.refresh_counts()?;
             if self.opts.until_done && self.is_done() {
                 self.status.send_modify(|s| s.done = true);
                 break;
@@ -295,18 +300,19 @@ impl Worker {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        let _ = self.refresh_counts();
-        self.status.borrow().clone()
+        self.refresh_counts()?;
+        Ok(self.status.borrow().clone())
     }
 
     /// Pauses new sends on the chain for [`PAUSE`] (the signer cannot pay: sending more only
     /// fails); what is in flight is still followed. Says which signer, loudly.
     pub(super) fn pause(&self, why: String) -> DeliverError {
-        let problem = format!("paused: {why}");
+        let problem = Problem::Paused { why };
         tracing::error!(chain = %self.dest.chain, signer = %self.signer, "{problem}; trying again in {PAUSE:?}");
         self.paused_until.store(now() + PAUSE.as_secs(), Ordering::Relaxed);
-        self.status.send_modify(|s| s.problem = Some(problem.clone()));
-        DeliverError::Setup { chain: self.dest.chain.clone(), detail: problem }
+        let detail = problem.to_string();
+        self.status.send_modify(|s| s.problem = Some(problem));
+        DeliverError::Setup { chain: self.dest.chain.clone(), detail }
     }
 
     /// Whether new sends wait; a pause that ran out is lifted (and the next send finds out
@@ -380,13 +386,19 @@ impl Worker {
 
 /// Runs one worker per destination until each is done or `cancel` fires; statuses by chain.
 /// `on_start` receives each worker's live status as it starts (for progress displays).
+///
+/// A store that cannot be used stops every worker and is returned (the command exits 3); a
+/// worker that panicked is a bug, and the panic goes on unwinding here instead of the chain
+/// going missing from the result (which let `push` exit 0 after a panic).
 pub async fn run_all(
     dests: Vec<Destination>,
     store: Arc<Store>,
     opts: Options,
     cancel: CancellationToken,
     on_start: impl Fn(watch::Receiver<ChainStatus>),
-) -> BTreeMap<String, ChainStatus> {
+) -> Result<BTreeMap<String, ChainStatus>, DeliverError> {
+    // Stopped by the caller, or by the first worker whose store fails.
+    let cancel = cancel.child_token();
     let mut tasks = tokio::task::JoinSet::new();
     let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
     for dest in dests {
@@ -404,6 +416,8 @@ pub async fn run_all(
                         let _ = started_tx.send(rx);
                         break Ok(w);
                     }
+                    // A store that cannot be used is not a chain's problem to wait out.
+                    Err((_, DeliverError::Store(e))) => return (name, Err(e)),
                     Err((d, e)) => {
                         failures += 1;
                         tracing::warn!(chain = %name, error = %e, "cannot start delivery to this chain");
@@ -422,21 +436,23 @@ pub async fn run_all(
                 }
             };
             let status = match worker {
-                Ok(w) => w.run(cancel).await,
+                Ok(w) => {
+                    inject_test_panic(&name);
+                    w.run(cancel).await
+                }
                 // Never started: what waits for it is still work left, and counted as such.
                 Err(dest) => {
                     let targets = &dest.targets;
-                    let n = tokio::task::block_in_place(|| {
+                    tokio::task::block_in_place(|| {
                         store.delivery_counts(dest.chain_id, |t| targets.contains_key(&t))
                     })
-                    .unwrap_or_default();
-                    ChainStatus {
+                    .map(|counts| ChainStatus {
                         chain: name.clone(),
                         signer: dest.signer.address().to_checksum(None),
-                        counts: n,
-                        problem: Some(format!("could not start: {last_error}")),
+                        counts,
+                        problem: Some(Problem::CouldNotStart { error: last_error }),
                         ..Default::default()
-                    }
+                    })
                 }
             };
             (name, status)
@@ -444,17 +460,119 @@ pub async fn run_all(
     }
     drop(started_tx);
     let mut out = BTreeMap::new();
+    let mut store_error = None;
     loop {
         tokio::select! {
             Some(rx) = started_rx.recv() => on_start(rx),
             joined = tasks.join_next() => match joined {
-                Some(Ok((name, status))) => {
+                Some(Ok((name, Ok(status)))) => {
                     out.insert(name, status);
                 }
-                Some(Err(e)) => tracing::error!(error = %e, "a delivery worker panicked"),
+                Some(Ok((name, Err(e)))) => {
+                    tracing::error!(chain = %name, error = %e, "delivery stopped: the store cannot be used");
+                    cancel.cancel();
+                    store_error.get_or_insert(e);
+                }
+                Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Aborted only by a runtime shutting down, which ends the command anyway.
+                Some(Err(_)) => {}
                 None => break,
             },
         }
     }
-    out
+    match store_error {
+        Some(e) => Err(DeliverError::Store(e)),
+        None => Ok(out),
+    }
+}
+
+/// A test build (debug assertions on) panics in the worker of the chain named by
+/// `FERRY_TEST_PANIC_IN_WORKER`, so that tests can show what a panicked worker does to a command.
+/// Release builds have no such hook.
+fn inject_test_panic(chain: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("FERRY_TEST_PANIC_IN_WORKER").is_ok_and(|c| c == chain) {
+        panic!("injected by FERRY_TEST_PANIC_IN_WORKER in the worker of chain {chain}");
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = chain;
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::B256;
+
+    use super::*;
+    use crate::store::keys::{EventKey, ItemKey};
+
+    fn key(n: u32) -> DeliveryKey {
+        DeliveryKey {
+            target: 1,
+            chain: 31337,
+            item: ItemKey::Event(EventKey { chain: 1, block: 5, log_index: n }),
+        }
+    }
+
+    fn delivery(state: DeliveryState, retryable: bool) -> Delivery {
+        Delivery { state, retryable, tx_hashes: vec![B256::repeat_byte(1)], ..Delivery::pending(100) }
+    }
+
+    fn receipt() -> Receipt {
+        Receipt {
+            tx_hash: B256::repeat_byte(1),
+            block: 9,
+            block_hash: B256::repeat_byte(9),
+            success: true,
+            gas_used: 21_000,
+            effective_gas_price: 1,
+        }
+    }
+
+    /// What an intent's update does to each of its deliveries, from each state it may find them in.
+    #[test]
+    fn an_update_moves_only_the_deliveries_it_applies_to() {
+        use DeliveryState::{Confirmed, Failed, Pending, Sending, Sent, Skipped};
+        let bumped = B256::repeat_byte(2);
+        let verdict = Update::Mined {
+            receipt: receipt(),
+            verdicts: vec![(key(0), Skipped, "already there (the view says so)".into())],
+        };
+        let mined = Update::Mined { receipt: receipt(), verdicts: vec![] };
+        // (update, delivery state before, retryable, changed, state after)
+        let cases = [
+            (Update::None, Sending, true, false, Sending),
+            (Update::Sent, Sending, true, true, Sent),
+            (Update::Sent, Sent, true, false, Sent),
+            (Update::Sent, Confirmed, true, false, Confirmed),
+            (Update::Bumped(bumped), Sent, true, true, Sending),
+            (mined.clone(), Sending, true, true, Sent),
+            (verdict, Sending, true, true, Skipped),
+            (Update::Confirmed(receipt()), Sent, true, true, Confirmed),
+            (Update::Confirmed(receipt()), Sending, true, false, Sending),
+            (Update::Reorged, Sent, true, true, Sending),
+            (Update::Reorged, Confirmed, true, true, Sending),
+            (Update::Reorged, Pending, true, false, Pending),
+            (Update::Dropped("taken".into()), Sending, true, true, Pending),
+            (Update::Dropped("taken".into()), Sent, true, true, Pending),
+            (Update::Dropped("taken".into()), Failed, true, true, Pending),
+            (Update::Dropped("taken".into()), Failed, false, false, Failed),
+            (Update::Dropped("taken".into()), Confirmed, true, false, Confirmed),
+        ];
+        for (update, before, retryable, changed, after) in cases {
+            let mut d = delivery(before, retryable);
+            assert_eq!(update.apply(key(0), &mut d), changed, "{update:?} on {before:?}");
+            assert_eq!(d.state, after, "{update:?} on {before:?}");
+            match &update {
+                Update::Bumped(h) => assert_eq!(d.tx_hashes.last(), Some(h)),
+                Update::Mined { verdicts, .. } => {
+                    assert_eq!(d.receipt, Some(receipt()));
+                    assert_eq!(d.retryable, verdicts.is_empty(), "a verdict is final");
+                }
+                Update::Confirmed(_) if changed => assert_eq!(d.receipt, Some(receipt())),
+                Update::Reorged if changed => assert_eq!(d.receipt, None),
+                Update::Dropped(reason) if changed => assert_eq!(d.reason.as_ref(), Some(reason)),
+                _ => {}
+            }
+        }
+    }
 }
