@@ -65,18 +65,19 @@ impl BackfillArgs {
         let mut reports = Vec::new();
         for outcome in outcomes {
             let (label, error) = match outcome.result {
-                Ok(()) => ("done", None),
-                Err(IngestError::Cancelled) => ("interrupted", None),
+                Ok(()) => (RangeOutcome::Done, None),
+                Err(IngestError::Cancelled) => (RangeOutcome::Interrupted, None),
                 // The store cannot be used: that is the command's verdict (exit 3), not a source's.
                 Err(IngestError::Store(e)) => return Err(e.into()),
-                Err(e) => ("failed", Some(e.to_string())),
+                Err(e) => (RangeOutcome::Failed, Some(e.to_string())),
             };
             reports.push(SourceReport::new(outcome.status, label, error, outcome.rpc, started.elapsed()));
         }
         for r in reports.iter().filter_map(|r| r.error.as_ref()) {
             tracing::error!("{r}");
         }
-        let ingested = !reports.iter().any(|r| r.outcome == "failed") && !ctx.cancel.is_cancelled();
+        let failed = reports.iter().any(|r| r.outcome == RangeOutcome::Failed);
+        let ingested = !failed && !ctx.cancel.is_cancelled();
         // With --deliver, what the range brought is delivered like `push` does, until done or
         // interrupted: a script gets one command that leaves the range ingested and delivered.
         let mut deliveries = None;
@@ -87,7 +88,7 @@ impl BackfillArgs {
             deliveries = Some(statuses.into_values().map(ChainReport::from).collect::<Vec<_>>());
         }
         let undelivered = deliveries.iter().flatten().any(|c| c.left > 0 || c.problem.is_some());
-        let exit = if reports.iter().any(|r| r.outcome == "failed") {
+        let exit = if failed {
             Exit::Incomplete
         } else if ctx.cancel.is_cancelled() {
             Exit::Interrupted
@@ -102,6 +103,25 @@ impl BackfillArgs {
             deliveries,
         })?;
         Ok(exit)
+    }
+}
+
+/// How a source's range ended; JSON shows the stable lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RangeOutcome {
+    Done,
+    Interrupted,
+    Failed,
+}
+
+impl RangeOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RangeOutcome::Done => "done",
+            RangeOutcome::Interrupted => "interrupted",
+            RangeOutcome::Failed => "failed",
+        }
     }
 }
 
@@ -120,7 +140,7 @@ pub struct SourceReport {
     pub source: String,
     pub chain: String,
     /// `done`, `interrupted` or `failed`.
-    pub outcome: &'static str,
+    pub outcome: RangeOutcome,
     pub from: u64,
     pub to: Option<u64>,
     /// The next block to read: where a re-run continues.
@@ -140,7 +160,7 @@ pub struct SourceReport {
 impl SourceReport {
     fn new(
         s: SourceStatus,
-        outcome: &'static str,
+        outcome: RangeOutcome,
         error: Option<String>,
         rpc: RpcStats,
         took: Duration,
@@ -180,10 +200,11 @@ impl Render for BackfillReport {
             "rpc calls",
         ]);
         for r in &self.sources {
+            let text = r.outcome.as_str();
             let outcome = match r.outcome {
-                "done" => out.paint(r.outcome, Paint::Green),
-                "interrupted" => out.paint(r.outcome, Paint::Yellow),
-                _ => out.paint(r.outcome, Paint::Red),
+                RangeOutcome::Done => out.paint(text, Paint::Green),
+                RangeOutcome::Interrupted => out.paint(text, Paint::Yellow),
+                RangeOutcome::Failed => out.paint(text, Paint::Red),
             };
             table.add_row([
                 r.source.clone(),
