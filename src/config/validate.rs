@@ -65,6 +65,13 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) -> 
     }
     check_shared_contracts(r, config);
 
+    check_targets(r, config, &chain_names, &mut resolved);
+    check_routes(r, config, &source_names, &target_names, &mut resolved);
+    resolved
+}
+
+/// Every target: evm-call targets resolve into plans; kinds not built yet are refused.
+fn check_targets(r: &mut Reader<'_>, config: &Config, chain_names: &[&str], resolved: &mut Resolved) {
     for (name, target) in &config.targets {
         let path = format!("targets.{name}");
         let not_built = |r: &mut Reader<'_>, kind: &str| {
@@ -78,7 +85,7 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) -> 
                 }
                 for (chain, contract) in &t.chains {
                     let key = format!("{path}.chains.{chain}");
-                    check_destination(r, &key, chain, config, &chain_names);
+                    check_destination(r, &key, chain, config, chain_names);
                     match (&contract.prover, &contract.core) {
                         (Some(a), None) => {
                             check_address(r, &format!("{key}.prover"), a);
@@ -91,7 +98,7 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) -> 
                 }
             }
             Target::EvmCall(t) => {
-                if let Some(plan) = check_evm_call(r, &path, t, config, &chain_names) {
+                if let Some(plan) = check_evm_call(r, &path, t, config, chain_names) {
                     for (chain, address) in &plan.chains {
                         let key = format!("{path}.chains.{chain}");
                         resolved.contracts.entry(chain.clone()).or_default().push((key, *address));
@@ -128,7 +135,16 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) -> 
             }
         }
     }
+}
 
+/// Routes name sources and targets that exist; each resolved source learns where its items go.
+fn check_routes(
+    r: &mut Reader<'_>,
+    config: &Config,
+    source_names: &[&str],
+    target_names: &[&str],
+    resolved: &mut Resolved,
+) {
     let mut routed_sources = BTreeSet::new();
     let mut routed_targets = BTreeSet::new();
     let mut pairs = BTreeSet::new();
@@ -138,7 +154,7 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) -> 
             r.error(
                 &format!("{path}.source"),
                 format!("no source named `{}`", route.source),
-                suggest_name(&route.source, &source_names),
+                suggest_name(&route.source, source_names),
             );
         }
         routed_sources.insert(route.source.as_str());
@@ -148,7 +164,7 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) -> 
         for (j, target) in route.targets.iter().enumerate() {
             let key = format!("{path}.targets[{j}]");
             if !config.targets.contains_key(target) && !r.is_broken(&format!("targets.{target}")) {
-                r.error(&key, format!("no target named `{target}`"), suggest_name(target, &target_names));
+                r.error(&key, format!("no target named `{target}`"), suggest_name(target, target_names));
             }
             if !pairs.insert((route.source.as_str(), target.as_str())) {
                 r.warn(&key, format!("`{}` → `{target}` is routed twice; items go once", route.source), None);
@@ -166,7 +182,7 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) -> 
             }
         }
     }
-    for name in &source_names {
+    for name in source_names {
         if !routed_sources.contains(name) {
             r.warn(
                 &format!("sources.{name}"),
@@ -175,12 +191,11 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) -> 
             );
         }
     }
-    for name in &target_names {
+    for name in target_names {
         if !routed_targets.contains(name) {
             r.warn(&format!("targets.{name}"), "not in any route: nothing will be delivered to it", None);
         }
     }
-    resolved
 }
 
 fn check_chain(r: &mut Reader<'_>, path: &str, name: &str, chain: &Chain, base_dir: &Path) -> ChainPlan {
