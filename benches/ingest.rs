@@ -9,6 +9,9 @@
 //! 2. **Calls per range** for factories with 10, 100, 1,000 and 10,000 children, each with some
 //!    child events, read by `ferry backfill` with the same range size. Goal: constant.
 //! 3. **Peak RSS** of each backfill process.
+//! 4. **The default range against the best**: in the same rounds, the backfill with a few explicit
+//!    `max_block_range`s and with none (the default), each with its events/s and peak RSS. Goal:
+//!    the default ≥ 0.95 of the best explicit range's events/s, its peak RSS ≤ 100 MiB.
 //!
 //! Under `cargo test` (no `--bench` argument) it runs a small smoke version that checks the
 //! harness itself: ferry stores exactly the events raw `eth_getLogs` returns.
@@ -33,6 +36,8 @@ struct Scale {
     blocks: u64,
     events_per_block: u64,
     range: u64,
+    /// Explicit ranges the default is compared with (`range` among them).
+    sweep: &'static [u64],
     rounds: usize,
     children: &'static [u64],
     /// The lagging-node check: blocks near the head, each with this many unwatched events (a
@@ -45,6 +50,7 @@ const FULL: Scale = Scale {
     blocks: 100,
     events_per_block: 1_000,
     range: 10,
+    sweep: &[2, 5, 10, 20, 100],
     rounds: 3,
     children: &[10, 100, 1_000, 10_000],
     guard_blocks: 60,
@@ -54,6 +60,7 @@ const SMOKE: Scale = Scale {
     blocks: 10,
     events_per_block: 50,
     range: 3,
+    sweep: &[3],
     rounds: 1,
     children: &[10],
     guard_blocks: 10,
@@ -95,8 +102,9 @@ async fn run(scale: Scale, full: bool) {
     .expect("client");
 
     let mut raw_rates = Vec::new();
-    let mut ferry_rates = Vec::new();
-    let mut peak_rss = 0;
+    // Backfills by `max_block_range` (`None`: the default): events/s of each round, peak RSS.
+    let ranges: Vec<Option<u64>> = scale.sweep.iter().map(|r| Some(*r)).chain([None]).collect();
+    let mut by_range: Vec<(Vec<f64>, u64)> = vec![(Vec::new(), 0); ranges.len()];
     for round in 0..scale.rounds {
         let started = Instant::now();
         let mut seen = 0u64;
@@ -109,28 +117,48 @@ async fn run(scale: Scale, full: bool) {
         }
         let raw = seen as f64 / started.elapsed().as_secs_f64();
         assert_eq!(seen, total, "raw eth_getLogs saw every event");
-
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_config(dir.path(), &anvil.url(), scale.range, emitter, None, 1_000);
-        let (report, secs, rss) = backfill(dir.path(), first, last);
-        let stored = report["sources"][0]["events"].as_u64().expect("events");
-        assert_eq!(stored, total, "ferry stored every event");
-        let ferry = stored as f64 / secs;
-        println!(
-            "round {round}: raw eth_getLogs {raw:>9.0} events/s   ferry backfill {ferry:>9.0} events/s   ratio {:.2}",
-            ferry / raw
-        );
+        let mut line =
+            format!("round {round}: raw eth_getLogs {raw:>7.0} events/s; ferry backfill by range:");
         raw_rates.push(raw);
-        ferry_rates.push(ferry);
-        peak_rss = peak_rss.max(rss);
+
+        // A different order each round, so that no range always runs first or last.
+        for i in (0..ranges.len()).map(|i| (i + round) % ranges.len()) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            write_config(dir.path(), &anvil.url(), ranges[i], emitter, None, 1_000);
+            let (report, secs, rss) = backfill(dir.path(), first, last);
+            let stored = report["sources"][0]["events"].as_u64().expect("events");
+            assert_eq!(stored, total, "ferry stored every event");
+            let rate = stored as f64 / secs;
+            line.push_str(&format!(" {} {rate:.0} ({} MiB)", range_name(ranges[i]), rss / 1024));
+            by_range[i].0.push(rate);
+            by_range[i].1 = by_range[i].1.max(rss);
+        }
+        println!("{line}");
     }
-    let (raw, ferry) = (median(&mut raw_rates), median(&mut ferry_rates));
+    let raw = median(&mut raw_rates);
+    let medians: Vec<(Option<u64>, f64, u64)> =
+        ranges.iter().zip(&mut by_range).map(|(r, (rates, rss))| (*r, median(rates), *rss)).collect();
+    let at = |range: Option<u64>| medians.iter().find(|m| m.0 == range).expect("measured");
+    let (_, ferry, peak_rss) = *at(Some(scale.range));
     println!(
         "throughput (median of {}): raw {raw:.0} events/s, ferry {ferry:.0} events/s stored durably, ratio {:.2} (goal >= 0.8); \
          peak RSS of backfill {} MiB",
         scale.rounds,
         ferry / raw,
         peak_rss / 1024
+    );
+    println!("{:>16} {:>18} {:>13}", "max_block_range", "events/s (median)", "peak RSS MiB");
+    for (range, rate, rss) in &medians {
+        println!("{:>16} {rate:>18.0} {:>13}", range_name(*range), rss / 1024);
+    }
+    let best = medians.iter().filter(|m| m.0.is_some()).max_by(|a, b| a.1.total_cmp(&b.1)).expect("a range");
+    let (_, default_rate, default_rss) = *at(None);
+    println!(
+        "default range ÷ best ({}): {:.2} events/s (goal >= 0.95); peak RSS {} MiB at the default, {} MiB at the best (goal <= 100)",
+        range_name(best.0),
+        default_rate / best.1,
+        default_rss / 1024,
+        best.2 / 1024
     );
 
     println!("\nRPC calls per range by number of factory children (range {} blocks):", scale.range);
@@ -157,7 +185,7 @@ async fn run(scale: Scale, full: bool) {
         }
         let to = anvil.block_number().await;
         let dir = tempfile::tempdir().expect("tempdir");
-        write_config(dir.path(), &anvil.url(), scale.range, emitter, Some(factory), 1_000);
+        write_config(dir.path(), &anvil.url(), Some(scale.range), emitter, Some(factory), 1_000);
         let (report, _, rss) = backfill(dir.path(), from, to);
         let source = &report["sources"][0];
         assert_eq!(source["children"].as_u64(), Some(n), "every child found");
@@ -247,6 +275,11 @@ async fn guard_cost(anvil: &Anvil, scale: &Scale) {
     println!("time with the check ÷ without: {:.2}", seconds[0] / seconds[1]);
 }
 
+/// `max_block_range: N`, or `default` when the config leaves it out.
+fn range_name(range: Option<u64>) -> String {
+    range.map_or_else(|| "default".into(), |r| r.to_string())
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -255,13 +288,14 @@ fn median(values: &mut [f64]) -> f64 {
 fn write_config(
     dir: &Path,
     url: &str,
-    range: u64,
+    range: Option<u64>,
     emitter: Address,
     factory: Option<Address>,
     max_addresses: u64,
 ) {
+    let range = range.map(|r| format!("    max_block_range: {r}\n")).unwrap_or_default();
     let mut yaml = format!(
-        "chains:\n  local:\n    chain_id: 31337\n    rpc: [\"{url}\"]\n    confirmations: 1\n    max_block_range: {range}\n\
+        "chains:\n  local:\n    chain_id: 31337\n    rpc: [\"{url}\"]\n    confirmations: 1\n{range}\
          sources:\n  bench:\n    kind: evm\n    chain: local\n    max_addresses: {max_addresses}\n"
     );
     match factory {
