@@ -10,10 +10,14 @@
 //! - every request and every failure counted, by method and by class.
 //!
 //! The client speaks JSON-RPC over HTTP itself (reqwest) rather than through a provider stack, so
-//! that every one of those rules is ours, visible and tested.
+//! that every one of those rules is ours, visible and tested. Code that only needs a chain's
+//! answers takes a [`ChainClient`] (see [`client`]), which [`ChainRpc`] implements.
 
+pub mod client;
 pub mod error;
 pub mod ranges;
+#[cfg(test)]
+pub mod scripted;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +29,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex as AsyncMutex;
 
+pub use client::ChainClient;
 pub use error::{ErrorKind, RangeHint, RpcError};
 
 use crate::config::{ChainPlan, mask_url};
