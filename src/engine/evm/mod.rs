@@ -9,9 +9,15 @@
 //! block, or its creation transaction, is kept.
 //!
 //! Fetching has no side effects: the result is a [`RangeWrite`] for the store plus the children
-//! to add to the in-memory registry once it is committed.
+//! to add to the in-memory registry once it is committed. It is gather → decide: [`fetch_range`]
+//! asks a [`ChainClient`] what the pure [`decide()`] wants to know, until it concludes (see
+//! [`mod@decide`] for the questions and the checks, in order).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+pub mod decide;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
 
 use alloy::primitives::{Address, B256};
 use futures_util::future::try_join_all;
@@ -19,10 +25,11 @@ use futures_util::future::try_join_all;
 use crate::abi::events::EventSet;
 use crate::config::FinalityTag;
 pub use crate::config::{FactoryPlan, Finality, RoutePlan, SourcePlan};
-use crate::engine::rpc::{BlockId, ChainRpc, Header, Log, LogFilter, RpcError};
+use crate::engine::rpc::{BlockId, ChainClient, Log, RpcError};
 use crate::store::ingest::RangeWrite;
-use crate::store::keys::{ContractKey, DeliveryKey, EventKey, ItemKey};
-use crate::store::records::{BlockHash, Contract, Event};
+use crate::store::keys::{DeliveryKey, EventKey, ItemKey};
+use crate::store::records::Event;
+pub use decide::{Ask, Gathered, Query, Step, decide};
 
 /// The children known to a source: address → index of its factory in the plan.
 pub type Registry = HashMap<Address, usize>;
@@ -73,224 +80,58 @@ pub struct FetchState<'a> {
     pub parent: Option<B256>,
 }
 
+/// Reads the blocks `from..=to`: asks what [`decide()`] wants to know until it concludes.
 pub async fn fetch_range(
     plan: &SourcePlan,
-    rpc: &ChainRpc,
+    rpc: &impl ChainClient,
     state: &FetchState<'_>,
     from: u64,
     to: u64,
 ) -> Result<Fetched, FetchError> {
-    let mut requests = 0u64;
-    let tip = plan.finality.is_tip();
-    // Headers: the ends, and every block within `reorg_window` of the highest head seen — there
-    // a node behind a load balancer may lag, so each block's logs are checked against its bloom
-    // (and, under `confirmations: 0`, the headers link up the hash window). Older blocks cost
-    // two headers per range, however many.
-    let head = rpc.highest_seen().max(to);
-    let window_start = head.saturating_add(1).saturating_sub(plan.reorg_window).max(from);
-    let mut numbers: Vec<u64> = (window_start..=to).collect();
-    if numbers.last() != Some(&to) {
-        numbers.push(to);
-    }
-    if numbers.first() != Some(&from) {
-        numbers.insert(0, from);
-    }
-    // The headers and the configured contracts' logs are fetched together: a range costs the
-    // slower of the two, not their sum.
-    let static_filter = (!plan.statics.is_empty()).then(|| LogFilter {
-        from,
-        to,
-        addresses: plan.statics.keys().copied().collect(),
-        topic0: vec![],
-    });
-    let statics = async {
-        match &static_filter {
-            Some(filter) => rpc.logs(filter).await.map(Some),
-            None => Ok(None),
+    let mut gathered = Gathered { highest_seen: rpc.highest_seen(), ..Gathered::default() };
+    loop {
+        match decide(plan, state, from, to, gathered) {
+            Step::Done(result) => return result,
+            Step::Ask(ask, g) => gathered = gather(rpc, ask, g).await?,
         }
-    };
-    let (headers, static_logs) = futures_util::try_join!(
-        try_join_all(numbers.iter().map(|n| rpc.header(BlockId::Number(*n)))),
-        statics
-    )?;
-    requests += numbers.len() as u64;
-    let mut by_number = BTreeMap::new();
-    for (n, header) in numbers.iter().zip(headers) {
-        let header = header.ok_or(FetchError::Missing { number: *n })?;
-        if header.number() != *n {
-            return Err(FetchError::Unstable { from, to });
-        }
-        by_number.insert(*n, header);
     }
-    let first = by_number[&from];
-    if let Some(parent) = state.parent
-        && first.parent_hash != parent
-    {
-        return Err(FetchError::Reorg { number: from, stored: parent, found: first.parent_hash });
-    }
-    // Consecutive headers must link up; if not, the chain moved under us.
-    let mut previous: Option<&Header> = None;
-    for header in by_number.values() {
-        if let Some(p) = previous
-            && header.number() == p.number() + 1
-            && header.parent_hash != p.hash
-        {
-            return Err(FetchError::Unstable { from, to });
-        }
-        previous = Some(header);
-    }
+}
 
-    // The configured contracts and factories: every log they emitted.
-    let logs = static_logs.unwrap_or_default();
-    if !plan.statics.is_empty() {
-        requests += 1;
-    }
-    let mut new_children = Vec::new();
-    let mut seen_new = HashSet::new();
-    for log in &logs {
-        for (i, factory) in plan.factories.iter().enumerate() {
-            if log.address != factory.address || log.topics.first() != Some(&factory.creation_topic) {
-                continue;
-            }
-            let decoded = factory.creation.decode(&log.topics, &log.data);
-            let child = decoded
-                .fields
-                .as_ref()
-                .and_then(|f| f.get(&factory.child_param))
-                .and_then(|v| v.as_str())
-                .and_then(|s| s.parse::<Address>().ok());
-            if let Some(child) = child
-                && !state.registry.contains_key(&child)
-                && seen_new.insert(child)
-            {
-                new_children.push((child, i, log.clone()));
+/// Asks the chain one [`Ask`] and records the answers.
+async fn gather(rpc: &impl ChainClient, ask: Ask, mut gathered: Gathered) -> Result<Gathered, RpcError> {
+    match ask {
+        Ask::Start { headers, statics } => {
+            // The headers and the configured contracts' logs are fetched together: a range costs
+            // the slower of the two, not their sum.
+            let logs = async {
+                match &statics {
+                    Some(filter) => rpc.logs(filter).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            let (answers, logs) = futures_util::try_join!(
+                try_join_all(headers.iter().map(|n| rpc.header(BlockId::Number(*n)))),
+                logs
+            )?;
+            gathered.headers.extend(headers.into_iter().zip(answers));
+            if logs.is_some() {
+                gathered.statics = logs;
             }
         }
-    }
-
-    // The children, old and new: one request whatever their number.
-    let known = state.registry.len() + new_children.len();
-    let mut child_logs = Vec::new();
-    let mut child_filter = None;
-    let mut child_last = None;
-    if known > 0 && !plan.child_topics.is_empty() {
-        let by_address = known <= plan.max_addresses;
-        let addresses = if by_address {
-            let mut list: Vec<Address> =
-                state.registry.keys().copied().chain(new_children.iter().map(|c| c.0)).collect();
-            list.sort();
-            list
-        } else {
-            vec![]
-        };
-        let filter = LogFilter { from, to, addresses, topic0: plan.child_topics.clone() };
-        child_logs = rpc.logs(&filter).await?;
-        requests += 1;
-        child_last = child_logs.iter().map(|l| l.block_number.to::<u64>()).max();
-        child_filter = Some(filter);
-        let new: HashMap<Address, usize> = new_children.iter().map(|(a, i, _)| (*a, *i)).collect();
-        child_logs.retain(|log| {
-            let factory = state.registry.get(&log.address).or_else(|| new.get(&log.address));
-            factory.is_some_and(|i| {
-                log.topics.first().is_some_and(|t| plan.factories[*i].child_events.contains(t))
-            })
-        });
-    }
-
-    if tip {
-        // The end of the range must still be the block we saw before reading the logs.
-        let again = rpc.header(BlockId::Number(to)).await?;
-        requests += 1;
-        if again.map(|h| h.hash) != Some(by_number[&to].hash) {
-            return Err(FetchError::Unstable { from, to });
+        Ask::Children(filter) => {
+            let logs = rpc.logs(&filter).await?;
+            gathered.children = Some((filter, logs));
+        }
+        Ask::EndAgain(number) => {
+            gathered.end_again = Some(rpc.header(BlockId::Number(number)).await?.map(|h| h.hash));
+        }
+        Ask::Recheck(blocks) => {
+            let again =
+                try_join_all(blocks.iter().map(|(_, filter, hash)| rpc.logs_at(filter, *hash))).await?;
+            gathered.rechecks.extend(blocks.into_iter().map(|(query, _, hash)| (query, hash)).zip(again));
         }
     }
-    // Every log of a block whose header we hold must come from that very block.
-    for log in logs.iter().chain(&child_logs) {
-        if let Some(header) = by_number.get(&log.block_number.to::<u64>())
-            && header.hash != log.block_hash
-        {
-            return Err(FetchError::Unstable { from, to });
-        }
-    }
-    // A node that lacks a block answers a range with no logs for it, and no error. A node has
-    // every block up to its head, so what it lacks is a tail of the range, above the last block
-    // it returned a log of. Each block of that tail whose header we hold and whose bloom may
-    // match the filter is asked again by hash (EIP-234, which a node without the block answers
-    // with an error): logs there mean the range's answer came from a node without that block,
-    // and the range is read again.
-    let static_last = logs.iter().map(|l| l.block_number.to::<u64>()).max();
-    let probes: Vec<_> = [(&static_filter, static_last), (&child_filter, child_last)]
-        .into_iter()
-        .filter_map(|(filter, last)| filter.as_ref().map(|f| (f, f.bloom_probe(), last)))
-        .collect();
-    let mut doubts = Vec::new();
-    for header in by_number.values().filter(|h| (from..=to).contains(&h.number())) {
-        for (filter, probe, last) in &probes {
-            if last.is_none_or(|last| header.number() > last) && probe.may_match(&header.logs_bloom) {
-                doubts.push((*filter, header.hash, header.number()));
-            }
-        }
-    }
-    let rechecked = doubts.len() as u64;
-    if !doubts.is_empty() {
-        let again = try_join_all(doubts.iter().map(|(filter, hash, _)| rpc.logs_at(filter, *hash))).await?;
-        requests += doubts.len() as u64;
-        if let Some(((_, _, number), _)) = doubts.iter().zip(&again).find(|(_, logs)| !logs.is_empty()) {
-            return Err(FetchError::Incomplete { number: *number });
-        }
-    }
-
-    let mut write = RangeWrite {
-        source: state.source_id,
-        chain: plan.chain_id,
-        from,
-        to,
-        last_hash: by_number[&to].hash,
-        keep_hashes_from: to.saturating_sub(plan.reorg_window).min(from.saturating_sub(1)),
-        ..RangeWrite::default()
-    };
-    for (child, i, log) in &new_children {
-        let at = EventKey { chain: plan.chain_id, block: log.block_number.to(), log_index: log_index(log) };
-        write.contracts.push((
-            ContractKey { chain: plan.chain_id, address: *child },
-            Contract {
-                source: state.source_id,
-                factory: Some(plan.factories[*i].address),
-                created_at: Some(at),
-            },
-        ));
-    }
-    let mut hashes: BTreeMap<u64, BlockHash> =
-        by_number.values().map(|h| (h.number(), BlockHash { hash: h.hash, parent: h.parent_hash })).collect();
-    if tip {
-        // Blocks with logs but outside the header window still get their hash (parent unknown).
-        for log in logs.iter().chain(&child_logs) {
-            hashes
-                .entry(log.block_number.to())
-                .or_insert(BlockHash { hash: log.block_hash, parent: B256::ZERO });
-        }
-    }
-    write.hashes = hashes.into_iter().collect();
-    // Which factory's declarations decode each child log; statics are found by address.
-    let new: HashMap<Address, usize> = new_children.iter().map(|(a, i, _)| (*a, *i)).collect();
-    let child_factory = |a: &Address| state.registry.get(a).or_else(|| new.get(a)).copied();
-    let logs = logs
-        .into_iter()
-        .map(|l| (l, None))
-        .chain(child_logs.into_iter().map(|l| {
-            let factory = child_factory(&l.address);
-            (l, factory)
-        }))
-        .filter(|(l, _)| !l.removed)
-        .collect();
-    Ok(Fetched {
-        write,
-        logs,
-        new_children: new_children.into_iter().map(|(a, i, _)| (a, i)).collect(),
-        requests,
-        rechecked,
-    })
+    Ok(gathered)
 }
 
 impl Fetched {
@@ -362,7 +203,7 @@ fn to_event(source: u32, log: &Log, set: Option<&EventSet>) -> Event {
 }
 
 /// The highest block a source may read now: `head − confirmations`, or the tag's block.
-pub async fn final_head(plan: &SourcePlan, rpc: &ChainRpc) -> Result<Option<u64>, RpcError> {
+pub async fn final_head(plan: &SourcePlan, rpc: &impl ChainClient) -> Result<Option<u64>, RpcError> {
     match plan.finality {
         Finality::Confirmations(n) => Ok(rpc.block_number().await?.checked_sub(n)),
         Finality::Tag(tag) => {
