@@ -169,6 +169,7 @@ pub fn decide(plan: &SourcePlan, state: &FetchState<'_>, from: u64, to: u64, gat
         + u64::from(tip)
         + doubts.len() as u64;
     let rechecked = doubts.len() as u64;
+    let returned = (logs.len() + child_logs.len()) as u64;
     // Under `confirmations: 0`, blocks with logs outside the header window get their hash too.
     let logged = logs.iter().chain(child_logs.iter().filter(|l| known.keeps(l))).filter(|_| tip);
     let write = range_write(plan, state, (from, to), &by_number, &new_children, logged);
@@ -191,6 +192,7 @@ pub fn decide(plan: &SourcePlan, state: &FetchState<'_>, from: u64, to: u64, gat
         new_children: new_children.iter().map(|c| (c.address, c.factory)).collect(),
         requests,
         rechecked,
+        returned,
     }))
 }
 

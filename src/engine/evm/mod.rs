@@ -70,6 +70,8 @@ pub struct Fetched {
     /// Blocks near the head asked again by hash because their bloom may match a filter that
     /// brought no log for them (included in `requests`).
     pub rechecked: u64,
+    /// Logs the range's `eth_getLogs` answers held, kept or not: what sizes the next range.
+    pub returned: u64,
 }
 
 /// What a fetch needs to know about the source's state.

@@ -524,6 +524,7 @@ fn the_write_keeps_the_hash_window_and_the_end() {
 fn events_are_decoded_where_declared_and_kept_raw_otherwise() {
     let plan = plan(false, 1_000);
     let f = honest_range(false);
+    assert_eq!(f.returned, 9 + 3, "the statics' 9 logs and the children's 3");
     let write = f.into_write(&plan);
     let at = |block: u64, index: u32| {
         &write.events.iter().find(|(k, _)| (k.block, k.log_index) == (block, index)).expect("event").1

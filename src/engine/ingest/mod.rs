@@ -371,7 +371,7 @@ impl SourceRunner {
                     self.last_hash = Some(fetched.last_hash());
                     self.next = to + 1;
                     self.registry.extend(fetched.new_children.iter().copied());
-                    self.sizer.succeeded(to - from + 1);
+                    self.sizer.succeeded(to - from + 1, fetched.returned);
                     let (store, plan) = (self.store.clone(), self.plan.clone());
                     self.pending = Some(tokio::task::spawn_blocking(move || {
                         let started = std::time::Instant::now();
