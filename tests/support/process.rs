@@ -47,12 +47,8 @@ impl KillOnDrop {
     pub async fn wait_within(&mut self, limit: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                self.kill_and_reap();
-                return None;
+            if let Some(ended) = self.ended_by(deadline) {
+                return ended;
             }
             tokio::time::sleep(POLL).await;
         }
@@ -62,15 +58,24 @@ impl KillOnDrop {
     pub fn wait_within_blocking(&mut self, limit: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                self.kill_and_reap();
-                return None;
+            if let Some(ended) = self.ended_by(deadline) {
+                return ended;
             }
             std::thread::sleep(POLL);
         }
+    }
+
+    /// One look: `Some(Some(status))` when it ended, `Some(None)` when `deadline` passed (it is
+    /// killed and reaped), `None` while it still runs.
+    fn ended_by(&mut self, deadline: Instant) -> Option<Option<ExitStatus>> {
+        if let Some(status) = self.0.try_wait().expect("try_wait") {
+            return Some(Some(status));
+        }
+        if Instant::now() >= deadline {
+            self.kill_and_reap();
+            return Some(None);
+        }
+        None
     }
 
     fn kill_and_reap(&mut self) {

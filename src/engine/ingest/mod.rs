@@ -415,16 +415,7 @@ impl SourceRunner {
                 }
                 Err(FetchError::Rpc(e)) => {
                     failures += 1;
-                    self.note_error(&e.to_string());
-                    if self.give_up_after.is_some_and(|n| failures >= n) {
-                        return Err(IngestError::Rpc {
-                            name: self.plan.name.clone(),
-                            error: Box::new(e),
-                            attempts: failures,
-                            from,
-                            to,
-                        });
-                    }
+                    let e = self.failed(e, failures, (from, to))?;
                     tracing::warn!(source = %self.plan.name, from, to, attempt = failures, error = %e, "range failed; retrying");
                     self.pause(backoff(Duration::from_secs(1), Duration::from_secs(60), failures)).await?;
                 }
@@ -451,16 +442,7 @@ impl SourceRunner {
                     Ok(h) => break h,
                     Err(e) => {
                         failures += 1;
-                        self.note_error(&e.to_string());
-                        if self.give_up_after.is_some_and(|n| failures >= n) {
-                            return Err(IngestError::Rpc {
-                                name: self.plan.name.clone(),
-                                error: Box::new(e),
-                                attempts: failures,
-                                from: *number,
-                                to: *number,
-                            });
-                        }
+                        self.failed(e, failures, (*number, *number))?;
                         self.pause(backoff(Duration::from_secs(1), Duration::from_secs(30), failures))
                             .await?;
                     }
@@ -497,6 +479,22 @@ impl SourceRunner {
         self.reload()?;
         self.status.send_modify(|s| s.reorgs += 1);
         Ok(())
+    }
+
+    /// Notes a failed request; gives up (`backfill`, `push`) after the run's attempts, with the
+    /// error and the blocks it was about. `watch` never gives up.
+    fn failed(&self, e: RpcError, failures: u32, (from, to): (u64, u64)) -> Result<RpcError, IngestError> {
+        self.note_error(&e.to_string());
+        if self.give_up_after.is_some_and(|n| failures >= n) {
+            return Err(IngestError::Rpc {
+                name: self.plan.name.clone(),
+                error: Box::new(e),
+                attempts: failures,
+                from,
+                to,
+            });
+        }
+        Ok(e)
     }
 
     fn note_error(&self, e: &str) {
