@@ -66,7 +66,7 @@ impl RangeSizer {
         self.refused = true;
         self.streak = 0;
         let suggested = match hint {
-            Some(RangeHint::Range { from, to }) => Some(to - from + 1),
+            Some(RangeHint::Range { from, to }) => Some(to.saturating_sub(from).saturating_add(1)),
             Some(RangeHint::MaxBlocks(n)) => {
                 self.ceiling = self.ceiling.min(n.max(1));
                 Some(n)
