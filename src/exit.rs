@@ -119,11 +119,6 @@ pub fn classify(report: &eyre::Report) -> (Exit, Shown<'_>) {
     (Exit::Failure, Shown::Report)
 }
 
-/// The exit code for an error (see [`classify`]).
-pub fn code_for(report: &eyre::Report) -> Exit {
-    classify(report).0
-}
-
 /// What a panic says, for the "this is a bug" line.
 pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic

@@ -54,14 +54,14 @@ pub fn parse_event(decl: &str) -> Result<Event, (String, Option<String>)> {
 }
 
 impl EventSet {
-    /// Parses Solidity event declarations (`event Transfer(address indexed from, …)`).
+    /// Parses Solidity event declarations (`event Transfer(address indexed from, …)`) by the
+    /// config's rules ([`parse_event`]), for tests that build a set from text.
+    #[cfg(test)]
     pub fn parse<S: AsRef<str>>(declarations: &[S]) -> Result<Self, String> {
         let mut set = EventSet::default();
         for decl in declarations {
-            let decl = decl.as_ref().trim();
-            let event =
-                Event::parse(decl).map_err(|e| format!("`{decl}` is not an event declaration: {e}"))?;
-            set.add(event).map_err(|e| format!("`{decl}`: {e}"))?;
+            let event = parse_event(decl.as_ref()).map_err(|(message, _)| message)?;
+            set.add(event)?;
         }
         Ok(set)
     }

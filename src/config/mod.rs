@@ -12,10 +12,7 @@ pub mod validate;
 pub mod values;
 mod yaml;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-use alloy::primitives::U256;
 
 pub use load::{EnvLookup, Positions, process_env};
 pub use resolve::*;
@@ -58,15 +55,6 @@ impl Loaded {
     /// Line and column of a key path, or of its nearest written parent.
     pub fn position(&self, key: &str) -> Option<(usize, usize)> {
         self.positions.find(key)
-    }
-
-    /// Minimum signer balance per chain in wei, for chains that set `min_balance`.
-    pub fn min_balances(&self) -> BTreeMap<String, U256> {
-        self.resolved
-            .chains
-            .iter()
-            .filter_map(|(name, chain)| Some((name.clone(), chain.min_balance?)))
-            .collect()
     }
 
     /// A short hash of the config's meaning (after substitution), recorded in the store so that an

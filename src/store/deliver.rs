@@ -13,14 +13,10 @@ use super::{Store, StoreError, WriteTx, tables};
 use alloy::primitives::Address;
 
 impl WriteTx<'_> {
-    fn damaged(&self, e: impl super::Failure) -> StoreError {
-        super::failure(self.path(), e)
-    }
-
     pub fn delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError> {
-        let table = self.raw().open_table(tables::DELIVERIES).map_err(|e| self.damaged(e))?;
-        let value = table.get(key.to_bytes()).map_err(|e| self.damaged(e))?;
-        value.map(|v| records::decode(v.value()).map_err(|e| self.damaged(e))).transpose()
+        let table = self.raw().open_table(tables::DELIVERIES).map_err(|e| self.err(e))?;
+        let value = table.get(key.to_bytes()).map_err(|e| self.err(e))?;
+        value.map(|v| records::decode(v.value()).map_err(|e| self.err(e))).transpose()
     }
 
     /// Creates a pending delivery unless one exists. Returns whether it was created.
@@ -46,9 +42,9 @@ impl WriteTx<'_> {
         let mut doomed = Vec::new();
         let mut kept = 0;
         {
-            let index = self.raw().open_table(tables::DELIVERY_STATUS).map_err(|e| self.damaged(e))?;
-            for entry in index.iter().map_err(|e| self.damaged(e))? {
-                let (key, _) = entry.map_err(|e| self.damaged(e))?;
+            let index = self.raw().open_table(tables::DELIVERY_STATUS).map_err(|e| self.err(e))?;
+            for entry in index.iter().map_err(|e| self.err(e))? {
+                let (key, _) = entry.map_err(|e| self.err(e))?;
                 let status = StatusKey::from_bytes(key.value());
                 if !orphaned(&status.item) {
                     continue;
@@ -62,12 +58,12 @@ impl WriteTx<'_> {
                 }
             }
         }
-        let mut index = self.raw().open_table(tables::DELIVERY_STATUS).map_err(|e| self.damaged(e))?;
-        let mut table = self.raw().open_table(tables::DELIVERIES).map_err(|e| self.damaged(e))?;
+        let mut index = self.raw().open_table(tables::DELIVERY_STATUS).map_err(|e| self.err(e))?;
+        let mut table = self.raw().open_table(tables::DELIVERIES).map_err(|e| self.err(e))?;
         for status in &doomed {
-            index.remove(status.to_bytes()).map_err(|e| self.damaged(e))?;
+            index.remove(status.to_bytes()).map_err(|e| self.err(e))?;
             let key = DeliveryKey { target: status.target, chain: status.chain, item: status.item };
-            table.remove(key.to_bytes()).map_err(|e| self.damaged(e))?;
+            table.remove(key.to_bytes()).map_err(|e| self.err(e))?;
         }
         Ok((doomed.len() as u64, kept))
     }

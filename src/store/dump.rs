@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::keys::*;
 use super::records::{self, Record};
-use super::{Meta, ReadStore, StoreError, count, damaged, tables};
+use super::{Meta, ReadStore, StoreError, count, failure, tables};
 
 /// Rows in the table called `name`.
 pub fn count_rows(path: &Path, txn: &ReadTransaction, name: &str) -> Result<u64, StoreError> {
@@ -32,9 +32,9 @@ fn count_rows_unguarded(path: &Path, txn: &ReadTransaction, name: &str) -> Resul
         "delivery_status" => count(txn, tables::DELIVERY_STATUS),
         "tx_intents" => count(txn, tables::TX_INTENTS),
         "reorgs" => count(txn, tables::REORGS),
-        other => return Err(damaged(path, format!("no table `{other}`"))),
+        other => return Err(failure(path, format!("no table `{other}`"))),
     };
-    n.map_err(|e| damaged(path, e))
+    n.map_err(|e| failure(path, e))
 }
 
 /// One row as export writes it.
@@ -72,7 +72,7 @@ fn dump_table_unguarded(
         "delivery_status" => dump_status(path, txn, emit),
         "tx_intents" => dump_fixed::<36, IntentKey, records::TxIntent>(path, txn, tables::TX_INTENTS, emit),
         "reorgs" => dump_fixed::<16, ReorgKey, records::Reorg>(path, txn, tables::REORGS, emit),
-        other => Err(damaged(path, format!("no table `{other}`")).into()),
+        other => Err(failure(path, format!("no table `{other}`")).into()),
     }
 }
 
@@ -85,12 +85,12 @@ fn dump_fixed<const N: usize, K: FixedKey<N>, R: Record>(
     let table = match txn.open_table(def) {
         Ok(t) => t,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
-        Err(e) => return Err(damaged(path, e).into()),
+        Err(e) => return Err(failure(path, e).into()),
     };
     let mut rows = 0;
-    for entry in table.iter().map_err(|e| damaged(path, e))? {
-        let (key, value) = entry.map_err(|e| damaged(path, e))?;
-        let record: R = records::decode(value.value()).map_err(|e| damaged(path, e))?;
+    for entry in table.iter().map_err(|e| failure(path, e))? {
+        let (key, value) = entry.map_err(|e| failure(path, e))?;
+        let record: R = records::decode(value.value()).map_err(|e| failure(path, e))?;
         emit((json!(K::from_bytes(key.value())), json!(record)))?;
         rows += 1;
     }
@@ -103,10 +103,10 @@ fn dump_text(
     def: TableDefinition<&str, &str>,
     emit: &mut dyn FnMut(Row) -> std::io::Result<()>,
 ) -> eyre::Result<u64> {
-    let table = txn.open_table(def).map_err(|e| damaged(path, e))?;
+    let table = txn.open_table(def).map_err(|e| failure(path, e))?;
     let mut rows = 0;
-    for entry in table.iter().map_err(|e| damaged(path, e))? {
-        let (key, value) = entry.map_err(|e| damaged(path, e))?;
+    for entry in table.iter().map_err(|e| failure(path, e))? {
+        let (key, value) = entry.map_err(|e| failure(path, e))?;
         emit((json!(key.value()), json!(value.value())))?;
         rows += 1;
     }
@@ -122,11 +122,11 @@ fn dump_ids(
     let table = match txn.open_table(def) {
         Ok(t) => t,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
-        Err(e) => return Err(damaged(path, e).into()),
+        Err(e) => return Err(failure(path, e).into()),
     };
     let mut rows = 0;
-    for entry in table.iter().map_err(|e| damaged(path, e))? {
-        let (key, value) = entry.map_err(|e| damaged(path, e))?;
+    for entry in table.iter().map_err(|e| failure(path, e))? {
+        let (key, value) = entry.map_err(|e| failure(path, e))?;
         emit((json!(key.value()), json!(value.value())))?;
         rows += 1;
     }
@@ -141,14 +141,14 @@ fn dump_status(
     let table = match txn.open_table(tables::DELIVERY_STATUS) {
         Ok(t) => t,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
-        Err(e) => return Err(damaged(path, e).into()),
+        Err(e) => return Err(failure(path, e).into()),
     };
     let mut rows = 0;
-    for entry in table.iter().map_err(|e| damaged(path, e))? {
-        let (key, _) = entry.map_err(|e| damaged(path, e))?;
+    for entry in table.iter().map_err(|e| failure(path, e))? {
+        let (key, _) = entry.map_err(|e| failure(path, e))?;
         let key = StatusKey::from_bytes(key.value());
         let state = records::DeliveryState::from_byte(key.state)
-            .ok_or_else(|| damaged(path, format!("unknown delivery state {}", key.state)))?;
+            .ok_or_else(|| failure(path, format!("unknown delivery state {}", key.state)))?;
         emit((json!(key), json!({ "state": state })))?;
         rows += 1;
     }

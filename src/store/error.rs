@@ -83,10 +83,6 @@ pub fn guarded<T>(path: &Path, what: &str, f: impl FnOnce() -> T) -> Result<T, S
     })
 }
 
-pub(crate) fn damaged(path: &Path, e: impl Failure) -> StoreError {
-    failure(path, e)
-}
-
 /// Anything a store call can fail with, read as a [`StoreError`].
 pub(crate) trait Failure {
     fn into_store_error(self, path: &Path) -> StoreError;
@@ -163,6 +159,6 @@ pub(super) fn open_error(path: &Path, e: DatabaseError) -> StoreError {
         DatabaseError::Storage(redb::StorageError::Io(source)) => {
             StoreError::Io { path: path.into(), source }
         }
-        other => damaged(path, other),
+        other => failure(path, other),
     }
 }

@@ -42,15 +42,11 @@ pub struct Removed {
 }
 
 impl WriteTx<'_> {
-    fn fail(&self, e: impl super::Failure) -> StoreError {
-        super::failure(self.path(), e)
-    }
-
     fn read_cursor(&self, source: u32) -> Result<Option<Cursor>, StoreError> {
-        let table = self.raw().open_table(tables::CURSORS).map_err(|e| self.fail(e))?;
-        let value = table.get(CursorKey { source }.to_bytes()).map_err(|e| self.fail(e))?;
+        let table = self.raw().open_table(tables::CURSORS).map_err(|e| self.err(e))?;
+        let value = table.get(CursorKey { source }.to_bytes()).map_err(|e| self.err(e))?;
         match value {
-            Some(v) => Ok(Some(records::decode(v.value()).map_err(|e| self.fail(e))?)),
+            Some(v) => Ok(Some(records::decode(v.value()).map_err(|e| self.err(e))?)),
             None => Ok(None),
         }
     }
@@ -62,17 +58,17 @@ impl WriteTx<'_> {
         if let Some(c) = &cursor
             && c.next != w.from
         {
-            return Err(self.fail(format!(
+            return Err(self.err(format!(
                 "source #{} is at block {}, but a range starting at {} was to be applied",
                 w.source, c.next, w.from
             )));
         }
         {
-            let mut events = self.raw().open_table(tables::EVENTS).map_err(|e| self.fail(e))?;
+            let mut events = self.raw().open_table(tables::EVENTS).map_err(|e| self.err(e))?;
             let mut value = Vec::new();
             for (key, event) in &w.events {
                 records::encode_into(event, &mut value);
-                events.insert(key.to_bytes(), value.as_slice()).map_err(|e| self.fail(e))?;
+                events.insert(key.to_bytes(), value.as_slice()).map_err(|e| self.err(e))?;
             }
         }
         for (key, contract) in &w.contracts {
@@ -83,14 +79,14 @@ impl WriteTx<'_> {
             self.add_delivery(*key, created)?;
         }
         {
-            let mut hashes = self.raw().open_table(tables::BLOCK_HASHES).map_err(|e| self.fail(e))?;
+            let mut hashes = self.raw().open_table(tables::BLOCK_HASHES).map_err(|e| self.err(e))?;
             for (number, hash) in &w.hashes {
                 let key = BlockKey { source: w.source, number: *number }.to_bytes();
-                hashes.insert(key, records::encode(hash).as_slice()).map_err(|e| self.fail(e))?;
+                hashes.insert(key, records::encode(hash).as_slice()).map_err(|e| self.err(e))?;
             }
             let lo = BlockKey { source: w.source, number: 0 }.to_bytes();
             let hi = BlockKey { source: w.source, number: w.keep_hashes_from }.to_bytes();
-            hashes.retain_in(lo..hi, |_, _| false).map_err(|e| self.fail(e))?;
+            hashes.retain_in(lo..hi, |_, _| false).map_err(|e| self.err(e))?;
         }
         let first = cursor.map_or(w.from, |c| c.first);
         self.put_cursor(
@@ -102,8 +98,8 @@ impl WriteTx<'_> {
     /// Adds a configured contract to the registry unless the address is there already.
     pub fn register_contract(&mut self, key: ContractKey, contract: &Contract) -> Result<(), StoreError> {
         let exists = {
-            let table = self.raw().open_table(tables::CONTRACTS).map_err(|e| self.fail(e))?;
-            table.get(key.to_bytes()).map_err(|e| self.fail(e))?.is_some()
+            let table = self.raw().open_table(tables::CONTRACTS).map_err(|e| self.err(e))?;
+            table.get(key.to_bytes()).map_err(|e| self.err(e))?.is_some()
         };
         if exists { Ok(()) } else { self.put_contract(key, contract) }
     }
@@ -120,11 +116,11 @@ impl WriteTx<'_> {
     ) -> Result<Reorg, StoreError> {
         let cursor = self
             .read_cursor(source)?
-            .ok_or_else(|| self.fail(format!("source #{source} has no cursor to rewind")))?;
+            .ok_or_else(|| self.err(format!("source #{source} has no cursor to rewind")))?;
         let mut removed = Removed::default();
         let mut orphaned = std::collections::HashSet::new();
         {
-            let mut events = self.raw().open_table(tables::EVENTS).map_err(|e| self.fail(e))?;
+            let mut events = self.raw().open_table(tables::EVENTS).map_err(|e| self.err(e))?;
             let lo = EventKey { chain, block: ancestor + 1, log_index: 0 }.to_bytes();
             let hi = EventKey { chain, block: u64::MAX, log_index: u32::MAX }.to_bytes();
             let mut bad = None;
@@ -141,13 +137,13 @@ impl WriteTx<'_> {
                         true
                     }
                 })
-                .map_err(|e| self.fail(e))?;
+                .map_err(|e| self.err(e))?;
             if let Some(e) = bad {
-                return Err(self.fail(e));
+                return Err(self.err(e));
             }
         }
         {
-            let mut contracts = self.raw().open_table(tables::CONTRACTS).map_err(|e| self.fail(e))?;
+            let mut contracts = self.raw().open_table(tables::CONTRACTS).map_err(|e| self.err(e))?;
             let lo = ContractKey { chain, address: Address::ZERO }.to_bytes();
             let hi = ContractKey { chain, address: Address::repeat_byte(0xff) }.to_bytes();
             contracts
@@ -158,7 +154,7 @@ impl WriteTx<'_> {
                     }
                     _ => true,
                 })
-                .map_err(|e| self.fail(e))?;
+                .map_err(|e| self.err(e))?;
         }
         let (dropped, kept) = self.remove_orphaned_deliveries(&orphaned)?;
         if kept > 0 {
@@ -171,10 +167,10 @@ impl WriteTx<'_> {
             );
         }
         {
-            let mut hashes = self.raw().open_table(tables::BLOCK_HASHES).map_err(|e| self.fail(e))?;
+            let mut hashes = self.raw().open_table(tables::BLOCK_HASHES).map_err(|e| self.err(e))?;
             let lo = BlockKey { source, number: ancestor + 1 }.to_bytes();
             let hi = BlockKey { source, number: u64::MAX }.to_bytes();
-            hashes.retain_in(lo..=hi, |_, _| false).map_err(|e| self.fail(e))?;
+            hashes.retain_in(lo..=hi, |_, _| false).map_err(|e| self.err(e))?;
         }
         let reorg = Reorg {
             source,
@@ -187,12 +183,12 @@ impl WriteTx<'_> {
             detected_at: now(),
         };
         let seq = {
-            let table = self.raw().open_table(tables::REORGS).map_err(|e| self.fail(e))?;
+            let table = self.raw().open_table(tables::REORGS).map_err(|e| self.err(e))?;
             let lo = ReorgKey { chain, seq: 0 }.to_bytes();
             let hi = ReorgKey { chain, seq: u64::MAX }.to_bytes();
-            let last = table.range(lo..=hi).map_err(|e| self.fail(e))?.next_back();
+            let last = table.range(lo..=hi).map_err(|e| self.err(e))?.next_back();
             match last {
-                Some(entry) => ReorgKey::from_bytes(entry.map_err(|e| self.fail(e))?.0.value()).seq + 1,
+                Some(entry) => ReorgKey::from_bytes(entry.map_err(|e| self.err(e))?.0.value()).seq + 1,
                 None => 0,
             }
         };
@@ -210,7 +206,7 @@ impl WriteTx<'_> {
     }
 }
 
-fn damaged(path: &std::path::Path, e: impl super::Failure) -> StoreError {
+fn store_failure(path: &std::path::Path, e: impl super::Failure) -> StoreError {
     super::failure(path, e)
 }
 
@@ -222,27 +218,28 @@ pub struct IngestReader<'a> {
 
 impl IngestReader<'_> {
     pub fn source_id(&self, name: &str) -> Result<Option<u32>, StoreError> {
-        let table = self.txn.open_table(tables::SOURCE_IDS).map_err(|e| damaged(self.path, e))?;
-        Ok(table.get(name).map_err(|e| damaged(self.path, e))?.map(|v| v.value()))
+        let table = self.txn.open_table(tables::SOURCE_IDS).map_err(|e| store_failure(self.path, e))?;
+        Ok(table.get(name).map_err(|e| store_failure(self.path, e))?.map(|v| v.value()))
     }
 
     pub fn cursor(&self, source: u32) -> Result<Option<Cursor>, StoreError> {
-        let table = self.txn.open_table(tables::CURSORS).map_err(|e| damaged(self.path, e))?;
-        match table.get(CursorKey { source }.to_bytes()).map_err(|e| damaged(self.path, e))? {
-            Some(v) => Ok(Some(records::decode(v.value()).map_err(|e| damaged(self.path, e))?)),
+        let table = self.txn.open_table(tables::CURSORS).map_err(|e| store_failure(self.path, e))?;
+        match table.get(CursorKey { source }.to_bytes()).map_err(|e| store_failure(self.path, e))? {
+            Some(v) => Ok(Some(records::decode(v.value()).map_err(|e| store_failure(self.path, e))?)),
             None => Ok(None),
         }
     }
 
     /// Every contract of `source` on `chain` that a factory created.
     pub fn children(&self, chain: u64, source: u32) -> Result<Vec<(Address, Contract)>, StoreError> {
-        let table = self.txn.open_table(tables::CONTRACTS).map_err(|e| damaged(self.path, e))?;
+        let table = self.txn.open_table(tables::CONTRACTS).map_err(|e| store_failure(self.path, e))?;
         let lo = ContractKey { chain, address: Address::ZERO }.to_bytes();
         let hi = ContractKey { chain, address: Address::repeat_byte(0xff) }.to_bytes();
         let mut out = Vec::new();
-        for entry in table.range(lo..=hi).map_err(|e| damaged(self.path, e))? {
-            let (key, value) = entry.map_err(|e| damaged(self.path, e))?;
-            let contract: Contract = records::decode(value.value()).map_err(|e| damaged(self.path, e))?;
+        for entry in table.range(lo..=hi).map_err(|e| store_failure(self.path, e))? {
+            let (key, value) = entry.map_err(|e| store_failure(self.path, e))?;
+            let contract: Contract =
+                records::decode(value.value()).map_err(|e| store_failure(self.path, e))?;
             if contract.source == source && contract.factory.is_some() {
                 out.push((ContractKey::from_bytes(key.value()).address, contract));
             }
@@ -256,13 +253,13 @@ impl IngestReader<'_> {
         source: u32,
         blocks: RangeInclusive<u64>,
     ) -> Result<Vec<(u64, BlockHash)>, StoreError> {
-        let table = self.txn.open_table(tables::BLOCK_HASHES).map_err(|e| damaged(self.path, e))?;
+        let table = self.txn.open_table(tables::BLOCK_HASHES).map_err(|e| store_failure(self.path, e))?;
         let lo = BlockKey { source, number: *blocks.start() }.to_bytes();
         let hi = BlockKey { source, number: *blocks.end() }.to_bytes();
         let mut out = Vec::new();
-        for entry in table.range(lo..=hi).map_err(|e| damaged(self.path, e))?.rev() {
-            let (key, value) = entry.map_err(|e| damaged(self.path, e))?;
-            let hash: BlockHash = records::decode(value.value()).map_err(|e| damaged(self.path, e))?;
+        for entry in table.range(lo..=hi).map_err(|e| store_failure(self.path, e))?.rev() {
+            let (key, value) = entry.map_err(|e| store_failure(self.path, e))?;
+            let hash: BlockHash = records::decode(value.value()).map_err(|e| store_failure(self.path, e))?;
             out.push((BlockKey::from_bytes(key.value()).number, hash));
         }
         Ok(out)

@@ -35,7 +35,6 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 pub use self::error::StoreError;
-pub(crate) use self::error::damaged;
 pub use self::error::guarded;
 use self::error::open_error;
 pub(crate) use self::error::{Failure, failure};
@@ -138,15 +137,15 @@ fn read_meta(path: &Path, txn: &ReadTransaction) -> Result<Meta, StoreError> {
         Err(redb::TableError::TableDoesNotExist(_)) => {
             return Err(not_ours("a redb file without ferry's meta table"));
         }
-        Err(e) => return Err(damaged(path, e)),
+        Err(e) => return Err(failure(path, e)),
     };
     let get = |key: &str| -> Result<Option<String>, StoreError> {
-        Ok(table.get(key).map_err(|e| damaged(path, e))?.map(|v| v.value().to_string()))
+        Ok(table.get(key).map_err(|e| failure(path, e))?.map(|v| v.value().to_string()))
     };
     let version =
         get(meta::SCHEMA_VERSION)?.ok_or_else(|| not_ours("no schema_version in its meta table"))?;
     let schema_version =
-        version.parse().map_err(|_| damaged(path, format!("schema_version `{version}` is not a number")))?;
+        version.parse().map_err(|_| failure(path, format!("schema_version `{version}` is not a number")))?;
     Ok(Meta {
         schema_version,
         created_by: get(meta::CREATED_BY)?,
@@ -186,7 +185,7 @@ fn examine(path: &Path) -> Result<(ReadOnlyDatabase, Meta), StoreError> {
     builder.set_cache_size(READER_CACHE_BYTES);
     let db = guarded(path, "opening", || builder.open_read_only(path))?.map_err(|e| open_error(path, e))?;
     let meta = guarded(path, "reading meta", || -> Result<Meta, StoreError> {
-        let txn = db.begin_read().map_err(|e| damaged(path, e))?;
+        let txn = db.begin_read().map_err(|e| failure(path, e))?;
         read_meta(path, &txn)
     })??;
     Ok((db, meta))
@@ -210,7 +209,7 @@ impl ReadStore {
 
     /// A consistent snapshot to read from.
     pub fn read(&self) -> Result<ReadTransaction, StoreError> {
-        guarded(&self.path, "reading", || self.db.begin_read())?.map_err(|e| damaged(&self.path, e))
+        guarded(&self.path, "reading", || self.db.begin_read())?.map_err(|e| failure(&self.path, e))
     }
 }
 
@@ -282,7 +281,7 @@ impl Store {
     }
 
     pub fn read(&self) -> Result<ReadTransaction, StoreError> {
-        guarded(&self.path, "reading", || self.db.begin_read())?.map_err(|e| damaged(&self.path, e))
+        guarded(&self.path, "reading", || self.db.begin_read())?.map_err(|e| failure(&self.path, e))
     }
 
     /// Runs `f` in one write transaction: everything it writes commits together, or nothing does.
@@ -290,10 +289,10 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write().map_err(|e| damaged(&self.path, e))?;
+        let txn = self.db.begin_write().map_err(|e| failure(&self.path, e))?;
         let mut tx = WriteTx { txn: &txn, path: &self.path };
         let out = f(&mut tx)?;
-        txn.commit().map_err(|e| damaged(&self.path, e))?;
+        txn.commit().map_err(|e| failure(&self.path, e))?;
         Ok(out)
     }
 }

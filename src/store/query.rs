@@ -91,9 +91,9 @@ impl<'a> Query<'a> {
         let txn = store.read()?;
         let mut names = BTreeMap::new();
         {
-            let table = txn.open_table(tables::SOURCE_IDS).map_err(|e| damaged(store, e))?;
-            for entry in table.iter().map_err(|e| damaged(store, e))? {
-                let (name, id) = entry.map_err(|e| damaged(store, e))?;
+            let table = txn.open_table(tables::SOURCE_IDS).map_err(|e| store_failure(store, e))?;
+            for entry in table.iter().map_err(|e| store_failure(store, e))? {
+                let (name, id) = entry.map_err(|e| store_failure(store, e))?;
                 names.insert(id.value(), name.value().to_string());
             }
         }
@@ -110,7 +110,7 @@ impl<'a> Query<'a> {
         filter: &EventFilter,
         emit: &mut dyn FnMut(EventRow) -> ControlFlow<()>,
     ) -> Result<u64, StoreError> {
-        let table = self.txn.open_table(tables::EVENTS).map_err(|e| damaged(self.store, e))?;
+        let table = self.txn.open_table(tables::EVENTS).map_err(|e| store_failure(self.store, e))?;
         let from = filter.from_block.unwrap_or(0);
         let to = filter.to_block.unwrap_or(u64::MAX);
         let range = match filter.chain {
@@ -121,15 +121,15 @@ impl<'a> Query<'a> {
             }
             None => table.range::<[u8; 20]>(..),
         }
-        .map_err(|e| damaged(self.store, e))?;
+        .map_err(|e| store_failure(self.store, e))?;
         let mut emitted = 0;
         for entry in range {
-            let (key, value) = entry.map_err(|e| damaged(self.store, e))?;
+            let (key, value) = entry.map_err(|e| store_failure(self.store, e))?;
             let key = EventKey::from_bytes(key.value());
             if key.block < from || key.block > to {
                 continue;
             }
-            let event: Event = records::decode(value.value()).map_err(|e| damaged(self.store, e))?;
+            let event: Event = records::decode(value.value()).map_err(|e| store_failure(self.store, e))?;
             if filter.address.is_some_and(|a| a != event.address) {
                 continue;
             }
@@ -173,15 +173,15 @@ impl<'a> Query<'a> {
         address: Option<Address>,
         emit: &mut dyn FnMut(ContractRow) -> ControlFlow<()>,
     ) -> Result<u64, StoreError> {
-        let table = self.txn.open_table(tables::CONTRACTS).map_err(|e| damaged(self.store, e))?;
+        let table = self.txn.open_table(tables::CONTRACTS).map_err(|e| store_failure(self.store, e))?;
         let mut emitted = 0;
-        for entry in table.iter().map_err(|e| damaged(self.store, e))? {
-            let (key, value) = entry.map_err(|e| damaged(self.store, e))?;
+        for entry in table.iter().map_err(|e| store_failure(self.store, e))? {
+            let (key, value) = entry.map_err(|e| store_failure(self.store, e))?;
             let key = ContractKey::from_bytes(key.value());
             if chain.is_some_and(|c| c != key.chain) || address.is_some_and(|a| a != key.address) {
                 continue;
             }
-            let c: Contract = records::decode(value.value()).map_err(|e| damaged(self.store, e))?;
+            let c: Contract = records::decode(value.value()).map_err(|e| store_failure(self.store, e))?;
             emitted += 1;
             let row = ContractRow {
                 chain: key.chain,
@@ -199,11 +199,11 @@ impl<'a> Query<'a> {
     }
 
     pub fn cursors(&self) -> Result<Vec<CursorRow>, StoreError> {
-        let table = self.txn.open_table(tables::CURSORS).map_err(|e| damaged(self.store, e))?;
+        let table = self.txn.open_table(tables::CURSORS).map_err(|e| store_failure(self.store, e))?;
         let mut rows = Vec::new();
-        for entry in table.iter().map_err(|e| damaged(self.store, e))? {
-            let (key, value) = entry.map_err(|e| damaged(self.store, e))?;
-            let c: Cursor = records::decode(value.value()).map_err(|e| damaged(self.store, e))?;
+        for entry in table.iter().map_err(|e| store_failure(self.store, e))? {
+            let (key, value) = entry.map_err(|e| store_failure(self.store, e))?;
+            let c: Cursor = records::decode(value.value()).map_err(|e| store_failure(self.store, e))?;
             rows.push(CursorRow {
                 source: self.name(CursorKey::from_bytes(key.value()).source),
                 first: c.first,
@@ -216,15 +216,15 @@ impl<'a> Query<'a> {
     }
 
     pub fn reorgs(&self, chain: Option<u64>) -> Result<Vec<ReorgRow>, StoreError> {
-        let table = self.txn.open_table(tables::REORGS).map_err(|e| damaged(self.store, e))?;
+        let table = self.txn.open_table(tables::REORGS).map_err(|e| store_failure(self.store, e))?;
         let mut rows = Vec::new();
-        for entry in table.iter().map_err(|e| damaged(self.store, e))? {
-            let (key, value) = entry.map_err(|e| damaged(self.store, e))?;
+        for entry in table.iter().map_err(|e| store_failure(self.store, e))? {
+            let (key, value) = entry.map_err(|e| store_failure(self.store, e))?;
             let key = ReorgKey::from_bytes(key.value());
             if chain.is_some_and(|c| c != key.chain) {
                 continue;
             }
-            let r: Reorg = records::decode(value.value()).map_err(|e| damaged(self.store, e))?;
+            let r: Reorg = records::decode(value.value()).map_err(|e| store_failure(self.store, e))?;
             rows.push(ReorgRow {
                 chain: key.chain,
                 seq: key.seq,
@@ -242,7 +242,7 @@ impl<'a> Query<'a> {
     }
 }
 
-fn damaged(store: &ReadStore, e: impl super::Failure) -> StoreError {
+fn store_failure(store: &ReadStore, e: impl super::Failure) -> StoreError {
     super::failure(store.path(), e)
 }
 

@@ -24,7 +24,7 @@ use serde::{Serialize, Serializer};
 
 use super::keys::{DeliveryKey, FixedKey, ItemKey, StatusKey};
 use super::records::{self, Delivery, DeliveryState, Receipt};
-use super::{ReadStore, StoreError, damaged, guarded, tables};
+use super::{ReadStore, StoreError, failure, guarded, tables};
 
 pub use intents::{IntentCounts, IntentFilter, IntentRow, Order, gwei, intent_state_name};
 
@@ -513,7 +513,7 @@ fn status_bounds(state: DeliveryState, chain: Option<u64>) -> ([u8; 34], [u8; 34
 }
 
 fn fail(store: &ReadStore, e: impl super::Failure) -> StoreError {
-    damaged(store.path(), e)
+    failure(store.path(), e)
 }
 
 fn as_text<S: Serializer, T: std::fmt::Display>(value: &T, s: S) -> Result<S::Ok, S::Error> {

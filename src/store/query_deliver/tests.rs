@@ -217,11 +217,11 @@ fn a_damaged_record_is_an_error_not_a_panic() {
         let store = Store::open(&path, None).expect("writer");
         store
             .write(|tx| {
-                let mut table = tx.raw().open_table(tables::DELIVERIES).map_err(|e| damaged(&path, e))?;
+                let mut table = tx.raw().open_table(tables::DELIVERIES).map_err(|e| failure(&path, e))?;
                 let key = DeliveryKey { target: 0, chain: 10, item: ev(2) };
                 table
                     .insert(key.to_bytes(), &[<Delivery as records::Record>::VERSION, 0xff][..])
-                    .map_err(|e| damaged(&path, e))?;
+                    .map_err(|e| failure(&path, e))?;
                 Ok(())
             })
             .expect("write garbage");
