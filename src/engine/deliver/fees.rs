@@ -87,13 +87,24 @@ impl FeePolicy {
     }
 }
 
+/// The policy unit tests start from: a cap, the node's priority, 10 % bumps after 60 s, EIP-1559.
+#[cfg(test)]
+pub(crate) fn test_policy(cap: u128) -> FeePolicy {
+    FeePolicy {
+        cap,
+        priority: None,
+        bump_percent: 10,
+        bump_after: std::time::Duration::from_secs(60),
+        legacy: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn policy(cap: u128, legacy: bool) -> FeePolicy {
-        FeePolicy { cap, priority: None, bump_percent: 10, bump_after: Duration::from_secs(1), legacy }
+        FeePolicy { legacy, ..test_policy(cap) }
     }
 
     #[test]

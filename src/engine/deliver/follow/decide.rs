@@ -581,13 +581,7 @@ mod tests {
 
     #[test]
     fn a_bump_raises_the_fees_and_at_the_cap_waits_saying_why() {
-        let policy = FeePolicy {
-            cap: 20 * GWEI,
-            priority: None,
-            bump_percent: 10,
-            bump_after: Duration::from_secs(60),
-            legacy: false,
-        };
+        let policy = crate::engine::deliver::fees::test_policy(20 * GWEI);
         let calm = Market { base_fee: 2 * GWEI, suggested_priority: GWEI };
         let mut below = intent(IntentState::Sent, Some(0));
         below.max_fee_per_gas = 10 * GWEI;

@@ -319,13 +319,7 @@ mod tests {
 
     #[test]
     fn new_transactions_below_the_base_fee_go_out_and_say_so() {
-        let policy = FeePolicy {
-            cap: 20 * GWEI,
-            priority: None,
-            bump_percent: 10,
-            bump_after: Duration::from_secs(60),
-            legacy: false,
-        };
+        let policy = crate::engine::deliver::fees::test_policy(20 * GWEI);
         let calm = Market { base_fee: 2 * GWEI, suggested_priority: GWEI };
         assert_eq!(fees(&policy, calm), (Fees { max_fee: 5 * GWEI, priority: Some(GWEI) }, None));
         // A legacy chain offers the gas price itself: equal to the market is not below it.
