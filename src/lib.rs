@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod exit;
 pub mod output;
+pub mod seda;
 pub mod signals;
 pub mod store;
 pub mod telemetry;
