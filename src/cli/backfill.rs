@@ -51,7 +51,8 @@ impl BackfillArgs {
             Arc::new(Store::create_or_open(&ctx.store_path(Some(&loaded)), Some(loaded.fingerprint()))?);
         let clients = crate::engine::rpc::clients(&loaded.resolved.chains)?;
         let until = Until::Range { from: self.from, to: self.to };
-        let running = run_sources(plans, &clients, store.clone(), until, ctx.cancel.clone()).await?;
+        let running =
+            run_sources(plans, Vec::new(), &clients, store.clone(), until, ctx.cancel.clone()).await?;
 
         let started = Instant::now();
         let stop_progress = CancellationToken::new();

@@ -194,6 +194,15 @@ pub async fn dispatch(command: Command, ctx: Ctx) -> eyre::Result<Exit> {
 /// The sources named with `--source`, or every source; at least one.
 fn select_sources(loaded: &Loaded, names: &[String]) -> Result<Vec<crate::config::SourcePlan>, ExitError> {
     let plans = loaded.resolved.sources_named(names).map_err(|name| {
+        if loaded.resolved.seda_sources.iter().any(|s| s.name == name) {
+            return ExitError::new(
+                Exit::Usage,
+                format!(
+                    "--source {name} is a seda source: backfill reads block ranges of evm sources; \
+                     `ferry push` and `ferry watch` fetch its batches"
+                ),
+            );
+        }
         let known: Vec<&str> = loaded.resolved.sources.iter().map(|s| s.name.as_str()).collect();
         ExitError::new(
             Exit::Usage,

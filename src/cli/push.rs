@@ -80,8 +80,10 @@ impl PushArgs {
         let mut synced = Vec::new();
         if !self.no_sync {
             let plans = loaded.resolved.sources.clone();
+            let seda = loaded.resolved.seda_sources.clone();
             let running =
-                run_sources(plans, &clients, store.clone(), Until::FinalHead, sync_deadline.clone()).await?;
+                run_sources(plans, seda, &clients, store.clone(), Until::FinalHead, sync_deadline.clone())
+                    .await?;
             for outcome in running.finish().await {
                 let error = match outcome.result {
                     Ok(()) => None,

@@ -12,7 +12,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::progress::{self, Style};
-use super::{Ctx, after_help, select_sources};
+use super::{Ctx, after_help};
 use crate::engine::deliver::{Options, destinations, run_all};
 use crate::engine::ingest::{IngestError, Until, run_sources};
 use crate::exit::{Exit, ExitError};
@@ -28,7 +28,15 @@ pub struct WatchArgs {}
 impl WatchArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
         let loaded = ctx.load_config()?;
-        let plans = select_sources(&loaded, &[])?;
+        let plans = loaded.resolved.sources.clone();
+        let seda = loaded.resolved.seda_sources.clone();
+        if plans.is_empty() && seda.is_empty() {
+            return Err(ExitError::new(
+                Exit::Usage,
+                format!("{} has no source to watch", loaded.file_name()),
+            )
+            .into());
+        }
         let store =
             Arc::new(Store::create_or_open(&ctx.store_path(Some(&loaded)), Some(loaded.fingerprint()))?);
         // One client per chain, shared by its source and its deliveries: one rate limit, one
@@ -36,7 +44,7 @@ impl WatchArgs {
         let clients = crate::engine::rpc::clients(&loaded.resolved.chains)?;
 
         let mut running =
-            run_sources(plans, &clients, store.clone(), Until::Forever, ctx.cancel.clone()).await?;
+            run_sources(plans, seda, &clients, store.clone(), Until::Forever, ctx.cancel.clone()).await?;
         let statuses = running.statuses.clone();
         // Delivery runs under its own token too: when every source has stopped, it stops as well.
         let dests = destinations(&loaded.resolved, &clients, &store, &[], &[])?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, B256, U256};
 
-use super::types::{FinalityTag, GasPolicy};
+use super::types::{FinalityTag, GasPolicy, ProverMode};
 use crate::abi::call::CallPlan;
 use crate::abi::events::EventSet;
 
@@ -25,6 +25,8 @@ pub struct Resolved {
     pub chains: BTreeMap<String, ChainPlan>,
     /// Every `evm` source, with the routes of its items.
     pub sources: Vec<SourcePlan>,
+    /// Every `seda` source, with the routes of its batches.
+    pub seda_sources: Vec<SedaSourcePlan>,
     /// Target name → target.
     pub targets: BTreeMap<String, TargetPlan>,
     /// Chain name → every contract address the config names on it, with its key (for the online
@@ -134,11 +136,52 @@ pub struct RoutePlan {
     pub events: Option<Vec<String>>,
 }
 
+/// One `seda` source: the batching REST API of a SEDA chain.
+#[derive(Debug, Clone)]
+pub struct SedaSourcePlan {
+    pub name: String,
+    /// Base URLs in failover order (checked `http(s)` URLs, no trailing slash).
+    pub urls: Vec<String>,
+    /// The first batch to deliver when the store has no cursor; the latest signed one if `None`.
+    pub start_batch: Option<u64>,
+    pub poll_interval: Duration,
+    pub request_timeout: Duration,
+    pub rate_limit: Option<u32>,
+    /// Where this source's batches go: one delivery per batch, target and chain.
+    pub routes: Vec<RoutePlan>,
+}
+
 /// A target ferry can deliver to. Kinds not built yet are refused by validation, so that none is
 /// accepted and then skipped.
 #[derive(Debug, Clone)]
 pub enum TargetPlan {
     EvmCall(EvmCallPlan),
+    SedaProver(ProverPlan),
+}
+
+impl TargetPlan {
+    /// Chain name of every destination.
+    pub fn chain_names(&self) -> Vec<&String> {
+        match self {
+            TargetPlan::EvmCall(t) => t.chains.keys().collect(),
+            TargetPlan::SedaProver(t) => t.chains.keys().collect(),
+        }
+    }
+}
+
+/// A `seda-prover` target: a Prover (or a Core that names it) per chain.
+#[derive(Debug, Clone)]
+pub struct ProverPlan {
+    pub mode: ProverMode,
+    /// Chain name → where the Prover is.
+    pub chains: BTreeMap<String, ProverAt>,
+}
+
+/// Where a chain's Prover is: its address, or a Core whose `getSedaProver()` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProverAt {
+    Prover(Address),
+    Core(Address),
 }
 
 /// An `evm-call` target: one plan, a contract per chain.

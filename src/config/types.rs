@@ -170,15 +170,36 @@ pub struct Factory {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SedaSource {
-    /// Base URL of the SEDA chain's REST API.
-    pub url: String,
-    /// First batch number to fetch when the store has no cursor yet.
+    /// Base URL of the SEDA chain's REST API, or a list of them (failover in order).
+    pub url: OneOrMany,
+    /// First batch to fetch and deliver when the store has no cursor yet; ferry also keeps the
+    /// batch before it, whose validators signed it. Default: the latest signed batch.
     #[serde(default)]
-    pub start_batch: u64,
+    pub start_batch: Option<u64>,
     #[serde(default = "defaults::seda_poll_interval")]
     pub poll_interval: Duration,
     #[serde(default = "defaults::request_timeout")]
     pub request_timeout: Duration,
+    /// Requests per second to the API; unlimited when absent.
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
+}
+
+/// One string, or a list of them.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
 }
 
 /// Where items go.
@@ -198,6 +219,18 @@ pub enum Target {
 pub struct SedaProverTarget {
     /// Chain name → contract.
     pub chains: BTreeMap<String, ProverContract>,
+    /// `every` signed batch in order (default), or only the `latest` plus the intermediate
+    /// batches a validator-set change needs.
+    #[serde(default)]
+    pub mode: ProverMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProverMode {
+    #[default]
+    Every,
+    Latest,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -58,8 +58,9 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) -> 
                 }
             }
             Source::Seda(seda) => {
-                r.error(&format!("{path}.kind"), format!("`kind: seda` {NOT_BUILT}"), None);
-                check_http_url(r, &format!("{path}.url"), &seda.url);
+                if let Some(plan) = check_seda_source(r, &path, name, seda) {
+                    resolved.seda_sources.push(plan);
+                }
             }
         }
     }
@@ -79,23 +80,36 @@ fn check_targets(r: &mut Reader<'_>, config: &Config, chain_names: &[&str], reso
         };
         match target {
             Target::SedaProver(t) => {
-                not_built(r, "seda-prover");
                 if t.chains.is_empty() {
                     r.error(&format!("{path}.chains"), "no destination chains", None);
                 }
+                let mut chains = BTreeMap::new();
                 for (chain, contract) in &t.chains {
                     let key = format!("{path}.chains.{chain}");
                     check_destination(r, &key, chain, config, chain_names);
-                    match (&contract.prover, &contract.core) {
+                    let at = match (&contract.prover, &contract.core) {
                         (Some(a), None) => {
-                            check_address(r, &format!("{key}.prover"), a);
+                            let key = format!("{key}.prover");
+                            check_address(r, &key, a).map(|a| (key, ProverAt::Prover(a)))
                         }
                         (None, Some(a)) => {
-                            check_address(r, &format!("{key}.core"), a);
+                            let key = format!("{key}.core");
+                            check_address(r, &key, a).map(|a| (key, ProverAt::Core(a)))
                         }
-                        _ => r.error(&key, "set exactly one of `prover` or `core`", None),
+                        _ => {
+                            r.error(&key, "set exactly one of `prover` or `core`", None);
+                            None
+                        }
+                    };
+                    if let Some((key, at)) = at {
+                        let (ProverAt::Prover(address) | ProverAt::Core(address)) = at;
+                        resolved.contracts.entry(chain.clone()).or_default().push((key, address));
+                        chains.insert(chain.clone(), at);
                     }
                 }
+                resolved
+                    .targets
+                    .insert(name.clone(), TargetPlan::SedaProver(ProverPlan { mode: t.mode, chains }));
             }
             Target::EvmCall(t) => {
                 if let Some(plan) = check_evm_call(r, &path, t, config, chain_names) {
@@ -170,16 +184,58 @@ fn check_routes(
                 r.warn(&key, format!("`{}` → `{target}` is routed twice; items go once", route.source), None);
             }
             routed_targets.insert(target.as_str());
-            let source = resolved.sources.iter_mut().find(|s| s.name == route.source);
-            if let (Some(source), Some(TargetPlan::EvmCall(call))) = (source, resolved.targets.get(target)) {
-                let chain_ids = call.chains.keys().filter_map(|c| resolved.chains.get(c)).map(|c| c.chain_id);
-                source.routes.push(RoutePlan {
-                    target: target.clone(),
-                    target_id: 0,
-                    chain_ids: chain_ids.collect(),
-                    events: route.events.clone(),
-                });
+            let Some(plan) = resolved.targets.get(target) else { continue };
+            let chain_ids: Vec<u64> = plan
+                .chain_names()
+                .into_iter()
+                .filter_map(|c| resolved.chains.get(c))
+                .map(|c| c.chain_id)
+                .collect();
+            let route_plan =
+                RoutePlan { target: target.clone(), target_id: 0, chain_ids, events: route.events.clone() };
+            if let Some(source) = resolved.sources.iter_mut().find(|s| s.name == route.source) {
+                if matches!(plan, TargetPlan::SedaProver(_)) {
+                    r.error(
+                        &key,
+                        format!("`{target}` is a seda-prover target: it posts SEDA batches, and `{}` is an evm source", route.source),
+                        Some("route a `kind: seda` source to it".into()),
+                    );
+                } else {
+                    source.routes.push(route_plan);
+                }
+            } else if let Some(source) = resolved.seda_sources.iter_mut().find(|s| s.name == route.source) {
+                if route.events.is_some() {
+                    r.error(
+                        &format!("{path}.events"),
+                        "a seda source's items are batches, not events",
+                        Some("remove `events`".into()),
+                    );
+                }
+                source.routes.push(route_plan);
             }
+        }
+    }
+    // A Prover holds one chain of batches: two sources would race each other's heights.
+    for (name, plan) in &resolved.targets {
+        if !matches!(plan, TargetPlan::SedaProver(_)) {
+            continue;
+        }
+        let feeding: Vec<&str> = resolved
+            .seda_sources
+            .iter()
+            .filter(|s| s.routes.iter().any(|r| &r.target == name))
+            .map(|s| s.name.as_str())
+            .collect();
+        if feeding.len() > 1 {
+            r.error(
+                &format!("targets.{name}"),
+                format!(
+                    "routed from {} seda sources ({}); a Prover follows one SEDA chain",
+                    feeding.len(),
+                    feeding.join(", ")
+                ),
+                None,
+            );
         }
     }
     for name in source_names {
@@ -377,6 +433,59 @@ fn check_shared_contracts(r: &mut Reader<'_>, config: &Config) {
             }
         }
     }
+}
+
+/// A `seda` source: its API URLs and settings.
+fn check_seda_source(
+    r: &mut Reader<'_>,
+    path: &str,
+    name: &str,
+    source: &SedaSource,
+) -> Option<SedaSourcePlan> {
+    let urls = source.url.to_vec();
+    if urls.is_empty() {
+        r.error(
+            &format!("{path}.url"),
+            "no URL",
+            Some("the SEDA chain's REST API, e.g. `https://rest.seda.xyz`".into()),
+        );
+    }
+    for (i, url) in urls.iter().enumerate() {
+        let key = match source.url {
+            OneOrMany::One(_) => format!("{path}.url"),
+            OneOrMany::Many(_) => format!("{path}.url[{i}]"),
+        };
+        check_http_url(r, &key, url);
+    }
+    if source.start_batch == Some(0) {
+        r.error(
+            &format!("{path}.start_batch"),
+            "batch 0 cannot be delivered: it has no batch before it whose validators signed it, and a Prover is deployed with a first batch",
+            Some("start at 1 or above".into()),
+        );
+    }
+    if source.poll_interval.0.is_zero() {
+        r.error(&format!("{path}.poll_interval"), "must be longer than 0", None);
+    }
+    if source.request_timeout.0.is_zero() {
+        r.error(&format!("{path}.request_timeout"), "must be longer than 0", None);
+    }
+    if source.rate_limit == Some(0) {
+        r.error(
+            &format!("{path}.rate_limit"),
+            "0 requests per second would never send one",
+            Some("remove it for no limit".into()),
+        );
+    }
+    Some(SedaSourcePlan {
+        name: name.to_string(),
+        urls: urls.iter().map(|u| u.trim_end_matches('/').to_string()).collect(),
+        start_batch: source.start_batch,
+        poll_interval: source.poll_interval.0,
+        request_timeout: source.request_timeout.0,
+        rate_limit: source.rate_limit,
+        routes: Vec::new(),
+    })
 }
 
 fn check_evm_source(

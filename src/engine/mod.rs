@@ -7,3 +7,4 @@ pub mod evm;
 pub mod ingest;
 pub mod preflight;
 pub mod rpc;
+pub mod seda;

@@ -68,6 +68,11 @@ pub fn signers_in(batch: &SignedBatch, tree: &ValidatorTree) -> Signers {
 /// when its signers hold the threshold in the last tree; otherwise first the highest batch K
 /// between whose signers do, then on from K (SEDA.md §5.3). Heights in posting order.
 /// `Err(height)`: no batch above that height qualifies against its tree (not even the next one).
-pub fn plan_posts(last: u64, tree_of_last: &ValidatorTree, above: &[SignedBatch], target: u64) -> Result<Vec<u64>, u64> {
+pub fn plan_posts(
+    last: u64,
+    tree_of_last: &ValidatorTree,
+    above: &[SignedBatch],
+    target: u64,
+) -> Result<Vec<u64>, u64> {
     todo!()
 }

@@ -70,7 +70,7 @@ impl WriteTx<'_> {
 }
 
 impl Store {
-    fn fail_read(&self, e: impl std::fmt::Display) -> StoreError {
+    pub(super) fn fail_read(&self, e: impl std::fmt::Display) -> StoreError {
         StoreError::Damaged { path: self.path().into(), detail: e.to_string() }
     }
 

@@ -32,6 +32,7 @@ fn count_rows_unguarded(path: &Path, txn: &ReadTransaction, name: &str) -> Resul
         "delivery_status" => count(txn, tables::DELIVERY_STATUS),
         "tx_intents" => count(txn, tables::TX_INTENTS),
         "reorgs" => count(txn, tables::REORGS),
+        "provers" => count(txn, tables::PROVERS),
         other => return Err(failure(path, format!("no table `{other}`"))),
     };
     n.map_err(|e| failure(path, e))
@@ -72,6 +73,7 @@ fn dump_table_unguarded(
         "delivery_status" => dump_status(path, txn, emit),
         "tx_intents" => dump_fixed::<36, IntentKey, records::TxIntent>(path, txn, tables::TX_INTENTS, emit),
         "reorgs" => dump_fixed::<16, ReorgKey, records::Reorg>(path, txn, tables::REORGS, emit),
+        "provers" => dump_fixed::<12, ProverKey, records::ProverState>(path, txn, tables::PROVERS, emit),
         other => Err(failure(path, format!("no table `{other}`")).into()),
     }
 }

@@ -151,6 +151,23 @@ impl FixedKey<12> for BatchKey {
     }
 }
 
+/// `provers`: (target id, chain id) — one Prover per `seda-prover` target and destination chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProverKey {
+    pub target: u32,
+    pub chain: u64,
+}
+
+impl FixedKey<12> for ProverKey {
+    fn to_bytes(&self) -> [u8; 12] {
+        Builder::new().put(&self.target.to_be_bytes()).put(&self.chain.to_be_bytes()).done()
+    }
+    fn from_bytes(bytes: [u8; 12]) -> Self {
+        let mut c = Cursor { bytes: &bytes };
+        Self { target: c.u32(), chain: c.u64() }
+    }
+}
+
 /// Which item a delivery carries: an event or a batch, in one 21-byte layout
 /// (kind, then the item's own key padded to 20 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

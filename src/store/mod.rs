@@ -23,6 +23,7 @@ pub mod migrate;
 pub mod query;
 pub mod query_deliver;
 pub mod records;
+pub mod seda;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
@@ -349,6 +350,7 @@ impl WriteTx<'_> {
         self.txn.open_table(tables::DELIVERY_STATUS).map_err(|e| self.err(e))?;
         self.txn.open_table(tables::TX_INTENTS).map_err(|e| self.err(e))?;
         self.txn.open_table(tables::REORGS).map_err(|e| self.err(e))?;
+        self.txn.open_table(tables::PROVERS).map_err(|e| self.err(e))?;
         Ok(())
     }
 

@@ -111,20 +111,37 @@ impl Record for Event {
     const NAME: &'static str = "event";
 }
 
-/// A signed SEDA batch with what is needed to prove it.
+/// A signed SEDA batch with what is needed to prove it: header, validator entries and signatures,
+/// checked before it was stored (its id recomputed, every signature by a validator of the batch
+/// before). Kept whole, so that any proof can be built after the chain has pruned it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
-    pub block_height: u64,
-    pub batch_id: B256,
-    pub validators_root: B256,
-    pub results_root: B256,
-    /// The REST API's JSON, as received.
-    pub raw: String,
+    pub batch: crate::seda::SignedBatch,
+    /// The batch a source starts after: stored for its validators (who signed the first batch
+    /// delivered), its own signatures not checked and no delivery made of it.
+    pub anchor: bool,
+    pub fetched_at: u64,
 }
 
 impl Record for Batch {
     const VERSION: u8 = 1;
     const NAME: &'static str = "batch";
+}
+
+/// What a `seda-prover` worker last read from a destination's Prover.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProverState {
+    pub prover: Address,
+    pub last_batch: u64,
+    pub validators_root: B256,
+    pub paused: bool,
+    pub max_batch_age: u64,
+    pub read_at: u64,
+}
+
+impl Record for ProverState {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "prover state";
 }
 
 /// The states of a delivery; the number is the first byte of its status-index key.

@@ -7,7 +7,7 @@
 use redb::TableDefinition;
 
 /// The schema this ferry reads and writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// `key → value` text: see [`meta`] for the keys.
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -34,8 +34,12 @@ pub const TX_INTENTS: TableDefinition<[u8; 36], &[u8]> = TableDefinition::new("t
 /// [`ReorgKey`](super::keys::ReorgKey) → [`Reorg`](super::records::Reorg).
 pub const REORGS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("reorgs");
 
+/// [`ProverKey`](super::keys::ProverKey) → [`ProverState`](super::records::ProverState): what each
+/// `seda-prover` destination last said.
+pub const PROVERS: TableDefinition<[u8; 12], &[u8]> = TableDefinition::new("provers");
+
 /// Every table name, in the order summaries and exports list them.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     "meta",
     "source_ids",
     "target_ids",
@@ -48,6 +52,7 @@ pub const ALL: [&str; 12] = [
     "delivery_status",
     "tx_intents",
     "reorgs",
+    "provers",
 ];
 
 /// Keys of the `meta` table.

@@ -90,11 +90,25 @@ fn populate(store: &Store) {
             tx.put_batch(
                 BatchKey { source: seda, height: 42 },
                 &Batch {
-                    block_height: 9_000,
-                    batch_id: hash(0x42),
-                    validators_root: hash(0x43),
-                    results_root: hash(0x44),
-                    raw: r#"{"batch_number":"42"}"#.into(),
+                    batch: ferry::seda::SignedBatch {
+                        header: ferry::seda::BatchHeader {
+                            number: 42,
+                            block_height: 9_000,
+                            validators_root: hash(0x43),
+                            results_root: hash(0x44),
+                            proving_metadata: Bytes::new(),
+                        },
+                        batch_id: hash(0x42),
+                        validators: vec![ferry::seda::Validator {
+                            operator: "sedavaloper1test".into(),
+                            eth_address: Address::repeat_byte(0x45),
+                            power: 100_000_000,
+                        }],
+                        signatures: Vec::new(),
+                        result_ids: vec![hash(0x46)],
+                    },
+                    anchor: false,
+                    fetched_at: 1_700_000_000,
                 },
             )?;
             let item = ItemKey::Event(created);

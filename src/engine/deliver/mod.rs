@@ -20,6 +20,7 @@ pub mod control;
 mod evidence;
 pub mod fees;
 mod follow;
+mod prover;
 pub mod sign;
 mod start;
 mod worker;
@@ -73,8 +74,16 @@ impl DeliverError {
 pub struct TargetOnChain {
     pub name: String,
     pub id: u32,
-    pub plan: Arc<CallPlan>,
-    pub to: Address,
+    pub kind: TargetKind,
+}
+
+/// What a target does on a chain.
+#[derive(Debug, Clone)]
+pub enum TargetKind {
+    /// `evm-call`: one function on one contract, per item.
+    Call { plan: Arc<CallPlan>, to: Address },
+    /// `seda-prover`: batches posted to a Prover, in order.
+    Prover(prover::ProverTarget),
 }
 
 /// Everything a worker needs to deliver to one chain.
@@ -114,7 +123,7 @@ impl Default for Options {
     }
 }
 
-/// The destinations of every `evm-call` target, filtered by target and chain names (empty: all).
+/// The destinations of every target (`evm-call`, `seda-prover`), filtered by target and chain names (empty: all).
 /// Target ids are taken from (and, the first time, written to) the store. Each destination uses
 /// its chain's client from `clients`, the one its other roles use too.
 pub fn destinations(
@@ -126,19 +135,32 @@ pub fn destinations(
 ) -> Result<Vec<Destination>, DeliverError> {
     let mut by_chain: BTreeMap<String, BTreeMap<u32, TargetOnChain>> = BTreeMap::new();
     for (name, target) in &resolved.targets {
-        let TargetPlan::EvmCall(call) = target;
         if !only_targets.is_empty() && !only_targets.contains(name) {
             continue;
         }
         let id = store.write(|tx| tx.target_id(name))?;
-        for (chain, to) in &call.chains {
+        let on_chains: Vec<(&String, TargetKind)> = match target {
+            TargetPlan::EvmCall(call) => call
+                .chains
+                .iter()
+                .map(|(chain, to)| (chain, TargetKind::Call { plan: call.plan.clone(), to: *to }))
+                .collect(),
+            TargetPlan::SedaProver(p) => p
+                .chains
+                .iter()
+                .map(|(chain, at)| {
+                    (chain, TargetKind::Prover(prover::ProverTarget { at: *at, mode: p.mode }))
+                })
+                .collect(),
+        };
+        for (chain, kind) in on_chains {
             if !only_chains.is_empty() && !only_chains.contains(chain) {
                 continue;
             }
             by_chain
                 .entry(chain.clone())
                 .or_default()
-                .insert(id, TargetOnChain { name: name.clone(), id, plan: call.plan.clone(), to: *to });
+                .insert(id, TargetOnChain { name: name.clone(), id, kind });
         }
     }
     let mut out = Vec::new();

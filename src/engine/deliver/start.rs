@@ -3,16 +3,16 @@
 //! each is; apply: sign the ready ones with consecutive nonces, write the intents in one
 //! transaction, then broadcast them in nonce order.
 
-mod decide;
+pub(super) mod decide;
 
 use futures_util::{StreamExt, stream};
 use serde_json::{Map, Value};
 
 use self::decide::{Batch, Found, Stop};
-use super::DeliverError;
 use super::chain;
 use super::sign::Unsigned;
 use super::worker::{Worker, store_blocking};
+use super::{DeliverError, TargetKind};
 use crate::engine::rpc::ErrorKind;
 use crate::store::keys::{DeliveryKey, IntentKey, ItemKey};
 use crate::store::now;
@@ -34,13 +34,36 @@ impl Worker {
         if room == 0 {
             return Ok(false);
         }
+        // Prover targets post in order, each round on what the Prover holds: a round of their own.
+        let provers: Vec<u32> = self
+            .dest
+            .targets
+            .iter()
+            .filter(|(_, t)| matches!(t.kind, TargetKind::Prover(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut busy = false;
+        for id in provers {
+            let room = decide::room(self.opts.max_in_flight, self.in_flight, self.opts.limit, self.started);
+            if room == 0 || self.is_paused() {
+                return Ok(busy);
+            }
+            busy |= self.start_prover(id, room).await?;
+        }
+        if !self.dest.targets.values().any(|t| matches!(t.kind, TargetKind::Call { .. })) {
+            return Ok(busy);
+        }
+        let room = decide::room(self.opts.max_in_flight, self.in_flight, self.opts.limit, self.started);
+        if room == 0 {
+            return Ok(busy);
+        }
         let now_s = now();
         let due = self.gather_due(room, now_s).await?;
         if due.is_empty() {
-            return Ok(false);
+            return Ok(busy);
         }
         let batch = decide::batch(due, now_s);
-        self.apply_batch(batch, now_s).await
+        Ok(self.apply_batch(batch, now_s).await? || busy)
     }
 
     /// What is due (pending deliveries, then failed ones whose retry is due, `room` at most),
@@ -52,17 +75,14 @@ impl Worker {
     ) -> Result<Vec<(DeliveryKey, Delivery, Result<Found, DeliverError>)>, DeliverError> {
         let chain_id = self.dest.chain_id;
         let targets = &self.dest.targets;
+        let calls = |t: &u32| targets.get(t).is_some_and(|t| matches!(t.kind, TargetKind::Call { .. }));
         let mut due = store_blocking(|| {
-            self.store.deliveries_in_state(chain_id, DeliveryState::Pending, room, |k, _| {
-                targets.contains_key(&k.target)
-            })
+            self.store.deliveries_in_state(chain_id, DeliveryState::Pending, room, |k, _| calls(&k.target))
         })?;
         if due.len() < room && !self.opts.dry_run {
             let failed = store_blocking(|| {
                 self.store.deliveries_in_state(chain_id, DeliveryState::Failed, room - due.len(), |k, d| {
-                    targets.contains_key(&k.target)
-                        && d.retryable
-                        && d.next_attempt_at.is_none_or(|t| t <= now_s)
+                    calls(&k.target) && d.retryable && d.next_attempt_at.is_none_or(|t| t <= now_s)
                 })
             })?;
             due.extend(failed);
@@ -81,7 +101,11 @@ impl Worker {
     /// Carries a decided round out: the settled deliveries written; unless the round stopped, the
     /// ready ones signed with consecutive nonces, written with their intents in one transaction,
     /// then broadcast in nonce order.
-    async fn apply_batch(&mut self, batch: Batch<DeliverError>, now_s: u64) -> Result<bool, DeliverError> {
+    pub(super) async fn apply_batch(
+        &mut self,
+        batch: Batch<DeliverError>,
+        now_s: u64,
+    ) -> Result<bool, DeliverError> {
         let Batch { ready, settled, stops } = batch;
         // The chain is failing: what was settled stays settled, the rest waits. Each signer that
         // cannot pay pauses the chain; the first stop in due order is the round's error.
@@ -215,13 +239,19 @@ impl Worker {
     }
 
     /// Whether the configured view says the item is on the chain already.
-    pub(super) async fn already_done(&self, key: DeliveryKey) -> Result<Option<String>, DeliverError> {
+    pub(super) async fn already_done(&mut self, key: DeliveryKey) -> Result<Option<String>, DeliverError> {
         let Some(target) = self.dest.targets.get(&key.target) else { return Ok(None) };
+        let (plan, to) = match &target.kind {
+            TargetKind::Call { plan, to } => (plan.clone(), *to),
+            TargetKind::Prover(_) => {
+                let ItemKey::Batch(batch) = key.item else { return Ok(None) };
+                return self.prover_holds(key.target, batch.height).await;
+            }
+        };
         let Some(fields) = self.item_fields(&[key])?.pop().flatten() else { return Ok(None) };
-        let Some(Ok(data)) = target.plan.done_view_calldata(&fields) else { return Ok(None) };
-        let returned =
-            chain::call(&self.dest.rpc, self.signer, target.to, &data).await.map_err(Self::rpc_err)?;
-        Ok(match target.plan.judge_view(&returned, &fields) {
+        let Some(Ok(data)) = plan.done_view_calldata(&fields) else { return Ok(None) };
+        let returned = chain::call(&self.dest.rpc, self.signer, to, &data).await.map_err(Self::rpc_err)?;
+        Ok(match plan.judge_view(&returned, &fields) {
             Ok(true) => Some("already there (the view says so)".into()),
             _ => None,
         })
@@ -236,24 +266,25 @@ impl Worker {
         fields: Option<Map<String, Value>>,
     ) -> Result<Found, DeliverError> {
         let Some(target) = self.dest.targets.get(&key.target) else { return Ok(Found::NoTarget) };
+        let TargetKind::Call { plan, to } = &target.kind else { return Ok(Found::NoTarget) };
         let Some(fields) = fields else { return Ok(Found::NoFields) };
-        let data = match target.plan.calldata(&fields) {
+        let data = match plan.calldata(&fields) {
             Ok(d) => d,
             Err(e) => return Ok(Found::BadCall(e.to_string())),
         };
-        if let Some(Ok(view)) = target.plan.done_view_calldata(&fields) {
+        if let Some(Ok(view)) = plan.done_view_calldata(&fields) {
             let returned =
-                chain::call(&self.dest.rpc, self.signer, target.to, &view).await.map_err(Self::rpc_err)?;
-            match target.plan.judge_view(&returned, &fields) {
+                chain::call(&self.dest.rpc, self.signer, *to, &view).await.map_err(Self::rpc_err)?;
+            match plan.judge_view(&returned, &fields) {
                 Ok(true) => return Ok(Found::ViewSaysThere),
                 Ok(false) => {}
                 Err(e) => return Ok(Found::ViewUnreadable(e.to_string())),
             }
         }
-        match chain::estimate_gas(&self.dest.rpc, self.signer, target.to, &data).await {
-            Ok(gas) => Ok(Found::Estimated { to: target.to, data, gas }),
+        match chain::estimate_gas(&self.dest.rpc, self.signer, *to, &data).await {
+            Ok(gas) => Ok(Found::Estimated { to: *to, data, gas }),
             Err(e) if e.is_revert() => {
-                Ok(Found::Reverted(target.plan.classify_revert(&e.revert_data().unwrap_or_default())))
+                Ok(Found::Reverted(plan.classify_revert(&e.revert_data().unwrap_or_default())))
             }
             Err(e) if e.kind == ErrorKind::Node => Ok(Found::Refused(e.message)),
             Err(e) => Err(Self::rpc_err(e)),

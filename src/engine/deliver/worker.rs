@@ -64,6 +64,9 @@ pub struct Worker {
     pub(super) warned_cap: bool,
     /// Unix seconds until which new sends wait (0: not paused).
     paused_until: AtomicU64,
+    /// `seda-prover` targets: the Prover of each (read from a Core once), and what it last said.
+    pub(super) provers: HashMap<u32, Address>,
+    pub(super) prover_states: HashMap<u32, crate::store::records::ProverState>,
     pub(super) status: watch::Sender<ChainStatus>,
 }
 
@@ -248,6 +251,8 @@ impl Worker {
             failures: 0,
             warned_cap: false,
             paused_until: AtomicU64::new(0),
+            provers: HashMap::new(),
+            prover_states: HashMap::new(),
             status: tx,
         };
         Ok((worker, rx))

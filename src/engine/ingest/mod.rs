@@ -43,6 +43,8 @@ pub struct SourceStatus {
     pub target: Option<u64>,
     /// Counted over this run.
     pub events: u64,
+    /// SEDA batches stored (`seda` sources).
+    pub batches: u64,
     pub blocks: u64,
     pub children: u64,
     pub reorgs: u64,
@@ -90,6 +92,21 @@ pub enum IngestError {
     Rpc { name: String, error: Box<RpcError>, attempts: u32, from: u64, to: u64 },
     #[error("{0}")]
     BadRange(String),
+    /// The batching API did not answer, through every retry.
+    #[error("source {name}: {error} (gave up after {attempts} attempts at batch {batch})")]
+    Api { name: String, error: crate::engine::seda::ApiError, attempts: u32, batch: u64 },
+    /// A batch failed a check: it is not stored, and the source stops before it.
+    #[error(
+        "source {name}: batch {batch} refused: {check}. It was not stored and nothing was delivered from it; \
+         the source stops here until the API serves a batch that passes"
+    )]
+    BadBatch { name: String, batch: u64, check: String },
+    /// A batch the source still needs is gone from the API.
+    #[error(
+        "source {name}: batch {batch} is gone from the API (the chain keeps {keep} batches: `num_batches_to_keep`); \
+         ferry cannot go on without it. Start a new store with a `start_batch` the chain still has"
+    )]
+    Pruned { name: String, batch: u64, keep: String },
     #[error("interrupted")]
     Cancelled,
 }
@@ -154,6 +171,7 @@ impl SourceRunner {
             head: None,
             target: None,
             events: 0,
+            batches: 0,
             blocks: 0,
             children: 0,
             reorgs: 0,

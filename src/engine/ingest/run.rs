@@ -11,9 +11,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{IngestError, SourceRunner, SourceStatus};
-use crate::config::SourcePlan;
+use crate::config::{SedaSourcePlan, SourcePlan};
 use crate::engine::evm::final_head;
 use crate::engine::rpc::{Clients, RpcError, RpcStats};
+use crate::engine::seda::SedaRunner;
+use crate::engine::seda::source::Stop;
 use crate::store::Store;
 
 /// How far a run reads.
@@ -96,6 +98,7 @@ impl Running {
 /// (`IngestError::BadRange`), an end past the head, a store that cannot be used.
 pub async fn run_sources(
     plans: Vec<SourcePlan>,
+    seda: Vec<SedaSourcePlan>,
     clients: &Clients,
     store: Arc<Store>,
     until: Until,
@@ -155,6 +158,26 @@ pub async fn run_sources(
             };
             let status = status.borrow().clone();
             Outcome { status, result, rpc: runner.rpc().stats() }
+        });
+    }
+    for plan in seda {
+        let stop = match until {
+            // A range of blocks means nothing to a batch source; `backfill` passes none.
+            Until::Range { .. } => continue,
+            Until::FinalHead => Stop::AtHead,
+            Until::Forever => Stop::Never,
+        };
+        let (mut runner, status) = SedaRunner::open(plan, store.clone(), cancel.clone())?;
+        statuses.push(status.clone());
+        tasks.spawn(async move {
+            let result = runner.run(stop).await;
+            let status = status.borrow().clone();
+            let (requests, errors) = runner.api().counts();
+            let mut rpc = RpcStats { requests, ..RpcStats::default() };
+            if errors > 0 {
+                rpc.errors.insert("api".into(), errors);
+            }
+            Outcome { status, result, rpc }
         });
     }
     Ok(Running { statuses, tasks })

@@ -620,7 +620,7 @@ pub fn backoff(base: Duration, max: Duration, failures_in_row: u32) -> Duration 
 
 /// A transport error in words, without the URL (reqwest puts the full URL, credentials and all,
 /// in its messages; ours carry the masked one next to it).
-fn transport_text(e: &reqwest::Error) -> String {
+pub(crate) fn transport_text(e: &reqwest::Error) -> String {
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -21,12 +21,14 @@ pub struct Step {
 
 mod v1_to_v2;
 mod v2_to_v3;
+mod v3_to_v4;
 
 /// The steps of this ferry, one per schema change, each with a `tests/fixtures/store-vN.redb`
 /// fixture of the version it upgrades.
 pub const STEPS: &[Step] = &[
     Step { from: 1, description: v1_to_v2::DESCRIPTION, run: v1_to_v2::run },
     Step { from: 2, description: v2_to_v3::DESCRIPTION, run: v2_to_v3::run },
+    Step { from: 3, description: v3_to_v4::DESCRIPTION, run: v3_to_v4::run },
 ];
 
 #[derive(Debug, Clone, Serialize)]

@@ -131,7 +131,7 @@ pub fn batch<E>(due: Vec<(DeliveryKey, Delivery, Result<Found, E>)>, now: u64) -
 }
 
 /// A delivery settled without a transaction; a retryable failure waits with backoff.
-fn settle(mut d: Delivery, state: DeliveryState, reason: String, retryable: bool, now: u64) -> Delivery {
+pub fn settle(mut d: Delivery, state: DeliveryState, reason: String, retryable: bool, now: u64) -> Delivery {
     d.state = state;
     d.reason = Some(reason);
     d.retryable = retryable;

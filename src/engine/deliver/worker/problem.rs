@@ -28,6 +28,11 @@ pub enum Problem {
     BaseFeeAboveCap { nonce: u64, base_fee: u128, cap: u128 },
     /// New transactions were signed at a cap below the base fee, and wait to be mined.
     CapBelowBaseFee { cap: u128, base_fee: u128 },
+    /// A `seda-prover` target's Prover is paused: its batches wait (not a failure).
+    ProverPaused { target: String, prover: String },
+    /// A `seda-prover` target cannot go on: the Prover's validator set is not the one ferry
+    /// expected, or ferry lacks the batches to prove against it.
+    ProverStuck { target: String, message: String },
 }
 
 impl Problem {
@@ -41,6 +46,8 @@ impl Problem {
             Problem::AtFeeCap { .. } => "at_fee_cap",
             Problem::BaseFeeAboveCap { .. } => "base_fee_above_cap",
             Problem::CapBelowBaseFee { .. } => "cap_below_base_fee",
+            Problem::ProverPaused { .. } => "prover_paused",
+            Problem::ProverStuck { .. } => "prover_stuck",
         }
     }
 
@@ -75,6 +82,10 @@ impl std::fmt::Display for Problem {
                 gwei(*base_fee),
                 gwei(*cap)
             ),
+            Problem::ProverPaused { target, prover } => {
+                write!(f, "paused: the Prover {prover} ({target}) is paused; its batches wait")
+            }
+            Problem::ProverStuck { target, message } => write!(f, "{target}: {message}"),
             Problem::CapBelowBaseFee { cap, base_fee } => write!(
                 f,
                 "the fee cap ({} gwei) is below the base fee ({} gwei); sent anyway, waiting to be mined",

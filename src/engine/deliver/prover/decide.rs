@@ -1,0 +1,201 @@
+//! The decisions of a `seda-prover` round, apart from the calls that gather what they rest on:
+//! which validator tree the destination proves against, which batches to post next and in what
+//! order (intermediate batches first when the validator set changed), and what to settle
+//! without a transaction.
+//!
+//! The destination holds batch `L` with validators root `R`. Batches are posted above it, each
+//! proven against the tree of the batch posted before it. Transactions for consecutive batches
+//! go out together (pipelined) while the tree they are proven against is the one the Prover
+//! holds now; a batch that changes the validator set is the last of its round, and the next
+//! round waits until it is mined, so that every simulation runs against the state the
+//! transaction will meet.
+
+use std::collections::BTreeMap;
+
+use alloy::primitives::{B256, Bytes};
+
+use crate::config::types::ProverMode;
+use crate::seda::sign::{Signers, plan_posts, signers_in};
+use crate::seda::tree::ValidatorTree;
+use crate::seda::{CONSENSUS_PERCENTAGE, SignedBatch, prover};
+
+/// What the round knows.
+#[derive(Debug, Clone)]
+pub struct Gathered<'a> {
+    pub mode: ProverMode,
+    /// `getLastBatchHeight()` and `getLastValidatorsRoot()`.
+    pub last: u64,
+    pub root: B256,
+    /// The highest batch of this target in flight on the chain (sending or sent), if any.
+    pub in_flight: Option<u64>,
+    /// Pending deliveries' heights, ascending.
+    pub pending: Vec<u64>,
+    /// Stored batches by height: the base (see [`base_height`]) and every one above it up to
+    /// the highest pending.
+    pub batches: &'a BTreeMap<u64, SignedBatch>,
+    /// Pending heights at or below `last`: whether `getBatch(h)` holds a results root.
+    pub below: &'a BTreeMap<u64, bool>,
+    /// Transactions that may start now.
+    pub room: usize,
+}
+
+/// One `postBatch` to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Post {
+    pub height: u64,
+    pub calldata: Bytes,
+    /// Why a batch that was not the one aimed at is posted (an intermediate batch).
+    pub why: Option<String>,
+}
+
+/// A round decided.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Round {
+    pub posts: Vec<Post>,
+    /// Heights settled without a transaction: skipped (reason) …
+    pub skipped: Vec<(u64, String)>,
+    /// … or failed for good (reason).
+    pub failed: Vec<(u64, String)>,
+    /// Why nothing more is posted this round, when something holds it back.
+    pub wait: Option<String>,
+    /// The chain cannot go on (the Prover follows another validator chain, or ferry lacks its
+    /// tree): the message says which batch ferry expected.
+    pub stuck: Option<String>,
+}
+
+/// The batch whose validator tree the next post is proven against: the highest in flight, or
+/// the destination's last.
+pub fn base_height(last: u64, in_flight: Option<u64>) -> u64 {
+    in_flight.map_or(last, |f| f.max(last))
+}
+
+/// Decides a round. `base` is the stored batch whose tree to prove against when the store does
+/// not hold the base height itself (another batch with the destination's root), if any.
+pub fn round(g: &Gathered<'_>, fallback: Option<&SignedBatch>) -> Round {
+    let mut out = Round::default();
+    // Below the destination's last: there already, or passed over (nothing needs it).
+    for h in g.pending.iter().copied().filter(|h| *h <= g.last) {
+        match g.below.get(&h) {
+            Some(true) => out.skipped.push((h, format!("already there: the Prover holds batch {h}"))),
+            Some(false) => out
+                .skipped
+                .push((h, format!("not needed: the Prover is at batch {} and passed over {h}", g.last))),
+            None => {}
+        }
+    }
+    let base = base_height(g.last, g.in_flight);
+    let base_batch = match g.batches.get(&base) {
+        Some(b) => b,
+        None if base == g.last => match fallback {
+            Some(b) => b,
+            None => {
+                out.stuck = Some(format!(
+                    "the Prover holds batch {} (validators root {}), and the store has no batch with that validator \
+                     set to prove against: the source starts after it (a new store with `start_batch` at or below {} \
+                     fixes it)",
+                    g.last,
+                    g.root,
+                    g.last + 1
+                ));
+                return out;
+            }
+        },
+        None => {
+            out.stuck = Some(format!("batch {base}, in flight, is not in the store"));
+            return out;
+        }
+    };
+    if base_batch.header.validators_root != g.root {
+        if base > g.last {
+            // A batch in flight changes the validator set: what follows waits until it is mined.
+            out.wait = Some(format!(
+                "batch {base}, in flight, changes the validator set; waiting until it is mined"
+            ));
+        } else {
+            out.stuck = Some(format!(
+                "the Prover's validators root is {}, but batch {} (its last) has {}: ferry expected batch {}'s \
+                 validator set. Is the Prover following another SEDA chain?",
+                g.root, g.last, base_batch.header.validators_root, g.last
+            ));
+        }
+        return out;
+    }
+    let mut candidates: Vec<u64> = g.pending.iter().copied().filter(|h| *h > base).collect();
+    if candidates.is_empty() {
+        return out;
+    }
+    let mut cur = base;
+    let mut tree = ValidatorTree::new(&base_batch.validators);
+    let mut queued = 0u64;
+    'rounds: while out.posts.len() < g.room {
+        let target = match g.mode {
+            ProverMode::Every => candidates.iter().copied().find(|h| *h > cur),
+            ProverMode::Latest => candidates.last().copied().filter(|h| *h > cur),
+        };
+        let Some(target) = target else { break };
+        let above: Vec<SignedBatch> = (cur + 1..=target).filter_map(|h| g.batches.get(&h).cloned()).collect();
+        let plan = match plan_posts(cur, &tree, &above, target) {
+            Ok(plan) => plan,
+            Err(stuck_at) => {
+                // Nothing above `stuck_at` holds the threshold in its tree: the next batch's
+                // signatures do not reach it (SEDA.md §3: the chain counts consensus power, not
+                // tree power). It is never sent; what follows may still be.
+                let bad = stuck_at + 1;
+                if !candidates.contains(&bad) {
+                    out.wait =
+                        Some(format!("batch {bad} is needed before batch {target}, and is not pending"));
+                    break;
+                }
+                let power = g.batches.get(&bad).map_or(0, |b| signers_in(b, &tree).power);
+                let reason = format!(
+                    "its signatures hold {} of batch {stuck_at}'s validator power, below the Prover's threshold of {}",
+                    percent(power),
+                    percent(u64::from(CONSENSUS_PERCENTAGE))
+                );
+                out.failed.push((bad, reason));
+                // `cur` stays: the next target is proven against the same tree.
+                candidates.retain(|h| *h != bad);
+                continue;
+            }
+        };
+        for h in plan {
+            let Some(batch) = g.batches.get(&h) else { break 'rounds };
+            let signers: Signers = signers_in(batch, &tree);
+            let why = (h != target).then(|| {
+                format!(
+                    "intermediate: batch {target}'s signers lack the threshold in batch {cur}'s validator set; batch {h} moves the Prover to a set that has it"
+                )
+            });
+            out.posts.push(Post { height: h, calldata: prover::post_batch_calldata(batch, &signers), why });
+            candidates.retain(|c| *c != h);
+            queued = h;
+            cur = h;
+            tree = ValidatorTree::new(&batch.validators);
+            if batch.header.validators_root != g.root {
+                out.wait = Some(format!(
+                    "batch {h} changes the validator set; what follows waits until it is mined"
+                ));
+                break 'rounds;
+            }
+            if out.posts.len() >= g.room {
+                break 'rounds;
+            }
+        }
+    }
+    if g.mode == ProverMode::Latest {
+        let newest = g.pending.last().copied().unwrap_or(0);
+        for h in candidates.iter().copied().filter(|h| *h < queued) {
+            out.skipped.push((
+                h,
+                format!(
+                    "not needed: mode latest posts batch {newest} and the batches its validator chain needs"
+                ),
+            ));
+        }
+    }
+    out
+}
+
+fn percent(power: u64) -> String {
+    format!("{:.6} %", power as f64 / 1e6)
+}

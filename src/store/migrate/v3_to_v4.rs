@@ -1,0 +1,28 @@
+//! Schema 3 → 4, for SEDA batches:
+//! - `provers` (new): what each `seda-prover` destination last said (last batch, validators root,
+//!   paused, max batch age).
+//! - `batches`: records hold the whole checked batch (header, validator entries, signatures).
+//!   No ferry before schema 4 wrote a batch, so there is nothing to convert; a v3 file holding
+//!   one is not a file ferry wrote, and the step refuses it.
+
+use crate::store::{StoreError, WriteTx, tables};
+
+pub const DESCRIPTION: &str =
+    "new table `provers`; batches hold the whole checked batch (none were written before)";
+
+pub fn run(tx: &mut WriteTx<'_>) -> Result<(), StoreError> {
+    let path = tx.path().to_path_buf();
+    let batches = {
+        let read =
+            |e: &dyn std::fmt::Display| StoreError::Damaged { path: path.clone(), detail: e.to_string() };
+        let table = tx.raw().open_table(tables::BATCHES).map_err(|e| read(&e))?;
+        redb::ReadableTableMetadata::len(&table).map_err(|e| read(&e))?
+    };
+    if batches > 0 {
+        return Err(StoreError::Damaged {
+            path,
+            detail: format!("a schema v3 file holds {batches} batches, which no ferry of that schema wrote"),
+        });
+    }
+    tx.create_all_tables()
+}
