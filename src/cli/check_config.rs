@@ -142,6 +142,22 @@ fn online_tables(online: &OnlineReport, out: &Output) -> String {
         }
     }
     let mut text = format!("{rpcs}\n");
+    if !online.apis.is_empty() {
+        let mut apis = out.table(["source", "batching API", "latest signed", "latency"]);
+        for api in &online.apis {
+            apis.add_row([
+                api.source.clone(),
+                api.url.clone(),
+                match (api.reachable, api.latest_signed) {
+                    (false, _) => out.paint("unreachable", Paint::Red),
+                    (true, Some(n)) => n.to_string(),
+                    (true, None) => "none yet".into(),
+                },
+                api.latency_ms.map_or_else(dash, |ms| format!("{ms:.1} ms")),
+            ]);
+        }
+        text.push_str(&format!("{apis}\n"));
+    }
     if !contracts.is_empty() {
         text.push_str(&format!("{contracts}\n"));
     }

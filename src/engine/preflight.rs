@@ -19,12 +19,28 @@ use crate::engine::rpc::{ChainRpc, Clients};
 #[derive(Debug, Clone, Serialize)]
 pub struct OnlineReport {
     pub chains: Vec<ChainReport>,
+    /// Each URL of each `seda` source's batching API.
+    pub apis: Vec<ApiReport>,
+    /// Problems with the batching APIs (`chain` holds the source's name).
+    #[serde(skip)]
+    pub api_findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiReport {
+    pub source: String,
+    /// The URL with credentials masked.
+    pub url: String,
+    pub reachable: bool,
+    /// The latest signed batch it serves.
+    pub latest_signed: Option<u64>,
+    pub latency_ms: Option<f64>,
 }
 
 impl OnlineReport {
     /// Every problem found, in chain order.
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {
-        self.chains.iter().flat_map(|c| c.findings.iter())
+        self.chains.iter().flat_map(|c| c.findings.iter()).chain(self.api_findings.iter())
     }
 
     pub fn has_errors(&self) -> bool {
@@ -109,7 +125,76 @@ pub async fn check(resolved: &Resolved, clients: &Clients, cancel: &Cancellation
         }
     }
     chains.sort_by(|a, b| a.chain.cmp(&b.chain));
-    OnlineReport { chains }
+    let (apis, api_findings) = tokio::select! {
+        checked = check_apis(resolved) => checked,
+        () = cancel.cancelled() => (Vec::new(), Vec::new()),
+    };
+    OnlineReport { chains, apis, api_findings }
+}
+
+/// Asks each URL of each `seda` source for its latest signed batch, once (no retries).
+async fn check_apis(resolved: &Resolved) -> (Vec<ApiReport>, Vec<Finding>) {
+    let mut reports = Vec::new();
+    let mut findings = Vec::new();
+    for plan in &resolved.seda_sources {
+        let api = match crate::engine::seda::SedaApi::new(plan) {
+            Ok(api) => api,
+            Err(e) => {
+                findings.push(Finding {
+                    chain: plan.name.clone(),
+                    key: format!("sources.{}", plan.name),
+                    severity: Severity::Error,
+                    message: format!("cannot build an HTTP client: {e}"),
+                });
+                continue;
+            }
+        };
+        for (i, url) in plan.urls.iter().enumerate() {
+            let masked = mask_url(url);
+            let key = if plan.urls.len() == 1 {
+                format!("sources.{}.url", plan.name)
+            } else {
+                format!("sources.{}.url[{i}]", plan.name)
+            };
+            let started = Instant::now();
+            let answer = api.probe_latest(i).await;
+            let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+            let mut report = ApiReport {
+                source: plan.name.clone(),
+                url: masked.clone(),
+                reachable: false,
+                latest_signed: None,
+                latency_ms: None,
+            };
+            match answer {
+                Ok(latest) => {
+                    report.reachable = true;
+                    report.latest_signed = latest;
+                    report.latency_ms = Some(latency_ms);
+                    if let (Some(start), Some(latest)) = (plan.start_batch, latest)
+                        && start > latest + 1
+                    {
+                        findings.push(Finding {
+                            chain: plan.name.clone(),
+                            key: format!("sources.{}.start_batch", plan.name),
+                            severity: Severity::Warning,
+                            message: format!(
+                                "start_batch {start} is above the latest signed batch ({latest}) of {masked}: the source waits until the chain gets there"
+                            ),
+                        });
+                    }
+                }
+                Err(e) => findings.push(Finding {
+                    chain: plan.name.clone(),
+                    key,
+                    severity: Severity::Error,
+                    message: format!("{masked} does not serve the batching API: {e}"),
+                }),
+            }
+            reports.push(report);
+        }
+    }
+    (reports, findings)
 }
 
 fn plans(resolved: &Resolved, clients: &Clients) -> Vec<Plan> {

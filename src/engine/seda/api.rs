@@ -112,6 +112,32 @@ impl SedaApi {
         wire::parse_num_batches_to_keep(&raw.body).ok()
     }
 
+    /// One request to URL `index` for the latest signed batch, without retries (for
+    /// `check-config --online`): its number (`None`: none signed yet) or what went wrong.
+    pub async fn probe_latest(&self, index: usize) -> Result<Option<u64>, String> {
+        let url = self.inner.urls.get(index).ok_or("no such URL")?;
+        let response = self
+            .inner
+            .http
+            .get(format!("{url}/seda-chain/batching/batch/0?latest_signed=true"))
+            .send()
+            .await
+            .map_err(|e| transport_text(&e))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| transport_text(&e))?;
+        if status != 200 {
+            if wire::is_not_found(status, &body) {
+                return Ok(None);
+            }
+            return Err(format!("HTTP {status}: {}", preview(&body)));
+        }
+        match wire::parse_batch(&body) {
+            Ok(BatchAnswer::Signed(b)) => Ok(Some(b.header.number)),
+            Ok(BatchAnswer::Unsigned { .. }) => Ok(None),
+            Err(e) => Err(format!("the answer is not a batch: {e}")),
+        }
+    }
+
     async fn fetch_batch(&self, path: &str) -> Result<Fetched, ApiError> {
         let raw = self.get(path).await?;
         if raw.status != 200 {
