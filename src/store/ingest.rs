@@ -91,7 +91,7 @@ impl WriteTx<'_> {
         let first = cursor.map_or(w.from, |c| c.first);
         self.put_cursor(
             CursorKey { source: w.source },
-            &Cursor { first, next: w.to + 1, last_hash: Some(w.last_hash), updated_at: now() },
+            &Cursor { first, next: w.to + 1, last_hash: Some(w.last_hash), updated_at: now(), stopped: None },
         )
     }
 
@@ -200,6 +200,7 @@ impl WriteTx<'_> {
                 next: ancestor + 1,
                 last_hash: ancestor_hash,
                 updated_at: now(),
+                stopped: None,
             },
         )?;
         Ok(reorg)

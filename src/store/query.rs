@@ -63,6 +63,8 @@ pub struct CursorRow {
     pub next: u64,
     pub last_hash: Option<B256>,
     pub updated_at: u64,
+    /// Why the source stopped, when it did on something that needs an operator.
+    pub stopped: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -210,6 +212,7 @@ impl<'a> Query<'a> {
                 next: c.next,
                 last_hash: c.last_hash,
                 updated_at: c.updated_at,
+                stopped: c.stopped,
             });
         }
         Ok(rows)

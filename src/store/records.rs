@@ -56,10 +56,13 @@ pub struct Cursor {
     /// Hash of the last ingested block (EVM), to notice a reorg under the cursor.
     pub last_hash: Option<B256>,
     pub updated_at: u64,
+    /// Why the source stopped, when it stopped on something that needs an operator (a SEDA batch
+    /// that failed a check); cleared when it goes on.
+    pub stopped: Option<String>,
 }
 
 impl Record for Cursor {
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
     const NAME: &'static str = "cursor";
 }
 
@@ -356,7 +359,7 @@ mod tests {
 
     #[test]
     fn an_unknown_version_or_garbage_is_an_error_not_a_panic() {
-        let mut bytes = encode(&Cursor { first: 0, next: 5, last_hash: None, updated_at: 1 });
+        let mut bytes = encode(&Cursor { first: 0, next: 5, last_hash: None, updated_at: 1, stopped: None });
         bytes[0] = 9;
         assert!(matches!(decode::<Cursor>(&bytes), Err(RecordError::Version { found: 9, .. })));
         assert!(matches!(decode::<Cursor>(&[]), Err(RecordError::Decode { .. })));

@@ -64,8 +64,22 @@ impl WriteTx<'_> {
         let first = cursor.map_or(from, |c| c.first);
         self.put_cursor(
             CursorKey { source: w.source },
-            &Cursor { first, next, last_hash: None, updated_at: created },
+            &Cursor { first, next, last_hash: None, updated_at: created, stopped: None },
         )
+    }
+
+    /// Records why a source stopped in its cursor (shown by `inspect-store cursors`); the next
+    /// batches it applies clear it. A source without a cursor has nothing to show it on.
+    pub fn mark_stopped(&mut self, source: u32, why: &str) -> Result<(), StoreError> {
+        let cursor = {
+            let table = self.raw().open_table(tables::CURSORS).map_err(|e| self.err(e))?;
+            let value = table.get(CursorKey { source }.to_bytes()).map_err(|e| self.err(e))?;
+            value.map(|v| records::decode::<Cursor>(v.value())).transpose().map_err(|e| self.err(e))?
+        };
+        let Some(mut cursor) = cursor else { return Ok(()) };
+        cursor.stopped = Some(why.to_string());
+        cursor.updated_at = now();
+        self.put_cursor(CursorKey { source }, &cursor)
     }
 
     pub fn put_prover_state(&mut self, key: ProverKey, state: &ProverState) -> Result<(), StoreError> {

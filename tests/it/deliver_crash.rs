@@ -104,7 +104,7 @@ const SCHEDULE: [(Moment, Cmd); 20] = {
     ]
 };
 
-fn spawn(dir: &Path, args: &[&str], round: usize) -> KillOnDrop {
+pub(crate) fn spawn(dir: &Path, args: &[&str], round: usize) -> KillOnDrop {
     let log =
         |ext: &str| std::fs::File::create(dir.join(format!("round-{round:02}.{ext}"))).expect("a log file");
     KillOnDrop::spawn(
@@ -112,14 +112,14 @@ fn spawn(dir: &Path, args: &[&str], round: usize) -> KillOnDrop {
     )
 }
 
-fn round_log(dir: &Path, round: usize) -> String {
+pub(crate) fn round_log(dir: &Path, round: usize) -> String {
     let read =
         |ext: &str| std::fs::read_to_string(dir.join(format!("round-{round:02}.{ext}"))).unwrap_or_default();
     format!("stdout:\n{}\nstderr (last 60 lines):\n{}", read("out"), last_lines(&read("err"), 60))
 }
 
 /// Kills `child` with SIGKILL unless it ended already; what happened, for the round's line.
-fn kill(child: &mut KillOnDrop) -> String {
+pub(crate) fn kill(child: &mut KillOnDrop) -> String {
     if let Ok(Some(status)) = child.try_wait() {
         return format!("had exited ({status})");
     }

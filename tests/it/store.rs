@@ -46,11 +46,17 @@ fn populate(store: &Store) {
             let hash = |b: u8| B256::repeat_byte(b);
             tx.put_cursor(
                 CursorKey { source: evm },
-                &Cursor { first: 900, next: 1_001, last_hash: Some(hash(1)), updated_at: 1_700_000_000 },
+                &Cursor { first: 900, next: 1_001, last_hash: Some(hash(1)), updated_at: 1_700_000_000, stopped: None },
             )?;
             tx.put_cursor(
                 CursorKey { source: seda },
-                &Cursor { first: 40, next: 43, last_hash: None, updated_at: 1_700_000_000 },
+                &Cursor {
+                    first: 40,
+                    next: 43,
+                    last_hash: None,
+                    updated_at: 1_700_000_000,
+                    stopped: Some("batch 43 refused: a test".into()),
+                },
             )?;
             for n in 998..=1_000u64 {
                 tx.put_block_hash(
@@ -434,7 +440,7 @@ fn holder_process() {
             let id = tx.source_id("held")?;
             tx.put_cursor(
                 CursorKey { source: id },
-                &Cursor { first: 7, next: 7, last_hash: None, updated_at: 0 },
+                &Cursor { first: 7, next: 7, last_hash: None, updated_at: 0, stopped: None },
             )
         })
         .expect("the holder writes");

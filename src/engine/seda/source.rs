@@ -174,6 +174,12 @@ impl SedaRunner {
                     .await;
                 }
                 Err(Failed::Stop(e)) => {
+                    if matches!(e, IngestError::BadBatch { .. } | IngestError::Pruned { .. }) {
+                        let (store, source, why) = (self.store.clone(), self.source_id, e.to_string());
+                        tokio::task::spawn_blocking(move || store.write(|tx| tx.mark_stopped(source, &why)))
+                            .await
+                            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+                    }
                     self.status.send_modify(|s| {
                         s.last_error = Some(e.to_string());
                         s.phase = Phase::Stopped;

@@ -165,7 +165,7 @@ mod tests {
         let id = tx.source_id("added-by-step")?;
         tx.put_cursor(
             crate::store::keys::CursorKey { source: id },
-            &Cursor { first: 42, next: 42, last_hash: None, updated_at: 0 },
+            &Cursor { first: 42, next: 42, last_hash: None, updated_at: 0, stopped: None },
         )
     }
 

@@ -56,6 +56,7 @@ pub fn run(tx: &mut WriteTx<'_>) -> Result<(), StoreError> {
         next: c.next,
         last_hash: c.last_hash,
         updated_at: c.updated_at,
+        stopped: None,
     })?;
     rewrite::<20, EventV1, Event>(tx, 1, tables::EVENTS, |e| Event {
         source: e.source,

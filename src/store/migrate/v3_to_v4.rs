@@ -1,6 +1,7 @@
 //! Schema 3 → 4, for SEDA batches:
 //! - `provers` (new): what each `seda-prover` destination last said (last batch, validators root,
 //!   paused, max batch age).
+//! - `cursors`: records gain `stopped` (why a source stopped on something an operator must see).
 //! - `batches`: records hold the whole checked batch (header, validator entries, signatures).
 //!   No ferry before schema 4 wrote a batch, so there is nothing to convert; a v3 file holding
 //!   one is not a file ferry wrote, and the step refuses it.
@@ -24,5 +25,12 @@ pub fn run(tx: &mut WriteTx<'_>) -> Result<(), StoreError> {
             detail: format!("a schema v3 file holds {batches} batches, which no ferry of that schema wrote"),
         });
     }
+    rewrite::<4, CursorV2, Cursor>(tx, 2, tables::CURSORS, |c| Cursor {
+        first: c.first,
+        next: c.next,
+        last_hash: c.last_hash,
+        updated_at: c.updated_at,
+        stopped: None,
+    })?;
     tx.create_all_tables()
 }

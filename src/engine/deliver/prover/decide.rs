@@ -199,3 +199,165 @@ pub fn round(g: &Gathered<'_>, fallback: Option<&SignedBatch>) -> Round {
 fn percent(power: u64) -> String {
     format!("{:.6} %", power as f64 / 1e6)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seda::testing::{batch, chain, quarters, validator};
+
+    /// Batches 0..sets.len(), by height.
+    fn stored(sets: &[Vec<(u8, u32)>]) -> BTreeMap<u64, SignedBatch> {
+        chain(sets).into_iter().map(|b| (b.header.number, b)).collect()
+    }
+
+    fn gathered<'a>(
+        mode: ProverMode,
+        batches: &'a BTreeMap<u64, SignedBatch>,
+        below: &'a BTreeMap<u64, bool>,
+        last: u64,
+        pending: Vec<u64>,
+    ) -> Gathered<'a> {
+        Gathered {
+            mode,
+            last,
+            root: batches[&last].header.validators_root,
+            in_flight: None,
+            pending,
+            batches,
+            below,
+            room: 100,
+        }
+    }
+
+    fn heights(round: &Round) -> Vec<u64> {
+        round.posts.iter().map(|p| p.height).collect()
+    }
+
+    fn skipped(round: &Round) -> Vec<u64> {
+        round.skipped.iter().map(|(h, _)| *h).collect()
+    }
+
+    const NONE: &BTreeMap<u64, bool> = &BTreeMap::new();
+
+    #[test]
+    fn every_batch_in_order_while_the_set_holds() {
+        let batches = stored(&vec![quarters(1); 6]);
+        let round = round(&gathered(ProverMode::Every, &batches, NONE, 0, vec![1, 2, 3, 4, 5]), None);
+        assert_eq!(heights(&round), vec![1, 2, 3, 4, 5]);
+        assert!(round.posts.iter().all(|p| p.why.is_none()));
+        assert_eq!((round.wait, round.stuck), (None, None));
+        // Each post's calldata is what the Prover takes for that batch.
+        let expected = prover::post_batch_calldata(&batches[&3], &signers_in(&batches[&3], &ValidatorTree::new(&batches[&2].validators)));
+        assert_eq!(round.posts[2].calldata, expected);
+    }
+
+    #[test]
+    fn latest_posts_only_the_newest_when_the_set_holds_and_skips_the_rest() {
+        let batches = stored(&vec![quarters(1); 6]);
+        let round = round(&gathered(ProverMode::Latest, &batches, NONE, 0, vec![1, 2, 3, 4, 5]), None);
+        assert_eq!(heights(&round), vec![5]);
+        assert_eq!(skipped(&round), vec![1, 2, 3, 4]);
+        assert!(round.skipped[0].1.contains("mode latest"), "{:?}", round.skipped);
+    }
+
+    #[test]
+    fn a_set_change_is_the_last_post_of_its_round() {
+        // Batch 3 brings new keys: batches 4 and 5 are signed by them.
+        let sets = [quarters(1), quarters(1), quarters(1), quarters(11), quarters(11), quarters(11)];
+        let batches = stored(&sets);
+        let every = round(&gathered(ProverMode::Every, &batches, NONE, 0, vec![1, 2, 3, 4, 5]), None);
+        assert_eq!(heights(&every), vec![1, 2, 3]);
+        assert!(every.wait.as_deref().is_some_and(|w| w.contains("batch 3 changes the validator set")), "{every:?}");
+
+        // Latest: batch 5's signers are not in batch 0's tree; batch 3 (signed by the old set)
+        // is the highest that moves the Prover to them.
+        let latest = round(&gathered(ProverMode::Latest, &batches, NONE, 0, vec![1, 2, 3, 4, 5]), None);
+        assert_eq!(heights(&latest), vec![3]);
+        assert!(latest.posts[0].why.as_deref().is_some_and(|w| w.contains("intermediate")), "{latest:?}");
+        assert_eq!(skipped(&latest), vec![1, 2]);
+        // Once 3 is there, the next round goes straight to 5.
+        let mut next = gathered(ProverMode::Latest, &batches, NONE, 3, vec![4, 5]);
+        next.root = batches[&3].header.validators_root;
+        let next = round(&next, None);
+        assert_eq!((heights(&next), skipped(&next)), (vec![5], vec![4]));
+    }
+
+    #[test]
+    fn powers_changed_but_the_old_set_still_holds_the_threshold_needs_no_intermediate() {
+        let shifted = vec![(1, 40_000_000), (2, 30_000_000), (3, 20_000_000), (4, 10_000_000)];
+        let sets = [quarters(1), quarters(1), shifted.clone(), shifted.clone(), shifted];
+        let batches = stored(&sets);
+        let latest = round(&gathered(ProverMode::Latest, &batches, NONE, 0, vec![1, 2, 3, 4]), None);
+        assert_eq!(heights(&latest), vec![4]);
+        assert!(latest.posts[0].why.is_none());
+    }
+
+    #[test]
+    fn a_set_change_in_flight_holds_what_follows_until_it_is_mined() {
+        let sets = [quarters(1), quarters(1), quarters(11), quarters(11)];
+        let batches = stored(&sets);
+        let mut g = gathered(ProverMode::Every, &batches, NONE, 1, vec![3]);
+        g.in_flight = Some(2);
+        let r = round(&g, None);
+        assert!(r.posts.is_empty());
+        assert!(r.wait.as_deref().is_some_and(|w| w.contains("batch 2, in flight, changes the validator set")), "{r:?}");
+        // In flight without a change: pipelined on top of it.
+        let batches = stored(&vec![quarters(1); 4]);
+        let mut g = gathered(ProverMode::Every, &batches, NONE, 1, vec![3]);
+        g.in_flight = Some(2);
+        assert_eq!(heights(&round(&g, None)), vec![3]);
+    }
+
+    #[test]
+    fn a_prover_on_another_validator_chain_stops_the_chain_naming_the_batch() {
+        let batches = stored(&vec![quarters(1); 4]);
+        let mut g = gathered(ProverMode::Every, &batches, NONE, 2, vec![3]);
+        g.root = B256::repeat_byte(7);
+        let r = round(&g, None);
+        let stuck = r.stuck.expect("stuck");
+        assert!(stuck.contains("ferry expected batch 2's validator set"), "{stuck}");
+        assert!(r.posts.is_empty());
+    }
+
+    #[test]
+    fn without_the_destinations_batch_a_stored_one_with_its_root_serves_or_the_chain_says_what_to_do() {
+        let mut batches = stored(&vec![quarters(1); 4]);
+        let root = batches[&1].header.validators_root;
+        let fallback = batches.remove(&1).expect("batch 1");
+        let g = Gathered { root, ..gathered(ProverMode::Every, &batches, NONE, 0, vec![2, 3]) };
+        let g = Gathered { last: 1, ..g };
+        assert_eq!(heights(&round(&g, Some(&fallback))), vec![2, 3]);
+        let r = round(&g, None);
+        assert!(r.stuck.as_deref().is_some_and(|s| s.contains("start_batch") && s.contains("batch 1")), "{r:?}");
+    }
+
+    #[test]
+    fn signatures_below_the_threshold_are_never_posted() {
+        let mut batches = stored(&vec![quarters(1); 5]);
+        // Batch 2 carries signatures of two of four quarters only: 50 %.
+        let weak = batch(2, quarters(1).iter().map(|(i, p)| validator(*i, *p)).collect(), &[1, 2]);
+        batches.insert(2, weak);
+        let r = round(&gathered(ProverMode::Every, &batches, NONE, 0, vec![1, 2, 3, 4]), None);
+        assert_eq!(heights(&r), vec![1, 3, 4]);
+        assert_eq!(r.failed.len(), 1);
+        assert_eq!(r.failed[0].0, 2);
+        assert!(r.failed[0].1.contains("50.000000 %") && r.failed[0].1.contains("threshold"), "{:?}", r.failed);
+    }
+
+    #[test]
+    fn batches_at_or_below_the_destination_are_skipped_with_what_the_prover_says() {
+        let batches = stored(&vec![quarters(1); 5]);
+        let below = BTreeMap::from([(1, true), (2, false)]);
+        let r = round(&gathered(ProverMode::Every, &batches, &below, 3, vec![1, 2, 4]), None);
+        assert_eq!(heights(&r), vec![4]);
+        assert_eq!(skipped(&r), vec![1, 2]);
+        assert!(r.skipped[0].1.contains("already there") && r.skipped[1].1.contains("passed over"), "{r:?}");
+    }
+
+    #[test]
+    fn a_round_starts_no_more_than_its_room() {
+        let batches = stored(&vec![quarters(1); 6]);
+        let g = Gathered { room: 2, ..gathered(ProverMode::Every, &batches, NONE, 0, vec![1, 2, 3, 4, 5]) };
+        assert_eq!(heights(&round(&g, None)), vec![1, 2]);
+    }
+}
