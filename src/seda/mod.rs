@@ -11,6 +11,8 @@
 pub mod batch;
 pub mod prover;
 pub mod sign;
+#[cfg(test)]
+mod testing;
 pub mod tree;
 pub mod wire;
 
