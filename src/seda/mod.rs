@@ -12,7 +12,7 @@ pub mod batch;
 pub mod prover;
 pub mod sign;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod tree;
 pub mod wire;
 

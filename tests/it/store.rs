@@ -46,7 +46,13 @@ fn populate(store: &Store) {
             let hash = |b: u8| B256::repeat_byte(b);
             tx.put_cursor(
                 CursorKey { source: evm },
-                &Cursor { first: 900, next: 1_001, last_hash: Some(hash(1)), updated_at: 1_700_000_000, stopped: None },
+                &Cursor {
+                    first: 900,
+                    next: 1_001,
+                    last_hash: Some(hash(1)),
+                    updated_at: 1_700_000_000,
+                    stopped: None,
+                },
             )?;
             tx.put_cursor(
                 CursorKey { source: seda },

@@ -6,10 +6,22 @@
 //!   No ferry before schema 4 wrote a batch, so there is nothing to convert; a v3 file holding
 //!   one is not a file ferry wrote, and the step refuses it.
 
+use alloy::primitives::B256;
+use serde::Deserialize;
+
+use super::rewrite;
+use crate::store::records::Cursor;
 use crate::store::{StoreError, WriteTx, tables};
 
-pub const DESCRIPTION: &str =
-    "new table `provers`; batches hold the whole checked batch (none were written before)";
+pub const DESCRIPTION: &str = "new table `provers`; cursors gain `stopped`; batches hold the whole checked batch (none were written before)";
+
+#[derive(Deserialize)]
+struct CursorV2 {
+    first: u64,
+    next: u64,
+    last_hash: Option<B256>,
+    updated_at: u64,
+}
 
 pub fn run(tx: &mut WriteTx<'_>) -> Result<(), StoreError> {
     let path = tx.path().to_path_buf();

@@ -247,7 +247,10 @@ mod tests {
         assert!(round.posts.iter().all(|p| p.why.is_none()));
         assert_eq!((round.wait, round.stuck), (None, None));
         // Each post's calldata is what the Prover takes for that batch.
-        let expected = prover::post_batch_calldata(&batches[&3], &signers_in(&batches[&3], &ValidatorTree::new(&batches[&2].validators)));
+        let expected = prover::post_batch_calldata(
+            &batches[&3],
+            &signers_in(&batches[&3], &ValidatorTree::new(&batches[&2].validators)),
+        );
         assert_eq!(round.posts[2].calldata, expected);
     }
 
@@ -267,7 +270,10 @@ mod tests {
         let batches = stored(&sets);
         let every = round(&gathered(ProverMode::Every, &batches, NONE, 0, vec![1, 2, 3, 4, 5]), None);
         assert_eq!(heights(&every), vec![1, 2, 3]);
-        assert!(every.wait.as_deref().is_some_and(|w| w.contains("batch 3 changes the validator set")), "{every:?}");
+        assert!(
+            every.wait.as_deref().is_some_and(|w| w.contains("batch 3 changes the validator set")),
+            "{every:?}"
+        );
 
         // Latest: batch 5's signers are not in batch 0's tree; batch 3 (signed by the old set)
         // is the highest that moves the Prover to them.
@@ -300,7 +306,10 @@ mod tests {
         g.in_flight = Some(2);
         let r = round(&g, None);
         assert!(r.posts.is_empty());
-        assert!(r.wait.as_deref().is_some_and(|w| w.contains("batch 2, in flight, changes the validator set")), "{r:?}");
+        assert!(
+            r.wait.as_deref().is_some_and(|w| w.contains("batch 2, in flight, changes the validator set")),
+            "{r:?}"
+        );
         // In flight without a change: pipelined on top of it.
         let batches = stored(&vec![quarters(1); 4]);
         let mut g = gathered(ProverMode::Every, &batches, NONE, 1, vec![3]);
@@ -328,7 +337,10 @@ mod tests {
         let g = Gathered { last: 1, ..g };
         assert_eq!(heights(&round(&g, Some(&fallback))), vec![2, 3]);
         let r = round(&g, None);
-        assert!(r.stuck.as_deref().is_some_and(|s| s.contains("start_batch") && s.contains("batch 1")), "{r:?}");
+        assert!(
+            r.stuck.as_deref().is_some_and(|s| s.contains("start_batch") && s.contains("batch 1")),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -341,7 +353,11 @@ mod tests {
         assert_eq!(heights(&r), vec![1, 3, 4]);
         assert_eq!(r.failed.len(), 1);
         assert_eq!(r.failed[0].0, 2);
-        assert!(r.failed[0].1.contains("50.000000 %") && r.failed[0].1.contains("threshold"), "{:?}", r.failed);
+        assert!(
+            r.failed[0].1.contains("50.000000 %") && r.failed[0].1.contains("threshold"),
+            "{:?}",
+            r.failed
+        );
     }
 
     #[test]
