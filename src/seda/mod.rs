@@ -11,10 +11,12 @@
 pub mod batch;
 pub mod prover;
 pub mod sign;
+#[cfg(test)]
+mod testing;
 pub mod tree;
 pub mod wire;
 
-pub use batch::{BatchHeader, SignedBatch, Signature, Validator};
+pub use batch::{BatchHeader, Signature, SignedBatch, Validator};
 
 /// The share of validator power (of 1e8) a batch's signers must hold in the destination's tree.
 pub const CONSENSUS_PERCENTAGE: u32 = 66_666_666;
