@@ -25,3 +25,4 @@ pub mod net;
 pub mod output;
 pub mod process;
 pub mod proxy;
+pub mod seda_api;
