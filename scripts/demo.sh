@@ -5,7 +5,10 @@
 # config with mistakes); then creates escrows and batches on the source, `ferry push` ingests them
 # and delivers every batch to all three destinations at once, `ferry watch` keeps up with new ones
 # for a few seconds while more keep coming, and `ferry inspect-store deliveries` shows where every
-# batch is on every chain. Everything it starts, it stops.
+# batch is on every chain. Then the SEDA path: the test batching API (validators signing with real
+# keys), a Prover on each destination, `ferry push` posting every signed batch to all three, a
+# validator-set change, and `inspect-store provers` showing each chain's last batch. Everything it
+# starts, it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -215,5 +218,75 @@ for pair in "destination $dst_url $receiver" "destination-2 $dst2_url $receiver2
     read -r name url address <<<"$pair"
     echo "$name: postedCount() = $(node "$root/scripts/devnet.mjs" view "$url" BatchReceiver "$address" 'postedCount()')"
 done
+
+echo
+echo "== SEDA: a batching API with 10 validators signing with real keys, and a Prover on each destination"
+cd "$root"
+cargo build --locked --quiet --example seda-devnet
+"$root/target/debug/examples/seda-devnet" serve --validators 10 --batches 20 >"$work/seda.out" 2>"$work/seda.err" &
+pids+=($!)
+for _ in $(seq 1 200); do
+    [ -s "$work/seda.out" ] && break
+    sleep 0.1
+done
+[ -s "$work/seda.out" ] || { echo "the SEDA test API did not start:" >&2; cat "$work/seda.err" >&2; exit 1; }
+seda_url=$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["url"])' "$work/seda.out")
+# The Prover is deployed with batch 0 (its first validator set) and a max batch age of 10,000:
+# constructor(Batch(batchHeight, blockHeight, validatorsRoot, resultsRoot, provingMetadata), maxBatchAge),
+# ABI-encoded as six words. Batch 0 has no proving metadata: its hash is 32 zero bytes.
+prover_args=$(python3 -c '
+import json, sys
+b = json.loads(open(sys.argv[1]).readline())["genesis"]["batch"]
+assert not b.get("proving_metadata"), "the demo deploys a batch without proving metadata"
+words = [int(b["batch_number"]), int(b["block_height"]), int(b["validator_root"], 16), int(b["data_result_root"], 16), 0, 10000]
+print("".join(format(w, "064x") for w in words))
+' "$work/seda.out")
+dst_urls=("$dst_url" "$dst2_url" "$dst3_url")
+provers=()
+for url in "${dst_urls[@]}"; do
+    provers+=("$(node scripts/devnet.mjs deploy "$url" SedaProver "$prover_args")")
+done
+echo "batching API at $seda_url (batches 0..20 signed); a SedaProver on each destination: ${provers[*]}"
+{
+    echo "store: seda.redb"
+    echo "chains:"
+    for i in 0 1 2; do
+        name=destination$([ "$i" -eq 0 ] || echo "-$((i + 1))")
+        echo "  $name: { chain_id: $((31338 + i)), rpc: [${dst_urls[i]}], confirmations: 1, poll_interval: 500ms, signer: { key_env: DEMO_SIGNER_KEY } }"
+    done
+    echo "sources:"
+    echo "  seda: { kind: seda, url: $seda_url, start_batch: 1, poll_interval: 500ms }"
+    echo "targets:"
+    echo "  provers:"
+    echo "    kind: seda-prover"
+    echo "    chains:"
+    echo "      destination: { prover: \"${provers[0]}\" }"
+    echo "      destination-2: { prover: \"${provers[1]}\" }"
+    echo "      destination-3: { prover: \"${provers[2]}\" }"
+    echo "routes:"
+    echo "  - { source: seda, targets: [provers] }"
+} >"$work/seda.yaml"
+control() { # POST a control route of the test API
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="POST")).read()' "$seda_url/control/$1"
+}
+cd "$work"
+echo "== ferry push -c seda.yaml: fetch and check every signed batch, post each to the three Provers"
+"$ferry" push -c seda.yaml --timeout 2m --color never
+echo
+echo "== a validator-set change: 4 validators get new keys and the powers change; 10 more batches"
+control "rotate_keys?k=4"
+control "set_powers?powers=20000000,15000000,15000000,10000000,10000000,10000000,5000000,5000000,5000000,5000000"
+control "produce?n=10"
+echo "== ferry push -c seda.yaml: the Provers follow the new validator set"
+"$ferry" push -c seda.yaml --timeout 2m --color never
+echo "== ferry inspect-store provers: each destination's last batch"
+"$ferry" inspect-store provers -c seda.yaml --color never
+echo "== each Prover's own last batch height, read from its chain"
+for i in 0 1 2; do
+    height=$(node "$root/scripts/devnet.mjs" view "${dst_urls[i]}" SedaProver "${provers[i]}" 'getLastBatchHeight()')
+    echo "SedaProver ${provers[i]} on chain $((31338 + i)): getLastBatchHeight() = $height"
+    [ "$height" -eq 30 ]
+done
+
 echo
 echo "demo done; the chains are stopped."

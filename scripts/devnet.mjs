@@ -4,7 +4,8 @@
 // unlocked first account, and send a call to a deployed contract.
 //
 //   node scripts/devnet.mjs wait   URL
-//   node scripts/devnet.mjs deploy URL ARTIFACT          -> prints the contract address
+//   node scripts/devnet.mjs deploy URL ARTIFACT [ARGS]   -> prints the contract address (ARGS: the
+//                                     ABI-encoded constructor arguments, hex)
 //   node scripts/devnet.mjs send   URL ADDRESS CALLDATA   -> prints the transaction hash
 //   node scripts/devnet.mjs call   URL ARTIFACT ADDRESS 'fn(uint256,address)' ARG...
 //                                  -> sends fn(args) (static uint/address/bool/bytes32 args only),
@@ -60,7 +61,8 @@ try {
     await wait(url);
   } else if (cmd === "deploy") {
     const artifact = JSON.parse(readFileSync(join(root, "tests/contracts/artifacts", `${rest[0]}.json`), "utf8"));
-    const receipt = await send(url, { data: artifact.bytecode });
+    const args = (rest[1] || "").replace(/^0x/, "");
+    const receipt = await send(url, { data: artifact.bytecode + args });
     console.log(receipt.contractAddress);
   } else if (cmd === "call") {
     const [name, to, signature, ...args] = rest;

@@ -20,5 +20,7 @@ mod lagging;
 mod lagproxy;
 mod one_client;
 mod online;
+mod seda;
 mod seda_contract;
+mod seda_crash;
 mod store;

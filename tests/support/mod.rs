@@ -26,3 +26,4 @@ pub mod output;
 pub mod process;
 pub mod proxy;
 pub mod seda_api;
+pub mod seda_net;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256, U256};
-use alloy::sol_types::{SolCall, SolValue};
+use alloy::sol_types::{SolCall, SolEvent, SolValue};
 use ferry::seda::SignedBatch;
 use ferry::seda::prover::{self as abi};
 use serde_json::json;
