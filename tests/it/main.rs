@@ -20,4 +20,5 @@ mod lagging;
 mod lagproxy;
 mod one_client;
 mod online;
+mod seda_api;
 mod store;
