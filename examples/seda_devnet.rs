@@ -80,10 +80,35 @@ async fn main() -> eyre::Result<()> {
     Ok(())
 }
 
+/// The controls that only read (GET) and those that act (POST), as `run` knows them.
+const READS: &[&str] = &["validators", "requests"];
+const ACTIONS: &[&str] = &[
+    "produce",
+    "produce_unsigned",
+    "sign_pending",
+    "rotate_keys",
+    "set_powers",
+    "add_validator",
+    "remove_validator",
+    "prune_below",
+    "num_batches_to_keep",
+    "fail_next",
+    "malformed_next",
+    "slow",
+    "tamper_signature",
+    "wrong_id",
+    "below_threshold",
+    "clear_faults",
+];
+
 /// The `/control/` routes; anything else outside `/seda-chain/` is the API's 404.
 fn control(chain: &SedaChain, request: &Request) -> Option<(u16, Value)> {
     let action = request.path.strip_prefix("/control/")?;
-    let wanted = if matches!(action, "validators" | "requests") { "GET" } else { "POST" };
+    let wanted = match action {
+        _ if READS.contains(&action) => "GET",
+        _ if ACTIONS.contains(&action) => "POST",
+        _ => return None,
+    };
     if request.method != wanted {
         return Some((405, json!({ "error": format!("use {wanted} /control/{action}") })));
     }

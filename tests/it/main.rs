@@ -21,6 +21,7 @@ mod lagproxy;
 mod one_client;
 mod online;
 mod seda;
+mod seda_api;
 mod seda_contract;
 mod seda_crash;
 mod store;

@@ -30,6 +30,8 @@ use std::time::Duration;
 use alloy::primitives::{B256, Bytes, keccak256};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use ferry::seda::tree::{MerkleTree, ValidatorTree, result_leaf};
 use ferry::seda::wire::batch_json;
 use ferry::seda::{BatchHeader, CONSENSUS_PERCENTAGE, FULL_POWER, Signature, SignedBatch, Validator};
@@ -328,6 +330,10 @@ struct Member {
 
 struct Stored {
     batch: SignedBatch,
+    /// `current_data_result_root`, which the chain folds from the previous batch's: here a
+    /// stand-in (keccak of the previous one and `data_result_root`) that differs from
+    /// `data_result_root`, so that a client reading the wrong root fails the id check.
+    current_root: B256,
     /// The keys of `batch.validators`, in their order: they sign the next batch.
     keys: Vec<PrivateKeySigner>,
 }
@@ -443,7 +449,9 @@ impl Chain {
         let batch_id = header.id();
         let keys = self.members.iter().map(|m| m.key.clone()).collect();
         let batch = SignedBatch { header, batch_id, validators, signatures: vec![], result_ids };
-        self.batches.push(Stored { batch, keys });
+        let previous = self.batches.last().map_or(B256::ZERO, |s| s.current_root);
+        let current_root = keccak256([previous, batch.header.results_root].concat());
+        self.batches.push(Stored { batch, current_root, keys });
         let kept = self.batches.len() as u64;
         self.pruned_below = self.pruned_below.max(kept.saturating_sub(self.num_batches_to_keep.max(1)));
         number
@@ -563,10 +571,13 @@ impl Chain {
     }
 
     fn batch_answer(&self, n: u64) -> (u16, Value) {
-        match self.served(n) {
-            Some(batch) => (200, batch_json(&batch)),
-            None => not_found(format!("batch {n} not found: not found")),
-        }
+        let Some(batch) = self.served(n) else {
+            return not_found(format!("batch {n} not found: not found"));
+        };
+        let mut answer = batch_json(&batch);
+        let current = self.batches[n as usize].current_root;
+        answer["batch"]["current_data_result_root"] = Value::String(alloy::hex::encode(current));
+        (200, answer)
     }
 
     /// `/batches`: headers from `pagination.key` (base64 of the first number, big-endian), at most
@@ -575,7 +586,7 @@ impl Chain {
         let with_unsigned = query.get("with_unsigned").is_some_and(|v| v == "true");
         let from = match query.get("pagination.key").filter(|k| !k.is_empty()) {
             None => 0,
-            Some(key) => match base64_decode(key).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+            Some(key) => match STANDARD.decode(key).ok().and_then(|b| <[u8; 8]>::try_from(b).ok()) {
                 Some(bytes) => u64::from_be_bytes(bytes),
                 None => return bad_request(format!("invalid pagination key {key:?}")),
             },
@@ -592,7 +603,7 @@ impl Chain {
         let page: Vec<&SignedBatch> =
             listed.iter().filter(|b| b.header.number >= from).take(limit + 1).collect();
         let next_key = match page.get(limit) {
-            Some(next) => Value::String(base64_encode(&next.header.number.to_be_bytes())),
+            Some(next) => Value::String(STANDARD.encode(next.header.number.to_be_bytes())),
             None => Value::Null,
         };
         let headers: Vec<Value> = page.iter().take(limit).map(|b| batch_json(b)["batch"].clone()).collect();
@@ -738,31 +749,4 @@ async fn read_head(stream: TcpStream) -> std::io::Result<Option<(TcpStream, Requ
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{target}: {e}")))?;
     let query = url.query_pairs().into_owned().collect();
     Ok(Some((reader.into_inner(), Request { method, path: url.path().to_string(), query })))
-}
-
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding (only the pagination key needs it here).
-fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            let c = if i <= chunk.len() { BASE64[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' };
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim_end_matches('=');
-    let sextets: Vec<u32> =
-        text.bytes().map(|c| BASE64.iter().position(|&b| b == c).map(|p| p as u32)).collect::<Option<_>>()?;
-    let mut out = vec![];
-    for chunk in sextets.chunks(4) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &s)| n | (s << (18 - 6 * i)));
-        out.extend(n.to_be_bytes()[1..chunk.len()].iter());
-    }
-    Some(out)
 }
