@@ -211,7 +211,18 @@ fn check_routes(
                         Some("remove `events`".into()),
                     );
                 }
-                source.routes.push(route_plan);
+                if matches!(plan, TargetPlan::EvmCall(_)) {
+                    r.error(
+                        &key,
+                        format!(
+                            "`{target}` is an evm-call target: it calls with an event's fields, and `{}` is a seda source",
+                            route.source
+                        ),
+                        Some("route SEDA batches to a `kind: seda-prover` target".into()),
+                    );
+                } else {
+                    source.routes.push(route_plan);
+                }
             }
         }
     }
