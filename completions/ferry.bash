@@ -323,7 +323,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__export)
-            opts="-c -v -q -h -V --format --chain --source --address --event --from-block --to-block --target --state --limit --table --out --config --store --log-format --verbose --quiet --color --json --help --version events contracts deliveries txs"
+            opts="-c -v -q -h -V --format --chain --source --address --event --from-block --to-block --target --state --limit --table --out --config --store --log-format --verbose --quiet --color --json --help --version events contracts deliveries txs batches"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
