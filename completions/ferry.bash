@@ -70,6 +70,9 @@ _ferry() {
             ferry__subcmd__help,watch)
                 cmd="ferry__subcmd__help__subcmd__watch"
                 ;;
+            ferry__subcmd__help__subcmd__inspect__subcmd__store,batches)
+                cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__batches"
+                ;;
             ferry__subcmd__help__subcmd__inspect__subcmd__store,cancel)
                 cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__cancel"
                 ;;
@@ -88,6 +91,9 @@ _ferry() {
             ferry__subcmd__help__subcmd__inspect__subcmd__store,manage)
                 cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__manage"
                 ;;
+            ferry__subcmd__help__subcmd__inspect__subcmd__store,provers)
+                cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__provers"
+                ;;
             ferry__subcmd__help__subcmd__inspect__subcmd__store,reorgs)
                 cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__reorgs"
                 ;;
@@ -105,6 +111,9 @@ _ferry() {
                 ;;
             ferry__subcmd__help__subcmd__inspect__subcmd__store,txs)
                 cmd="ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__txs"
+                ;;
+            ferry__subcmd__inspect__subcmd__store,batches)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__batches"
                 ;;
             ferry__subcmd__inspect__subcmd__store,cancel)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__cancel"
@@ -127,6 +136,9 @@ _ferry() {
             ferry__subcmd__inspect__subcmd__store,manage)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__manage"
                 ;;
+            ferry__subcmd__inspect__subcmd__store,provers)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__provers"
+                ;;
             ferry__subcmd__inspect__subcmd__store,reorgs)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__reorgs"
                 ;;
@@ -144,6 +156,9 @@ _ferry() {
                 ;;
             ferry__subcmd__inspect__subcmd__store,txs)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__txs"
+                ;;
+            ferry__subcmd__inspect__subcmd__store__subcmd__help,batches)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__batches"
                 ;;
             ferry__subcmd__inspect__subcmd__store__subcmd__help,cancel)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__cancel"
@@ -165,6 +180,9 @@ _ferry() {
                 ;;
             ferry__subcmd__inspect__subcmd__store__subcmd__help,manage)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__manage"
+                ;;
+            ferry__subcmd__inspect__subcmd__store__subcmd__help,provers)
+                cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__provers"
                 ;;
             ferry__subcmd__inspect__subcmd__store__subcmd__help,reorgs)
                 cmd="ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__reorgs"
@@ -305,7 +323,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__export)
-            opts="-c -v -q -h -V --format --chain --source --address --event --from-block --to-block --target --state --limit --table --out --config --store --log-format --verbose --quiet --color --json --help --version events contracts deliveries txs"
+            opts="-c -v -q -h -V --format --chain --source --address --event --from-block --to-block --target --state --limit --table --out --config --store --log-format --verbose --quiet --color --json --help --version events contracts deliveries txs batches"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -352,7 +370,7 @@ _ferry() {
                     return 0
                     ;;
                 --table)
-                    COMPREPLY=($(compgen -W "meta source_ids target_ids cursors block_hashes contracts events batches deliveries delivery_status tx_intents reorgs" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "meta source_ids target_ids cursors block_hashes contracts events batches deliveries delivery_status tx_intents reorgs provers" -- "${cur}"))
                     return 0
                     ;;
                 --out)
@@ -509,8 +527,22 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__help__subcmd__inspect__subcmd__store)
-            opts="summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage"
+            opts="summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__batches)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -593,6 +625,20 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__manage)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__help__subcmd__inspect__subcmd__store__subcmd__provers)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -733,12 +779,62 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store)
-            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help"
+            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__batches)
+            opts="-c -v -q -h -V --source --from --to --limit --config --store --log-format --verbose --quiet --color --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1005,8 +1101,22 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__help)
-            opts="summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help"
+            opts="summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__batches)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1116,6 +1226,20 @@ _ferry() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__provers)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__help__subcmd__reorgs)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1207,6 +1331,48 @@ _ferry() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__inspect__subcmd__store__subcmd__provers)
+            opts="-c -v -q -h -V --target --chain --config --store --log-format --verbose --quiet --color --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --chain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -40,7 +40,7 @@ complete -c ferry -n "__fish_ferry_needs_command" -f -a "watch" -d 'Run as a dae
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "push" -d 'One-shot for cron: sync sources, deliver everything pending, wait for confirmations'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "backfill" -d 'Ingest a historical range of blocks, resumably; deliver only with --deliver'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "inspect-store" -d 'Show what the state file holds (read-only; works while `watch` runs)'
-complete -c ferry -n "__fish_ferry_needs_command" -f -a "export" -d 'Export events, contracts, deliveries or transactions as JSON lines or CSV, or raw tables as JSON lines (read-only; works while `watch` runs)'
+complete -c ferry -n "__fish_ferry_needs_command" -f -a "export" -d 'Export events, contracts, deliveries, transactions or SEDA batches as JSON lines or CSV, or raw tables as JSON lines (read-only; works while `watch` runs)'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "migrate" -d 'Upgrade the state file to this ferry\'s schema (backup first, one transaction)'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "check-config" -d 'Check the config: offline by default, against the chains with --online'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "generate" -d 'Write shell completions and man pages from the command-line definitions'
@@ -91,31 +91,33 @@ complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s q -l quiet -d '
 complete -c ferry -n "__fish_ferry_using_subcommand backfill" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s h -l help -d 'Print help'
 complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s V -l version -d 'Print version'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -s c -l config -d 'Config file' -r -F
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -l store -d 'State file; overrides `store:` in the config' -r -F
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -l color -d 'When to use colour' -r -f -a "auto\t''
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -s V -l version -d 'Print version'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "summary" -d 'Schema version, file size, rows per table and source cursors (the default)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "cursors" -d 'Where each source stands: the range of blocks it holds'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "contracts" -d 'Watched contracts: configured ones and factory children'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "events" -d 'Ingested events, newest filters first: chain, address, event name, block range'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "reorgs" -d 'Reorgs seen under `confirmations: 0` (or deeper than the confirmations), and what they undid'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "deliveries" -d 'Deliveries: one row per (target, destination chain, item), with the id to pass to `ferry inspect-store retry`'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "txs" -d 'Transaction intents: each nonce ferry signed, per chain and signer, newest nonces last'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "retry" -d 'Put failed (or skipped) deliveries back to pending (read-write: refused while `watch` runs)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "skip" -d 'Mark pending or failed deliveries skipped, never to be sent (read-write)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "cancel" -d 'Replace a stuck transaction with a zero-value send to itself at the same nonce (read-write)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "resync" -d 'Drop signed transactions no node holds and sign their deliveries again (read-write)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "manage" -d 'Retry, skip, cancel or resync from menus, on a terminal (read-write)'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs retry skip cancel resync manage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "summary" -d 'Schema version, file size, rows per table and source cursors (the default)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "cursors" -d 'Where each source stands: the range of blocks it holds'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "contracts" -d 'Watched contracts: configured ones and factory children'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "events" -d 'Ingested events, newest filters first: chain, address, event name, block range'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "reorgs" -d 'Reorgs seen under `confirmations: 0` (or deeper than the confirmations), and what they undid'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "deliveries" -d 'Deliveries: one row per (target, destination chain, item), with the id to pass to `ferry inspect-store retry`'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "txs" -d 'Transaction intents: each nonce ferry signed, per chain and signer, newest nonces last'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "batches" -d 'Stored SEDA batches: one row per batch, the newest kept by `--limit`'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "provers" -d 'What each `seda-prover` destination\'s Prover last said, and how far it is behind'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "retry" -d 'Put failed (or skipped) deliveries back to pending (read-write: refused while `watch` runs)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "skip" -d 'Mark pending or failed deliveries skipped, never to be sent (read-write)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "cancel" -d 'Replace a stuck transaction with a zero-value send to itself at the same nonce (read-write)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "resync" -d 'Drop signed transactions no node holds and sign their deliveries again (read-write)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "manage" -d 'Retry, skip, cancel or resync from menus, on a terminal (read-write)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -l store -d 'State file; overrides `store:` in the config' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
@@ -224,6 +226,36 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -s h -l help -d 'Print help'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -l source -d 'Only batches of this seda source' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -l from -d 'Only batches numbered at or above this' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -l to -d 'Only batches numbered at or below this' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -l limit -d 'At most this many rows, the newest; the footer still counts every match' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -s V -l version -d 'Print version'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -l target -d 'Only this seda-prover target' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l all-failed -d 'Every failed delivery on this chain (with --target, of that target only)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l target -d 'With --all-failed: only this target' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -s c -l config -d 'Config file' -r -F
@@ -304,6 +336,8 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "reorgs" -d 'Reorgs seen under `confirmations: 0` (or deeper than the confirmations), and what they undid'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "deliveries" -d 'Deliveries: one row per (target, destination chain, item), with the id to pass to `ferry inspect-store retry`'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "txs" -d 'Transaction intents: each nonce ferry signed, per chain and signer, newest nonces last'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "batches" -d 'Stored SEDA batches: one row per batch, the newest kept by `--limit`'
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "provers" -d 'What each `seda-prover` destination\'s Prover last said, and how far it is behind'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "retry" -d 'Put failed (or skipped) deliveries back to pending (read-write: refused while `watch` runs)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "skip" -d 'Mark pending or failed deliveries skipped, never to be sent (read-write)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "cancel" -d 'Replace a stuck transaction with a zero-value send to itself at the same nonce (read-write)'
@@ -337,7 +371,8 @@ batches\t''
 deliveries\t''
 delivery_status\t''
 tx_intents\t''
-reorgs\t''"
+reorgs\t''
+provers\t''"
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l out -d 'Write to this file (atomically: a temp file renamed when complete) instead of stdout' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand export" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l store -d 'State file; overrides `store:` in the config' -r -F
@@ -395,7 +430,7 @@ complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_su
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "push" -d 'One-shot for cron: sync sources, deliver everything pending, wait for confirmations'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "backfill" -d 'Ingest a historical range of blocks, resumably; deliver only with --deliver'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "inspect-store" -d 'Show what the state file holds (read-only; works while `watch` runs)'
-complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "export" -d 'Export events, contracts, deliveries or transactions as JSON lines or CSV, or raw tables as JSON lines (read-only; works while `watch` runs)'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "export" -d 'Export events, contracts, deliveries, transactions or SEDA batches as JSON lines or CSV, or raw tables as JSON lines (read-only; works while `watch` runs)'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "migrate" -d 'Upgrade the state file to this ferry\'s schema (backup first, one transaction)'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "check-config" -d 'Check the config: offline by default, against the chains with --online'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "generate" -d 'Write shell completions and man pages from the command-line definitions'
@@ -407,6 +442,8 @@ complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcom
 complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "reorgs" -d 'Reorgs seen under `confirmations: 0` (or deeper than the confirmations), and what they undid'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "deliveries" -d 'Deliveries: one row per (target, destination chain, item), with the id to pass to `ferry inspect-store retry`'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "txs" -d 'Transaction intents: each nonce ferry signed, per chain and signer, newest nonces last'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "batches" -d 'Stored SEDA batches: one row per batch, the newest kept by `--limit`'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "provers" -d 'What each `seda-prover` destination\'s Prover last said, and how far it is behind'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "retry" -d 'Put failed (or skipped) deliveries back to pending (read-write: refused while `watch` runs)'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "skip" -d 'Mark pending or failed deliveries skipped, never to be sent (read-write)'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "cancel" -d 'Replace a stuck transaction with a zero-value send to itself at the same nonce (read-write)'

@@ -1,5 +1,5 @@
-//! `ferry export`: events, contracts, deliveries and transaction intents as JSON lines or CSV, or
-//! raw tables as JSON lines; streamed row by row in constant memory, read-only.
+//! `ferry export`: events, contracts, deliveries, transaction intents and SEDA batches as JSON
+//! lines or CSV, or raw tables as JSON lines; streamed row by row in constant memory, read-only.
 
 use std::io::{BufWriter, Write};
 use std::ops::ControlFlow;
@@ -9,16 +9,18 @@ use clap::{Args, ValueEnum};
 use eyre::WrapErr;
 
 use super::filters::{ConfigNames, EventFilterArgs, StateArg};
+use super::inspect_store::batches::SedaNames;
 use super::{Ctx, after_help};
 use crate::exit::{Exit, ExitError};
 use crate::store::query::{ContractRow, EventRow, Query};
 use crate::store::query_deliver::{
     DeliveryFilter, DeliveryQuery, DeliveryRow, IntentFilter, IntentRow, Order, intent_state_name,
 };
+use crate::store::query_seda::{BatchFilter, BatchRow, SedaQuery};
 use crate::store::{ReadStore, dump, tables};
 
-/// Export events, contracts, deliveries or transactions as JSON lines or CSV, or raw tables as
-/// JSON lines (read-only; works while `watch` runs).
+/// Export events, contracts, deliveries, transactions or SEDA batches as JSON lines or CSV, or raw
+/// tables as JSON lines (read-only; works while `watch` runs).
 #[derive(Debug, Args)]
 #[command(after_help = after_help("\
   ferry export events --format csv --out events.csv
@@ -26,10 +28,13 @@ use crate::store::{ReadStore, dump, tables};
   ferry export contracts --format csv
   ferry export deliveries --state failed --format csv --out failed.csv
   ferry export txs --chain base | jq .hash
+  ferry export batches --source seda | jq '.signatures | length'
+  ferry export batches --format csv --limit 1000 --out batches.csv
   ferry export                             meta and every table with rows, raw, to stdout
   ferry export --table events --out ev.jsonl
 
-`events`, `contracts`, `deliveries` and `txs` write one row per line (CSV joins lists with `;`).
+`events`, `contracts`, `deliveries`, `txs` and `batches` write one row per line (CSV joins lists
+with `;`; a batch's validator is `operator:address:power`, a signature `operator:0x…`).
 Without them, each line is {\"table\": …, \"key\": {…}, \"value\": {…}}, keys and records decoded."))]
 pub struct ExportArgs {
     /// Rows to export. Without it, raw tables (see --table).
@@ -67,6 +72,8 @@ pub enum What {
     Deliveries,
     /// Transaction intents: each nonce signed, per chain and signer.
     Txs,
+    /// SEDA batches, whole: header, validator entries, signatures and result ids.
+    Batches,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,6 +169,25 @@ impl ExportArgs {
                     }
                     rows_out.finish().wrap_err("cannot write the export")?;
                 }
+                Some(What::Batches) => {
+                    let seda = SedaNames::load(ctx);
+                    let query = SedaQuery::new(&store, seda.names.chains.clone())?;
+                    seda.check_source(&query, filter.source.as_deref())?;
+                    let filter = BatchFilter { source: filter.source.clone(), from: None, to: None };
+                    let mut rows_out = RowWriter::new(self.format, &mut writer, BATCH_COLUMNS);
+                    query.batches(&filter, Order::OldestFirst, &mut |row| {
+                        rows += 1;
+                        if let Err(e) = rows_out.write(&row, || batch_record(&row)) {
+                            failed = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                        flow((rows as usize) < limit && !cancel.is_cancelled())
+                    })?;
+                    if let Some(e) = failed.take() {
+                        return Err(e).wrap_err("cannot write the export");
+                    }
+                    rows_out.finish().wrap_err("cannot write the export")?;
+                }
                 None => {
                     let txn = store.read()?;
                     let chosen: Vec<&str> = if self.table.is_empty() {
@@ -208,7 +234,7 @@ impl ExportArgs {
         let flags: [(&str, bool, &[What]); 8] = [
             ("--chain", f.chain.chain.is_some(), &[Events, Contracts, Deliveries, Txs]),
             ("--address", f.address.is_some(), &[Events, Contracts]),
-            ("--source", f.source.is_some(), &[Events]),
+            ("--source", f.source.is_some(), &[Events, Batches]),
             ("--event", f.event.is_some(), &[Events]),
             ("--from-block", f.from_block.is_some(), &[Events]),
             ("--to-block", f.to_block.is_some(), &[Events]),
@@ -233,6 +259,7 @@ impl What {
             What::Contracts => "contracts",
             What::Deliveries => "deliveries",
             What::Txs => "txs",
+            What::Batches => "batches",
         }
     }
 }
@@ -377,6 +404,51 @@ fn intent_record(t: &IntentRow) -> Vec<String> {
         t.created_at.to_string(),
         opt(t.sent_at),
         opt(t.mined),
+    ]
+}
+
+const BATCH_COLUMNS: &[&str] = &[
+    "source",
+    "source_id",
+    "item",
+    "number",
+    "block_height",
+    "batch_id",
+    "validators_root",
+    "results_root",
+    "proving_metadata",
+    "anchor",
+    "fetched_at",
+    "validators",
+    "signatures",
+    "result_ids",
+];
+
+/// A batch's scalars, then its lists `;`-joined: a validator as `operator:address:power`, a
+/// signature as `operator:0x…` (operator addresses are bech32 or base64: neither holds `:`).
+fn batch_record(b: &BatchRow) -> Vec<String> {
+    let validators: Vec<String> = b
+        .validators
+        .iter()
+        .map(|v| format!("{}:{}:{}", v.operator, v.eth_address.to_checksum(None), v.power))
+        .collect();
+    let signatures: Vec<String> =
+        b.signatures.iter().map(|s| format!("{}:{}", s.operator, s.signature)).collect();
+    vec![
+        b.source.clone(),
+        b.source_id.to_string(),
+        b.item.to_string(),
+        b.number.to_string(),
+        b.block_height.to_string(),
+        b.batch_id.to_string(),
+        b.validators_root.to_string(),
+        b.results_root.to_string(),
+        b.proving_metadata.to_string(),
+        b.anchor.to_string(),
+        b.fetched_at.to_string(),
+        joined(&validators),
+        joined(&signatures),
+        joined(&b.result_ids),
     ]
 }
 

@@ -1,6 +1,8 @@
 //! `ferry inspect-store`: what the state file holds, read-only, while `watch` runs or not.
-//! The delivery and transaction views live in [`deliveries`].
+//! The delivery and transaction views live in [`deliveries`], the SEDA batch and Prover views in
+//! [`batches`].
 
+pub mod batches;
 pub mod deliveries;
 pub mod operate;
 
@@ -9,6 +11,7 @@ use std::ops::ControlFlow;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use self::batches::{BatchesArgs, ProversArgs, SedaNames};
 use self::deliveries::{DeliveriesArgs, TxsArgs};
 use self::operate::{CancelArgs, ManageArgs, ResyncArgs, RetryArgs, SkipArgs};
 use super::filters::{ChainArg, EventFilterArgs};
@@ -18,6 +21,7 @@ use crate::output::{Output, Render};
 use crate::store::ReadStore;
 use crate::store::dump::{self, Summary};
 use crate::store::query::{ContractRow, CursorRow, EventRow, Query, ReorgRow};
+use crate::store::query_seda::{ProverFilter, ProverRow};
 
 /// Show what the state file holds (read-only; works while `watch` runs).
 #[derive(Debug, Args)]
@@ -32,6 +36,10 @@ use crate::store::query::{ContractRow, CursorRow, EventRow, Query, ReorgRow};
   ferry inspect-store deliveries --state failed --chain base   what failed on base, and why
   ferry inspect-store deliveries --target prover --matrix      which item reached which chain
   ferry inspect-store txs --open            transactions sent and not mined yet
+  ferry inspect-store batches --source seda --limit 10   the SEDA batches fetched last
+  ferry inspect-store batches --from 4000000 --to 4000100 --json
+  ferry inspect-store provers               each Prover's last batch, and how far it is behind
+  ferry inspect-store provers --target provers --chain base --json
   ferry inspect-store --store /var/lib/ferry/seda.redb"))]
 pub struct InspectStoreArgs {
     #[command(subcommand)]
@@ -70,6 +78,8 @@ pub enum View {
     },
     Deliveries(DeliveriesArgs),
     Txs(TxsArgs),
+    Batches(BatchesArgs),
+    Provers(ProversArgs),
     /// Put failed (or skipped) deliveries back to pending (read-write: refused while `watch` runs).
     Retry(RetryArgs),
     /// Mark pending or failed deliveries skipped, never to be sent (read-write).
@@ -96,7 +106,18 @@ impl InspectStoreArgs {
         let path = ctx.store_path_without_config()?;
         let store = ReadStore::open(&path)?;
         match view {
-            View::Summary => ctx.out.emit(&SummaryReport(dump::summary(&store)?))?,
+            View::Summary => {
+                let summary = dump::summary(&store)?;
+                // The config is read for chain names and routes only when there is a Prover to
+                // show: the summary of a store without SEDA needs no config.
+                let has_provers = summary.tables.iter().any(|t| t.table == "provers" && t.rows > 0);
+                let provers = if has_provers {
+                    SedaNames::load(ctx).provers(&store, &ProverFilter::default())?
+                } else {
+                    Vec::new()
+                };
+                ctx.out.emit(&SummaryReport { summary, provers })?
+            }
             View::Cursors => ctx.out.emit(&Cursors(Query::new(&store)?.cursors()?))?,
             View::Contracts { chain, address, limit } => {
                 let chain = chain.resolve(ctx)?;
@@ -122,6 +143,8 @@ impl InspectStoreArgs {
             }
             View::Deliveries(args) => args.run(ctx, &store)?,
             View::Txs(args) => args.run(ctx, &store)?,
+            View::Batches(args) => args.run(ctx, &store)?,
+            View::Provers(args) => args.run(ctx, &store)?,
             View::Retry(_) | View::Skip(_) | View::Cancel(_) | View::Resync(_) | View::Manage(_) => {
                 unreachable!("handled above")
             }
@@ -269,12 +292,16 @@ fn ago(unix: u64) -> String {
 }
 
 #[derive(serde::Serialize)]
-#[serde(transparent)]
-struct SummaryReport(Summary);
+struct SummaryReport {
+    #[serde(flatten)]
+    summary: Summary,
+    /// What each `seda-prover` destination last said, as `inspect-store provers` shows it.
+    provers: Vec<ProverRow>,
+}
 
 impl Render for SummaryReport {
     fn human(&self, out: &Output) -> String {
-        let s = &self.0;
+        let s = &self.summary;
         let mut about = out.table(["store", ""]);
         about.add_row(["file", s.path.as_str()]);
         about.add_row(["size", &format_size(s.file_size)]);
@@ -301,6 +328,19 @@ impl Render for SummaryReport {
                 ]);
             }
             text.push_str(&format!("{cursors}\n"));
+        }
+        if !self.provers.is_empty() {
+            let mut provers = out.table(["prover target", "chain", "last batch", "behind", "paused"]);
+            for p in &self.provers {
+                provers.add_row([
+                    p.target.clone(),
+                    p.chain.clone(),
+                    p.last_batch.to_string(),
+                    batches::behind(out, p),
+                    batches::paused(out, p.paused),
+                ]);
+            }
+            text.push_str(&format!("{provers}\n"));
         }
         text
     }

@@ -22,6 +22,7 @@ pub mod keys;
 pub mod migrate;
 pub mod query;
 pub mod query_deliver;
+pub mod query_seda;
 pub mod records;
 pub mod seda;
 pub mod tables;

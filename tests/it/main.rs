@@ -16,6 +16,7 @@ mod devnet;
 mod disk;
 mod ingest;
 mod inspect_deliver;
+mod inspect_seda;
 mod lagging;
 mod lagproxy;
 mod one_client;
