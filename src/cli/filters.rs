@@ -58,7 +58,7 @@ impl ChainArg {
 pub struct EventFilterArgs {
     #[command(flatten)]
     pub chain: ChainArg,
-    /// Only events of this source.
+    /// Only items (events, batches) of this source.
     #[arg(long, value_name = "NAME")]
     pub source: Option<String>,
     /// Only events emitted by this address.

@@ -178,6 +178,17 @@ fn populate(store: &Store) {
                     new_hash: hash(0xd2),
                     detected_at: 1_700_000_010,
                 },
+            )?;
+            tx.put_prover_state(
+                ferry::store::keys::ProverKey { target, chain: 31338 },
+                &ferry::store::records::ProverState {
+                    prover: Address::repeat_byte(0x72),
+                    last_batch: 41,
+                    validators_root: hash(0x43),
+                    paused: false,
+                    max_batch_age: 100,
+                    read_at: 1_700_000_090,
+                },
             )
         })
         .expect("populate the fixture");

@@ -24,6 +24,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// What the API answered for one batch number.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one answer per request, consumed at once: boxing the batch would buy nothing"
+)]
 pub enum Fetched {
     Answer(BatchAnswer),
     /// No such batch: past the head, or pruned.
