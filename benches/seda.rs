@@ -105,7 +105,10 @@ async fn capacity(validators: usize, backlog: usize) {
     let mut per_block: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     for log in logs.as_array().expect("logs") {
         let block = hex_u64(&log["blockNumber"]);
-        per_block.entry(block).or_default().push(log["transactionHash"].as_str().unwrap_or_default().to_string());
+        per_block
+            .entry(block)
+            .or_default()
+            .push(log["transactionHash"].as_str().unwrap_or_default().to_string());
     }
     let mut gas = Vec::new();
     for hashes in per_block.values() {
@@ -148,7 +151,8 @@ async fn latency(samples: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     net.write_config(dir.path(), &ConfigOpts { start_batch: Some(1), ..ConfigOpts::default() });
     let log = std::fs::File::create(dir.path().join("watch.err")).expect("log");
-    let mut watch = KillOnDrop::spawn(ferry_command(dir.path()).arg("watch").stdout(Stdio::null()).stderr(log));
+    let mut watch =
+        KillOnDrop::spawn(ferry_command(dir.path()).arg("watch").stdout(Stdio::null()).stderr(log));
     assert!(net.wait_all_at(1, Duration::from_secs(60)).await, "watch did not post batch 1");
 
     let mut signed_at = BTreeMap::new();
@@ -177,7 +181,11 @@ async fn latency(samples: usize) {
     drop(watch);
     assert_eq!(landed_at.len(), samples, "not every batch landed on all three Provers");
     for i in 0..net.dests.len() {
-        assert_eq!(net.posted_heights(i).await, (1..=last).collect::<Vec<u64>>(), "destination {i}: every batch once");
+        assert_eq!(
+            net.posted_heights(i).await,
+            (1..=last).collect::<Vec<u64>>(),
+            "destination {i}: every batch once"
+        );
     }
     let mut latencies: Vec<f64> =
         landed_at.iter().map(|(n, t)| t.duration_since(signed_at[n]).as_secs_f64()).collect();

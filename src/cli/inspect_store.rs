@@ -172,7 +172,12 @@ impl Render for Cursors {
                 ago(c.updated_at),
             ]);
         }
-        format!("{table}\n")
+        let mut text = format!("{table}\n");
+        // What stopped a source is for people to read whole, not squeezed into a column.
+        for c in self.0.iter().filter(|c| c.stopped.is_some()) {
+            text.push_str(&format!("{} stopped: {}\n", c.source, c.stopped.as_deref().unwrap_or_default()));
+        }
+        text
     }
 }
 

@@ -10,6 +10,15 @@ use crate::support::command::run;
 use crate::support::output::{json_or_null, text};
 use crate::support::seda_net::{ConfigOpts, SedaNet};
 
+/// `ferry push --json --timeout TIMEOUT EXTRA…` in `dir`.
+fn push_within(dir: &std::path::Path, timeout: &str, extra: &[&str]) -> (std::process::Output, Value) {
+    let mut args = vec!["push", "--json", "--timeout", timeout];
+    args.extend_from_slice(extra);
+    let out = run(dir, &args);
+    let report = json_or_null(&out);
+    (out, report)
+}
+
 fn chain<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["chains"].as_array().and_then(|c| c.iter().find(|c| c["chain"] == name)).unwrap_or(&Value::Null)
 }
@@ -24,13 +33,20 @@ async fn fifty_batches_reach_three_provers_once_each_and_a_second_push_sends_not
     net.api.produce(50);
     let dir = tempfile::tempdir().expect("tempdir");
     // One destination is addressed through its Core: ferry reads the Prover from it.
-    net.write_config(dir.path(), &ConfigOpts { start_batch: Some(1), via_core: vec![2], ..ConfigOpts::default() });
+    net.write_config(
+        dir.path(),
+        &ConfigOpts { start_batch: Some(1), via_core: vec![2], ..ConfigOpts::default() },
+    );
 
     let (out, report) = push(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     for i in 0..3 {
         assert_eq!(net.last_height(i).await, 50, "destination {i}");
-        assert_eq!(net.posted_heights(i).await, (1..=50).collect::<Vec<u64>>(), "destination {i}: BatchPosted once per batch, in order");
+        assert_eq!(
+            net.posted_heights(i).await,
+            (1..=50).collect::<Vec<u64>>(),
+            "destination {i}: BatchPosted once per batch, in order"
+        );
         assert_eq!(chain(&report, &format!("d{i}"))["confirmed"], 50, "{report}");
     }
     assert_eq!(transactions(&report), 150, "{report}");
@@ -68,7 +84,10 @@ async fn validator_set_changes_are_followed_and_latest_catches_up_with_the_fewes
 
     let latest = dir.path().join("latest");
     std::fs::create_dir_all(&latest).expect("dir");
-    net.write_config(&latest, &ConfigOpts { start_batch: Some(1), mode: Some("latest"), ..ConfigOpts::default() });
+    net.write_config(
+        &latest,
+        &ConfigOpts { start_batch: Some(1), mode: Some("latest"), ..ConfigOpts::default() },
+    );
     let (out, report) = push(&latest, &["--chain", "d1"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // Batch 20 is signed by the third key set: the Prover needs batch 6 (into the second set)
@@ -89,7 +108,7 @@ async fn a_tampered_signature_or_a_wrong_id_is_never_stored_nor_sent() {
         }
         let dir = tempfile::tempdir().expect("tempdir");
         net.write_config(dir.path(), &ConfigOpts { start_batch: Some(1), ..ConfigOpts::default() });
-        let (out, report) = push(dir.path(), &["--timeout", "30s"]);
+        let (out, report) = push_within(dir.path(), "30s", &[]);
         assert_eq!(out.status.code(), Some(4), "{fault}: {}", text(&out));
         let error = report["synced"][0]["error"].as_str().unwrap_or_default().to_string();
         assert!(error.contains("batch 3 refused"), "{fault}: {report}");
@@ -112,13 +131,14 @@ async fn signatures_below_the_threshold_are_never_sent_and_the_delivery_says_why
     net.api.below_threshold(2);
     let dir = tempfile::tempdir().expect("tempdir");
     net.write_config(dir.path(), &ConfigOpts { start_batch: Some(1), ..ConfigOpts::default() });
-    let (out, report) = push(dir.path(), &["--timeout", "30s"]);
+    let (out, report) = push_within(dir.path(), "30s", &[]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     // Batch 3 is signed by batch 2's validators, the same set as batch 1's: it is posted over 2.
     assert_eq!(net.posted_heights(0).await, vec![1, 3, 4], "{report}");
     let failures = chain(&report, "d0")["failures"].to_string();
     assert!(failures.contains("batch") && failures.contains("threshold"), "{report}");
-    let failed = json_or_null(&run(dir.path(), &["inspect-store", "deliveries", "--state", "failed", "--json"]));
+    let failed =
+        json_or_null(&run(dir.path(), &["inspect-store", "deliveries", "--state", "failed", "--json"]));
     assert!(failed.to_string().contains("below the Prover's threshold"), "{failed}");
 }
 
@@ -129,10 +149,13 @@ async fn a_paused_prover_waits_and_says_so_while_the_others_finish() {
     net.pause(1).await;
     let dir = tempfile::tempdir().expect("tempdir");
     net.write_config(dir.path(), &ConfigOpts { start_batch: Some(1), ..ConfigOpts::default() });
-    let (out, report) = push(dir.path(), &["--timeout", "15s"]);
+    let (out, report) = push_within(dir.path(), "15s", &[]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert_eq!(chain(&report, "d1")["problem"]["code"], "prover_paused", "{report}");
-    assert!(chain(&report, "d1")["problem"]["message"].as_str().is_some_and(|m| m.contains("paused")), "{report}");
+    assert!(
+        chain(&report, "d1")["problem"]["message"].as_str().is_some_and(|m| m.contains("paused")),
+        "{report}"
+    );
     assert_eq!((net.last_height(0).await, net.last_height(1).await, net.last_height(2).await), (5, 0, 5));
 
     net.unpause(1).await;
@@ -160,7 +183,7 @@ async fn a_flaky_api_is_retried_and_a_dead_one_is_work_left_undone_naming_the_so
     net.api.clear_faults();
     net.api.produce(2);
     net.api.fail_next(10_000, 500);
-    let (out, report) = push(dir.path(), &["--timeout", "60s"]);
+    let (out, report) = push_within(dir.path(), "60s", &[]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert_eq!(report["synced"][0]["source"], "seda", "{report}");
     assert!(report["synced"][0]["error"].as_str().is_some_and(|e| e.contains("did not answer")), "{report}");

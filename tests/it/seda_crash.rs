@@ -45,14 +45,28 @@ async fn killed_at_random_moments_every_batch_lands_once_per_chain_without_nonce
         let how = kill(&mut child);
         rounds.push(format!("round {round}: {} {how}", args[0]));
     }
-    let (out, report) = push(dir.path(), &["--timeout", "120s"]);
+    let (out, report) = push(dir.path(), &[]);
     let n = net.api.latest_signed();
-    assert_eq!(out.status.code(), Some(0), "final push: {}\n{}\nlast round:\n{}", text(&out), rounds.join("\n"), round_log(dir.path(), ROUNDS - 1));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "final push: {}\n{}\nlast round:\n{}",
+        text(&out),
+        rounds.join("\n"),
+        round_log(dir.path(), ROUNDS - 1)
+    );
     for (i, d) in net.dests.iter().enumerate() {
-        assert_eq!(net.posted_heights(i).await, (1..=n).collect::<Vec<u64>>(), "destination {i}: {report}\n{}", rounds.join("\n"));
-        let nonce = hex_u64(&d.anvil.rpc("eth_getTransactionCount", json!([DEV_ADDRESSES[1], "latest"])).await);
+        assert_eq!(
+            net.posted_heights(i).await,
+            (1..=n).collect::<Vec<u64>>(),
+            "destination {i}: {report}\n{}",
+            rounds.join("\n")
+        );
+        let nonce =
+            hex_u64(&d.anvil.rpc("eth_getTransactionCount", json!([DEV_ADDRESSES[1], "latest"])).await);
         assert_eq!(nonce, n, "destination {i}: {n} batches took {nonce} transactions\n{}", rounds.join("\n"));
-        let pending = hex_u64(&d.anvil.rpc("eth_getTransactionCount", json!([DEV_ADDRESSES[1], "pending"])).await);
+        let pending =
+            hex_u64(&d.anvil.rpc("eth_getTransactionCount", json!([DEV_ADDRESSES[1], "pending"])).await);
         assert_eq!(pending, n, "destination {i}: transactions left in the pool");
     }
 }

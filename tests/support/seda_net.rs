@@ -75,7 +75,8 @@ impl SedaNet {
         let mut dests = Vec::new();
         for i in 0..n {
             let anvil = Anvil::start_with(51_000 + i as u64, anvil_args).await;
-            let prover = anvil.deploy("SedaProver", &(posted(&genesis), MAX_BATCH_AGE).abi_encode_params()).await;
+            let prover =
+                anvil.deploy("SedaProver", &(posted(&genesis), MAX_BATCH_AGE).abi_encode_params()).await;
             let core = anvil.deploy("SedaCore", &prover.abi_encode()).await;
             dests.push(Destination { anvil, prover, core });
         }
