@@ -19,7 +19,7 @@ use crate::support::output::text;
 use crate::support::seda_net::{ConfigOpts, SedaNet};
 
 const SEED: u64 = 0x5eda_c4a5;
-const ROUNDS: usize = 10;
+const ROUNDS: usize = 12;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_random_moments_every_batch_lands_once_per_chain_without_nonce_gaps() {
@@ -38,13 +38,26 @@ async fn killed_at_random_moments_every_batch_lands_once_per_chain_without_nonce
             net.api.rotate_keys(3);
             net.api.set_powers(&[30_000_000, 20_000_000, 20_000_000, 10_000_000, 10_000_000, 10_000_000]);
         }
-        net.api.produce(rng.usize(1..=5));
-        let args: &[&str] = if rng.bool() { &["push", "--json", "--timeout", "60s"] } else { &["watch"] };
+        let watch = rng.bool();
+        let args: &[&str] = if watch { &["watch"] } else { &["push", "--json", "--timeout", "60s"] };
+        // A push syncs up to the head it finds: its batches come first. A watch follows: its
+        // batches come while it runs, so that the kill lands while it fetches, signs or follows.
+        if !watch {
+            net.api.produce(rng.usize(3..=8));
+        }
         let mut child = spawn(dir.path(), args, round);
-        tokio::time::sleep(Duration::from_millis(rng.u64(150..2500))).await;
+        if watch {
+            tokio::time::sleep(Duration::from_millis(rng.u64(100..600))).await;
+            net.api.produce(rng.usize(3..=8));
+        }
+        tokio::time::sleep(Duration::from_millis(rng.u64(50..900))).await;
         let how = kill(&mut child);
         rounds.push(format!("round {round}: {} {how}", args[0]));
     }
+    eprintln!("{}", rounds.join("\n"));
+    // A kill that always came after the process was done would test nothing.
+    let killed = rounds.iter().filter(|r| r.contains("killed")).count();
+    assert!(killed >= ROUNDS / 3, "only {killed} of {ROUNDS} rounds were killed at work:\n{}", rounds.join("\n"));
     let (out, report) = push(dir.path(), &[]);
     let n = net.api.latest_signed();
     assert_eq!(
