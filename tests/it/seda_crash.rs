@@ -57,7 +57,11 @@ async fn killed_at_random_moments_every_batch_lands_once_per_chain_without_nonce
     eprintln!("{}", rounds.join("\n"));
     // A kill that always came after the process was done would test nothing.
     let killed = rounds.iter().filter(|r| r.contains("killed")).count();
-    assert!(killed >= ROUNDS / 3, "only {killed} of {ROUNDS} rounds were killed at work:\n{}", rounds.join("\n"));
+    assert!(
+        killed >= ROUNDS / 3,
+        "only {killed} of {ROUNDS} rounds were killed at work:\n{}",
+        rounds.join("\n")
+    );
     let (out, report) = push(dir.path(), &[]);
     let n = net.api.latest_signed();
     assert_eq!(
