@@ -7,7 +7,19 @@ use tokio::net::TcpStream;
 
 /// Reads one request: the stream to answer on and the body. `None`: the client left.
 pub async fn read_request(stream: TcpStream) -> std::io::Result<Option<(TcpStream, Vec<u8>)>> {
+    Ok(read_request_with_line(stream).await?.map(|(stream, _, body)| (stream, body)))
+}
+
+/// Reads one request: the stream to answer on, the request line (`GET /path?query HTTP/1.1`)
+/// and the body. `None`: the client left.
+pub async fn read_request_with_line(
+    stream: TcpStream,
+) -> std::io::Result<Option<(TcpStream, String, Vec<u8>)>> {
     let mut reader = BufReader::new(stream);
+    let mut first = String::new();
+    if reader.read_line(&mut first).await? == 0 {
+        return Ok(None);
+    }
     let mut length = 0usize;
     loop {
         let mut line = String::new();
@@ -26,7 +38,7 @@ pub async fn read_request(stream: TcpStream) -> std::io::Result<Option<(TcpStrea
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).await?;
-    Ok(Some((reader.into_inner(), body)))
+    Ok(Some((reader.into_inner(), first.trim_end().to_string(), body)))
 }
 
 /// Answers with a JSON body, extra headers, and closes.

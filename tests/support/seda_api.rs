@@ -36,11 +36,10 @@ use ferry::seda::tree::{MerkleTree, ValidatorTree, result_leaf};
 use ferry::seda::wire::batch_json;
 use ferry::seda::{BatchHeader, CONSENSUS_PERCENTAGE, FULL_POWER, Signature, SignedBatch, Validator};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use super::http::respond;
+use super::http::{read_request_with_line, respond};
 
 /// The block height of batch 0; later batches are 1 to 4 blocks apart.
 const GENESIS_HEIGHT: u64 = 100;
@@ -717,36 +716,15 @@ async fn serve(stream: TcpStream, chain: &SedaChain, extra: Option<&ExtraRoutes>
     respond(&mut stream, &status_line(status), &[], &body).await
 }
 
-/// Reads one request's line and headers, skipping any body: `None` when the client left.
-/// (`http::read_request` gives the body and drops the request line; this server routes by path.)
+/// Reads one request (`http::read_request_with_line`) and parses its line: method, path, query.
+/// `None` when the client left.
 async fn read_head(stream: TcpStream) -> std::io::Result<Option<(TcpStream, Request)>> {
-    let mut reader = BufReader::new(stream);
-    let mut first = String::new();
-    if reader.read_line(&mut first).await? == 0 {
-        return Ok(None);
-    }
-    let mut parts = first.split_whitespace();
+    let Some((stream, line, _body)) = read_request_with_line(stream).await? else { return Ok(None) };
+    let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_string();
     let target = parts.next().unwrap_or_default();
-    let mut length = 0u64;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await? == 0 {
-            return Ok(None);
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    tokio::io::copy(&mut (&mut reader).take(length), &mut tokio::io::sink()).await?;
     let url = url::Url::parse(&format!("http://seda{target}"))
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{target}: {e}")))?;
     let query = url.query_pairs().into_owned().collect();
-    Ok(Some((reader.into_inner(), Request { method, path: url.path().to_string(), query })))
+    Ok(Some((stream, Request { method, path: url.path().to_string(), query })))
 }

@@ -54,6 +54,29 @@ pub struct SourceStatus {
     pub last_error: Option<String>,
 }
 
+impl SourceStatus {
+    /// A source starting at `next` (a block, or a batch), nothing counted yet.
+    pub fn new(source: &str, chain: &str, next: u64) -> Self {
+        SourceStatus {
+            source: source.to_string(),
+            chain: chain.to_string(),
+            phase: Phase::Starting,
+            next,
+            started_at: next,
+            head: None,
+            target: None,
+            events: 0,
+            batches: 0,
+            blocks: 0,
+            children: 0,
+            reorgs: 0,
+            requests: 0,
+            rechecked: 0,
+            last_error: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
@@ -162,24 +185,7 @@ impl SourceRunner {
             }
             Ok(id)
         })?;
-        let status = SourceStatus {
-            source: plan.name.clone(),
-            chain: plan.chain.clone(),
-            phase: Phase::Starting,
-            next: at,
-            started_at: at,
-            head: None,
-            target: None,
-            events: 0,
-            batches: 0,
-            blocks: 0,
-            children: 0,
-            reorgs: 0,
-            requests: 0,
-            rechecked: 0,
-            last_error: None,
-        };
-        let (tx, rx) = watch::channel(status);
+        let (tx, rx) = watch::channel(SourceStatus::new(&plan.name, &plan.chain, at));
         let sizer = RangeSizer::new(plan.max_block_range);
         let mut runner = Self {
             plan: Arc::new(plan),

@@ -247,7 +247,7 @@ struct Inner {
     endpoints: Vec<Endpoint>,
     next_id: AtomicU64,
     /// The earliest moment the next request may go out, under `rate_limit`.
-    next_slot: AsyncMutex<Instant>,
+    limiter: RateLimiter,
     counters: std::sync::Mutex<Counters>,
     /// The highest block number any answer has shown (heads and headers).
     highest: AtomicU64,
@@ -299,13 +299,14 @@ impl ChainRpc {
                 health: std::sync::Mutex::new(Health::new()),
             })
             .collect();
+        let limiter = RateLimiter::new(settings.rate_limit);
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
                 http,
                 endpoints,
                 next_id: AtomicU64::new(1),
-                next_slot: AsyncMutex::new(Instant::now()),
+                limiter,
                 counters: std::sync::Mutex::new((0, BTreeMap::new(), BTreeMap::new())),
                 highest: AtomicU64::new(0),
             }),
@@ -502,15 +503,7 @@ impl ChainRpc {
     }
 
     async fn rate_limit(&self) {
-        let Some(rate) = self.inner.settings.rate_limit.filter(|r| *r > 0) else { return };
-        let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
-        let slot = {
-            let mut next = self.inner.next_slot.lock().await;
-            let slot = (*next).max(Instant::now());
-            *next = slot + interval;
-            slot
-        };
-        tokio::time::sleep_until(slot.into()).await;
+        self.inner.limiter.wait().await;
     }
 
     async fn send_once<T: DeserializeOwned>(
@@ -607,6 +600,34 @@ impl ChainRpc {
             errors: c.2.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
             urls,
         }
+    }
+}
+
+/// Spaces requests `1/rate` seconds apart (none when `rate` is `None` or 0), shared by every task
+/// that asks through one client: each takes the next free slot and sleeps until it.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Option<Duration>,
+    next_slot: AsyncMutex<Instant>,
+}
+
+impl RateLimiter {
+    pub fn new(rate: Option<u32>) -> Self {
+        RateLimiter {
+            interval: rate.filter(|r| *r > 0).map(|r| Duration::from_secs_f64(1.0 / f64::from(r))),
+            next_slot: AsyncMutex::new(Instant::now()),
+        }
+    }
+
+    pub async fn wait(&self) {
+        let Some(interval) = self.interval else { return };
+        let slot = {
+            let mut next = self.next_slot.lock().await;
+            let slot = (*next).max(Instant::now());
+            *next = slot + interval;
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
     }
 }
 

@@ -8,13 +8,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
-use tokio::sync::Mutex as AsyncMutex;
+use std::time::Duration;
 
 use crate::config::SedaSourcePlan;
 use crate::config::secrets::mask_url;
-use crate::engine::rpc::{backoff, transport_text};
+use crate::engine::rpc::{RateLimiter, backoff, transport_text};
 use crate::seda::wire::{self, BatchAnswer, WireError};
 
 /// Tries of one request over all URLs before it fails (each try goes through every URL in order).
@@ -53,8 +51,7 @@ pub struct SedaApi {
 struct Inner {
     urls: Vec<String>,
     http: reqwest::Client,
-    rate_limit: Option<u32>,
-    next_slot: AsyncMutex<Instant>,
+    limiter: RateLimiter,
     requests: AtomicU64,
     errors: AtomicU64,
 }
@@ -84,8 +81,7 @@ impl SedaApi {
             inner: Arc::new(Inner {
                 urls: plan.urls.clone(),
                 http,
-                rate_limit: plan.rate_limit,
-                next_slot: AsyncMutex::new(Instant::now()),
+                limiter: RateLimiter::new(plan.rate_limit),
                 requests: AtomicU64::new(0),
                 errors: AtomicU64::new(0),
             }),
@@ -216,15 +212,7 @@ impl SedaApi {
     }
 
     async fn rate_limit(&self) {
-        let Some(rate) = self.inner.rate_limit.filter(|r| *r > 0) else { return };
-        let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
-        let slot = {
-            let mut next = self.inner.next_slot.lock().await;
-            let slot = (*next).max(Instant::now());
-            *next = slot + interval;
-            slot
-        };
-        tokio::time::sleep_until(slot.into()).await;
+        self.inner.limiter.wait().await;
     }
 }
 

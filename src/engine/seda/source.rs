@@ -93,24 +93,7 @@ impl SedaRunner {
             None => None,
         };
         let next = at.as_ref().map_or(plan.start_batch.unwrap_or(0), |(n, _)| *n);
-        let status = SourceStatus {
-            source: plan.name.clone(),
-            chain: "seda".into(),
-            phase: Phase::Starting,
-            next,
-            started_at: next,
-            head: None,
-            target: None,
-            events: 0,
-            batches: 0,
-            blocks: 0,
-            children: 0,
-            reorgs: 0,
-            requests: 0,
-            rechecked: 0,
-            last_error: None,
-        };
-        let (tx, rx) = watch::channel(status);
+        let (tx, rx) = watch::channel(SourceStatus::new(&plan.name, "seda", next));
         Ok((Self { plan: Arc::new(plan), api, store, source_id, at, status: tx, cancel }, rx))
     }
 
