@@ -158,7 +158,7 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -s h -l help -d 'Print help'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l source -d 'Only events of this source' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l source -d 'Only items (events, batches) of this source' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l address -d 'Only events emitted by this address' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l event -d 'Only this event (by name), or `undecoded` for logs that no declaration decoded' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l from-block -d 'Only events at or after this block' -r
@@ -347,7 +347,7 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l format -d 'Row format' -r -f -a "jsonl\t''
 csv\t''"
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
-complete -c ferry -n "__fish_ferry_using_subcommand export" -l source -d 'Only events of this source' -r
+complete -c ferry -n "__fish_ferry_using_subcommand export" -l source -d 'Only items (events, batches) of this source' -r
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l address -d 'Only events emitted by this address' -r
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l event -d 'Only this event (by name), or `undecoded` for logs that no declaration decoded' -r
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l from-block -d 'Only events at or after this block' -r

@@ -127,7 +127,7 @@ pub struct Batch {
 }
 
 impl Record for Batch {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "batch";
 }
 

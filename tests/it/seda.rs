@@ -189,3 +189,43 @@ async fn a_flaky_api_is_retried_and_a_dead_one_is_work_left_undone_naming_the_so
     assert!(report["synced"][0]["error"].as_str().is_some_and(|e| e.contains("did not answer")), "{report}");
     assert_eq!(net.last_height(0).await, 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_asks_again_for_a_batch_not_signed_yet_and_posts_it_once_signed() {
+    let net = SedaNet::start(4, 1).await;
+    net.api.produce(3);
+    let unsigned = net.api.produce_unsigned();
+    let dir = tempfile::tempdir().expect("tempdir");
+    net.write_config(dir.path(), &ConfigOpts { start_batch: Some(1), ..ConfigOpts::default() });
+    let log = std::fs::File::create(dir.path().join("watch.err")).expect("log");
+    let mut watch = crate::support::process::KillOnDrop::spawn(
+        crate::support::command::ferry_command(dir.path()).arg("watch").stderr(log),
+    );
+    assert!(net.wait_all_at(3, Duration::from_secs(30)).await, "watch did not post batches 1..=3");
+    // The unsigned batch is asked for again and again, and not posted.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(net.last_height(0).await, 3);
+    assert!(net.api.requests().batch > 0);
+    assert_eq!(net.api.sign_pending(), Some(unsigned));
+    assert!(
+        net.wait_all_at(unsigned, Duration::from_secs(30)).await,
+        "the batch signed later was not posted"
+    );
+    assert!(watch.try_wait().expect("watch's status").is_none(), "watch stopped");
+    drop(watch);
+    assert_eq!(net.posted_heights(0).await, vec![1, 2, 3, 4]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_pruned_by_the_chain_before_ferry_read_it_is_an_error_naming_num_batches_to_keep() {
+    let net = SedaNet::start(4, 1).await;
+    net.api.set_num_batches_to_keep(5);
+    net.api.produce(12);
+    let dir = tempfile::tempdir().expect("tempdir");
+    net.write_config(dir.path(), &ConfigOpts { start_batch: Some(3), ..ConfigOpts::default() });
+    let (out, report) = push_within(dir.path(), "30s", &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let error = report["synced"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("batch 2 is gone") && error.contains("keeps 5 batches"), "{report}");
+    assert_eq!(net.posted_heights(0).await, Vec::<u64>::new());
+}
