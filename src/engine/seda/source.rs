@@ -190,7 +190,7 @@ impl SedaRunner {
 
     /// One round: start if new, learn the head, fetch and commit one window of batches.
     async fn step(&mut self, stop: Stop, end: &mut Option<u64>) -> Result<Step, Failed> {
-        let latest = match self.api.latest_signed().await.map_err(Failed::from_api)? {
+        let latest = match self.api.latest_signed().await.map_err(Failed::Api)? {
             Fetched::Answer(BatchAnswer::Signed(b)) => Some(b.header.number),
             Fetched::Answer(BatchAnswer::Unsigned { .. }) | Fetched::NotFound => None,
         };
@@ -304,7 +304,7 @@ impl SedaRunner {
     /// delivery. `None` when the API does not have it yet.
     async fn anchor(&mut self, start: u64) -> Result<Option<(u64, Vec<Validator>)>, Failed> {
         let number = start - 1;
-        let batch = match self.api.batch(number).await.map_err(Failed::from_api)? {
+        let batch = match self.api.batch(number).await.map_err(Failed::Api)? {
             Fetched::Answer(BatchAnswer::Signed(b)) => b,
             Fetched::Answer(BatchAnswer::Unsigned { .. }) => return Ok(None),
             Fetched::NotFound => {
@@ -380,10 +380,4 @@ enum Failed {
     Api(ApiError),
     /// What stops the source.
     Stop(IngestError),
-}
-
-impl Failed {
-    fn from_api(e: ApiError) -> Self {
-        Failed::Api(e)
-    }
 }
