@@ -38,7 +38,7 @@
 #[path = "../tests/support/http.rs"]
 #[allow(dead_code)] // `read_request` serves the test proxies.
 mod http;
-#[path = "../tests/support/seda_api.rs"]
+#[path = "../tests/support/seda_api/mod.rs"]
 #[allow(dead_code)] // The tests' accessors.
 mod seda_api;
 
