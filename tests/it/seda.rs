@@ -50,6 +50,13 @@ async fn fifty_batches_reach_three_provers_once_each_and_a_second_push_sends_not
         assert_eq!(chain(&report, &format!("d{i}"))["confirmed"], 50, "{report}");
     }
     assert_eq!(transactions(&report), 150, "{report}");
+    // The store says where each destination stands after the push's own transactions.
+    let provers = json_or_null(&run(dir.path(), &["inspect-store", "provers", "--json"]));
+    let rows = provers["provers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 3, "{provers}");
+    for row in &rows {
+        assert_eq!((row["last_batch"].as_u64(), row["behind"].as_u64()), (Some(50), Some(0)), "{provers}");
+    }
 
     let (out, again) = push(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -24,6 +24,9 @@ use crate::store::keys::{BatchKey, DeliveryKey, ItemKey, ProverKey};
 use crate::store::now;
 use crate::store::records::{Delivery, DeliveryState, ProverState};
 
+/// How often an idle worker reads a Prover again, for `inspect-store provers`.
+const PROVER_REFRESH: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// A `seda-prover` target as it applies to one chain.
 #[derive(Debug, Clone)]
 pub struct ProverTarget {
@@ -42,6 +45,41 @@ struct ProverView {
 }
 
 impl Worker {
+    /// Reads every Prover of this chain once more and records what it holds: a command ends with
+    /// the store saying where each destination stands after its own transactions. Best effort:
+    /// a chain that does not answer keeps what was recorded last.
+    pub(super) async fn record_provers_at_end(&mut self) {
+        if self.opts.dry_run {
+            return;
+        }
+        let provers: Vec<(u32, ProverAt)> = self
+            .dest
+            .targets
+            .iter()
+            .filter_map(|(id, t)| match &t.kind {
+                super::TargetKind::Prover(p) => Some((*id, p.at)),
+                super::TargetKind::Call { .. } => None,
+            })
+            .collect();
+        for (id, at) in provers {
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(5), self.prover_view(id, at)).await;
+            match read {
+                Ok(Ok(view)) => {
+                    if let Err(e) = self.record_prover(id, &view) {
+                        tracing::debug!(chain = %self.dest.chain, error = %e, "recording the Prover's state");
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(chain = %self.dest.chain, error = %e, "reading the Prover at the end")
+                }
+                Err(_) => {
+                    tracing::debug!(chain = %self.dest.chain, "reading the Prover at the end timed out")
+                }
+            }
+        }
+    }
+
     /// The Prover's address: configured, or read once from the Core.
     async fn prover_address(&mut self, id: u32, at: ProverAt) -> Result<Address, DeliverError> {
         if let Some(a) = self.provers.get(&id) {
@@ -120,6 +158,11 @@ impl Worker {
             pending.extend(failed);
         }
         if pending.is_empty() {
+            // Nothing to post: what the Prover holds is still worth keeping current for
+            // `inspect-store provers`, now and then.
+            if self.prover_read_at.get(&id).is_none_or(|t| t.elapsed() >= PROVER_REFRESH) {
+                self.prover_view(id, p.at).await.and_then(|view| self.record_prover(id, &view))?;
+            }
             return Ok(false);
         }
         let view = self.prover_view(id, p.at).await?;
@@ -271,6 +314,7 @@ impl Worker {
 
     /// Writes what the Prover said when it changed, for `inspect-store provers`.
     fn record_prover(&mut self, id: u32, view: &ProverView) -> Result<(), DeliverError> {
+        self.prover_read_at.insert(id, std::time::Instant::now());
         let state = ProverState {
             prover: view.prover,
             last_batch: view.last,

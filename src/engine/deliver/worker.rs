@@ -67,6 +67,7 @@ pub struct Worker {
     /// `seda-prover` targets: the Prover of each (read from a Core once), and what it last said.
     pub(super) provers: HashMap<u32, Address>,
     pub(super) prover_states: HashMap<u32, crate::store::records::ProverState>,
+    pub(super) prover_read_at: HashMap<u32, std::time::Instant>,
     pub(super) status: watch::Sender<ChainStatus>,
 }
 
@@ -253,6 +254,7 @@ impl Worker {
             paused_until: AtomicU64::new(0),
             provers: HashMap::new(),
             prover_states: HashMap::new(),
+            prover_read_at: HashMap::new(),
             status: tx,
         };
         Ok((worker, rx))
@@ -298,6 +300,9 @@ impl Worker {
             self.refresh_counts()?;
             if self.opts.until_done && self.is_done() {
                 self.status.send_modify(|s| s.done = true);
+                // Only a run that finished its work reads the Provers once more: a stopped one
+                // must not wait on a chain that may not answer.
+                self.record_provers_at_end().await;
                 break;
             }
             tokio::select! {
