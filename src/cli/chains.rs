@@ -23,6 +23,9 @@ pub struct ChainReport {
     /// Deliveries that failed for good on this run, with their reasons.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
+    /// How the run went where it was not plain, e.g. intermediate SEDA batches and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Why a chain is paused or failing: a stable code for scripts, the message for people.
@@ -45,6 +48,7 @@ impl From<ChainStatus> for ChainReport {
             problem: s.problem.map(|p| ProblemReport { code: p.code(), message: p.to_string() }),
             would_send: s.would_send,
             failures: s.failures,
+            notes: s.notes,
         }
     }
 }

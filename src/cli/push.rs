@@ -167,6 +167,12 @@ impl Render for PushReport {
                 text.push_str(&format!("  {line}\n"));
             }
         }
+        for c in self.chains.iter().filter(|c| !c.notes.is_empty()) {
+            text.push_str(&format!("{}:\n", c.chain));
+            for line in &c.notes {
+                text.push_str(&format!("  {line}\n"));
+            }
+        }
         for c in self.chains.iter().filter(|c| !c.failures.is_empty()) {
             text.push_str(&format!("{} failed for good:\n", c.chain));
             for line in &c.failures {

@@ -101,6 +101,9 @@ async fn validator_set_changes_are_followed_and_latest_catches_up_with_the_fewes
     // and batch 14 (into the third) first, and nothing else.
     assert_eq!(net.posted_heights(1).await, vec![6, 14, 20], "{report}");
     let d1 = chain(&report, "d1");
+    let notes = d1["notes"].to_string();
+    assert!(notes.contains("batch 6 posted first") && notes.contains("batch 14 posted first"), "{report}");
+    assert!(notes.contains("intermediate"), "{report}");
     assert_eq!((d1["confirmed"].as_u64(), d1["skipped"].as_u64()), (Some(3), Some(17)), "{report}");
 }
 

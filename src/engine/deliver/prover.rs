@@ -24,6 +24,9 @@ use crate::store::keys::{BatchKey, DeliveryKey, ItemKey, ProverKey};
 use crate::store::now;
 use crate::store::records::{Delivery, DeliveryState, ProverState};
 
+/// Notes a run keeps for its summary at most.
+const MAX_NOTES: usize = 20;
+
 /// How often an idle worker reads a Prover again, for `inspect-store provers`.
 const PROVER_REFRESH: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -254,6 +257,14 @@ impl Worker {
         for post in &round.posts {
             if let Some(why) = &post.why {
                 tracing::info!(chain = %self.dest.chain, target = %name, batch = post.height, "{why}");
+                if !self.opts.dry_run {
+                    let note = format!("{name}: batch {} posted first ({why})", post.height);
+                    self.status.send_modify(|s| {
+                        if s.notes.len() < MAX_NOTES {
+                            s.notes.push(note);
+                        }
+                    });
+                }
             }
             let found = match chain::estimate_gas(&self.dest.rpc, self.signer, view.prover, &post.calldata)
                 .await

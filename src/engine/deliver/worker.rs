@@ -38,6 +38,9 @@ pub struct ChainStatus {
     pub would_send: Vec<String>,
     /// Deliveries that failed for good on this run, as `<id>: <reason>` (the first few).
     pub failures: Vec<String>,
+    /// What an operator should know about how the run went (the first few), e.g. why a batch
+    /// was posted before the one aimed at.
+    pub notes: Vec<String>,
     pub done: bool,
 }
 
