@@ -208,7 +208,14 @@ impl Worker {
             Ok(top)
         })?;
         let base = decide::base_height(view.last, in_flight);
-        let top = records.keys().next_back().copied().unwrap_or(base).max(base);
+        // `every` posts in order, `room` at most: the batches beyond are not needed this round
+        // (a backlog of thousands would otherwise be read whole every tick). `latest` aims at the
+        // newest, through every batch between.
+        let newest = records.keys().next_back().copied().unwrap_or(base).max(base);
+        let top = match p.mode {
+            ProverMode::Every => newest.min(base.saturating_add(room as u64).saturating_add(1)),
+            ProverMode::Latest => newest,
+        };
         let batches: BTreeMap<u64, SignedBatch> = store_blocking(|| self.store.batches(source, base, top))?
             .into_iter()
             .map(|b| (b.batch.header.number, b.batch))

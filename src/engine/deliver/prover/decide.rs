@@ -133,6 +133,11 @@ pub fn round(g: &Gathered<'_>, fallback: Option<&SignedBatch>) -> Round {
             ProverMode::Latest => candidates.last().copied().filter(|h| *h > cur),
         };
         let Some(target) = target else { break };
+        // Every batch between is needed to plan; one the round did not load waits for a later round.
+        if let Some(missing) = (cur + 1..=target).find(|h| !g.batches.contains_key(h)) {
+            out.wait = Some(format!("batch {missing} is not loaded for this round"));
+            break;
+        }
         let above: Vec<SignedBatch> = (cur + 1..=target).filter_map(|h| g.batches.get(&h).cloned()).collect();
         let plan = match plan_posts(cur, &tree, &above, target) {
             Ok(plan) => plan,
@@ -368,6 +373,17 @@ mod tests {
         assert_eq!(heights(&r), vec![4]);
         assert_eq!(skipped(&r), vec![1, 2]);
         assert!(r.skipped[0].1.contains("already there") && r.skipped[1].1.contains("passed over"), "{r:?}");
+    }
+
+    #[test]
+    fn a_batch_not_loaded_waits_and_is_never_failed_for_it() {
+        let mut batches = stored(&vec![quarters(1); 6]);
+        batches.remove(&4);
+        batches.remove(&5);
+        let r = round(&gathered(ProverMode::Every, &batches, NONE, 0, vec![1, 2, 3, 4, 5]), None);
+        assert_eq!(heights(&r), vec![1, 2, 3]);
+        assert!(r.failed.is_empty(), "{r:?}");
+        assert!(r.wait.as_deref().is_some_and(|w| w.contains("batch 4")), "{r:?}");
     }
 
     #[test]
