@@ -56,6 +56,11 @@ impl<'a> Reader<'a> {
         (self.env)(name)
     }
 
+    /// Errors so far (not warnings).
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
+    }
+
     pub fn error(&mut self, key: &str, message: impl Into<String>, suggestion: Option<String>) {
         self.push(key, Severity::Error, message.into(), suggestion);
     }
@@ -277,6 +282,8 @@ impl<'a> Reader<'a> {
             "webhook" => self.item(&path, value).map(Target::Webhook),
             "jsonl" => self.item(&path, value).map(Target::Jsonl),
             "redis-stream" => self.item(&path, value).map(Target::RedisStream),
+            "nats-jetstream" => self.item(&path, value).map(Target::NatsJetstream),
+            "gcp-pubsub" => self.item(&path, value).map(Target::GcpPubsub),
             _ => None,
         }
     }
@@ -370,7 +377,8 @@ impl<'a> Reader<'a> {
 
 pub const TOP_LEVEL_KEYS: &[&str] = &["store", "chains", "sources", "targets", "routes"];
 pub const SOURCE_KINDS: &[&str] = &["evm", "seda"];
-pub const TARGET_KINDS: &[&str] = &["seda-prover", "evm-call", "webhook", "jsonl", "redis-stream"];
+pub const TARGET_KINDS: &[&str] =
+    &["seda-prover", "evm-call", "webhook", "jsonl", "redis-stream", "nats-jetstream", "gcp-pubsub"];
 
 /// One step of a key path.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,7 @@ pub mod load;
 pub mod resolve;
 pub mod secrets;
 pub mod signer;
+mod sinks;
 pub mod types;
 pub mod validate;
 pub mod values;

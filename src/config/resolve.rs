@@ -157,16 +157,120 @@ pub struct SedaSourcePlan {
 pub enum TargetPlan {
     EvmCall(EvmCallPlan),
     SedaProver(ProverPlan),
+    /// A sink: no chain, one delivery per item (destination chain id [`SINK_CHAIN`]).
+    Sink(SinkPlan),
 }
 
 impl TargetPlan {
-    /// Chain name of every destination.
+    /// Chain name of every destination; none for a sink.
     pub fn chain_names(&self) -> Vec<&String> {
         match self {
             TargetPlan::EvmCall(t) => t.chains.keys().collect(),
             TargetPlan::SedaProver(t) => t.chains.keys().collect(),
+            TargetPlan::Sink(_) => Vec::new(),
         }
     }
+}
+
+/// The "destination chain id" of a sink's deliveries: sinks are no chain, and no EVM chain has
+/// id 0, so their deliveries sort apart in the same tables as the chains'.
+pub const SINK_CHAIN: u64 = 0;
+
+/// A secret taken from the environment (or a URL): shown as `***` by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A sink target: where items are handed over as messages, with how the worker retries.
+#[derive(Debug, Clone)]
+pub struct SinkPlan {
+    pub kind: SinkKind,
+    /// Attempts with backoff and jitter before a delivery shows as failed (still retryable).
+    pub max_attempts: u32,
+    /// Messages in flight at once.
+    pub concurrency: usize,
+    /// One message at a time, in item order per source.
+    pub ordered: bool,
+}
+
+/// Default attempts before a sink delivery shows as failed (retryable).
+pub const DEFAULT_SINK_ATTEMPTS: u32 = 10;
+/// Default requests in flight for HTTP sinks.
+pub const DEFAULT_SINK_CONCURRENCY: usize = 16;
+
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    Webhook(WebhookPlan),
+    Jsonl(JsonlPlan),
+    RedisStream(RedisStreamPlan),
+    NatsJetstream(NatsPlan),
+    GcpPubsub(PubsubPlan),
+}
+
+impl SinkKind {
+    /// The `kind:` of the config.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SinkKind::Webhook(_) => "webhook",
+            SinkKind::Jsonl(_) => "jsonl",
+            SinkKind::RedisStream(_) => "redis-stream",
+            SinkKind::NatsJetstream(_) => "nats-jetstream",
+            SinkKind::GcpPubsub(_) => "gcp-pubsub",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookPlan {
+    /// A checked `http(s)` URL.
+    pub url: String,
+    /// The HMAC-SHA256 key, from `secret_env`.
+    pub secret: Option<Secret>,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct JsonlPlan {
+    /// Resolved against the config's directory; `None` is stdout (`path: -`).
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisStreamPlan {
+    /// A checked `redis(s)` URL; it may hold a password, so it is a secret.
+    pub url: Secret,
+    pub stream: String,
+    pub maxlen: Option<u64>,
+    /// From `password_env`.
+    pub password: Option<Secret>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct NatsPlan {
+    /// A checked `nats`/`tls` URL; it may hold credentials, so it is a secret.
+    pub url: Secret,
+    pub subject: String,
+    pub stream: String,
+    /// From `token_env`.
+    pub token: Option<Secret>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct PubsubPlan {
+    pub project: String,
+    pub topic: String,
+    /// Resolved against the config's directory.
+    pub credentials_file: Option<PathBuf>,
+    pub ordering_key: bool,
+    pub timeout: Duration,
 }
 
 /// A `seda-prover` target: a Prover (or a Core that names it) per chain.

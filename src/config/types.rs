@@ -211,6 +211,8 @@ pub enum Target {
     Webhook(WebhookTarget),
     Jsonl(JsonlTarget),
     RedisStream(RedisStreamTarget),
+    NatsJetstream(NatsJetstreamTarget),
+    GcpPubsub(GcpPubsubTarget),
 }
 
 /// Post SEDA batches to a Prover (or a Core, whose prover is read on-chain) on each chain.
@@ -318,6 +320,7 @@ pub struct AlreadyDone {
     pub revert_errors: Vec<String>,
 }
 
+/// POST each item as JSON to a URL, signed with an HMAC of the body when `secret_env` is set.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookTarget {
@@ -329,8 +332,18 @@ pub struct WebhookTarget {
     pub headers: BTreeMap<String, String>,
     #[serde(default = "defaults::request_timeout")]
     pub timeout: Duration,
+    /// Requests in flight at once (default 16).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// One request at a time, in item order per source (default false).
+    #[serde(default)]
+    pub ordered: bool,
+    /// Attempts with backoff before a delivery shows as failed (retryable); default 10.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
 }
 
+/// Append one JSON line per item to a file, or to stdout.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JsonlTarget {
@@ -338,14 +351,58 @@ pub struct JsonlTarget {
     pub path: PathBuf,
 }
 
+/// `XADD` each item to a Redis stream.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisStreamTarget {
+    /// `redis://` or `rediss://` (TLS); a password in the URL is a secret like any other.
     pub url: String,
     pub stream: String,
     /// Approximate cap on the stream's length (`XADD MAXLEN ~`).
     #[serde(default)]
     pub maxlen: Option<u64>,
+    /// Environment variable holding the password (AUTH), instead of one in the URL.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default = "defaults::request_timeout")]
+    pub timeout: Duration,
+}
+
+/// Publish each item to a NATS JetStream subject, `Nats-Msg-Id` set to its idempotency key.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsJetstreamTarget {
+    /// `nats://host:port` (`tls://` for TLS); credentials in the URL are secrets.
+    pub url: String,
+    pub subject: String,
+    /// The stream that must capture `subject`; `check-config --online` checks it does.
+    pub stream: String,
+    /// Environment variable holding an auth token, instead of one in the URL.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    #[serde(default = "defaults::request_timeout")]
+    pub timeout: Duration,
+}
+
+/// Publish each item to a Google Cloud Pub/Sub topic.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcpPubsubTarget {
+    pub project: String,
+    pub topic: String,
+    /// A service-account key file (relative to the config file); the environment's default
+    /// credentials when absent. Neither is used when `PUBSUB_EMULATOR_HOST` is set.
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+    /// Set the source's name as the ordering key, so a subscription with ordering gets each
+    /// source's items in order (default false).
+    #[serde(default)]
+    pub ordering_key: bool,
+    #[serde(default = "defaults::request_timeout")]
+    pub timeout: Duration,
+    /// Attempts with backoff before a delivery shows as failed (retryable); default 10.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
 }
 
 /// `source → [targets]`.

@@ -17,10 +17,6 @@ use super::types::*;
 use crate::abi::call::CallPlan;
 use crate::abi::events::{EventSet, parse_event as parse_event_decl};
 
-/// Kinds the config format knows and this ferry cannot run yet. Accepting them would mean
-/// recording items and never delivering them, in silence.
-const NOT_BUILT: &str = "is not built yet in this version of ferry";
-
 /// Runs every check on a config that deserialized, and resolves it.
 pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) -> Resolved {
     let mut resolved = Resolved::default();
@@ -66,18 +62,21 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) -> 
     }
     check_shared_contracts(r, config);
 
-    check_targets(r, config, &chain_names, &mut resolved);
+    check_targets(r, config, &chain_names, base_dir, &mut resolved);
     check_routes(r, config, &source_names, &target_names, &mut resolved);
     resolved
 }
 
-/// Every target: evm-call targets resolve into plans; kinds not built yet are refused.
-fn check_targets(r: &mut Reader<'_>, config: &Config, chain_names: &[&str], resolved: &mut Resolved) {
+/// Every target, resolved into its plan: evm-call, seda-prover and the sinks (`sinks.rs`).
+fn check_targets(
+    r: &mut Reader<'_>,
+    config: &Config,
+    chain_names: &[&str],
+    base_dir: &Path,
+    resolved: &mut Resolved,
+) {
     for (name, target) in &config.targets {
         let path = format!("targets.{name}");
-        let not_built = |r: &mut Reader<'_>, kind: &str| {
-            r.error(&format!("{path}.kind"), format!("`kind: {kind}` {NOT_BUILT}"), None)
-        };
         match target {
             Target::SedaProver(t) => {
                 if t.chains.is_empty() {
@@ -120,31 +119,13 @@ fn check_targets(r: &mut Reader<'_>, config: &Config, chain_names: &[&str], reso
                     resolved.targets.insert(name.clone(), TargetPlan::EvmCall(plan));
                 }
             }
-            Target::Webhook(t) => {
-                not_built(r, "webhook");
-                check_http_url(r, &format!("{path}.url"), &t.url);
-                if let Some(var) = &t.secret_env {
-                    check_env_set(r, &format!("{path}.secret_env"), var);
-                }
-            }
-            Target::Jsonl(t) => {
-                not_built(r, "jsonl");
-                if t.path.as_os_str().is_empty() {
-                    r.error(
-                        &format!("{path}.path"),
-                        "empty path",
-                        Some("a file path, or `-` for stdout".into()),
-                    );
-                }
-            }
-            Target::RedisStream(t) => {
-                not_built(r, "redis-stream");
-                check_url(r, &format!("{path}.url"), &t.url, &["redis", "rediss"]);
-                if t.stream.trim().is_empty() {
-                    r.error(&format!("{path}.stream"), "empty stream name", None);
-                }
-                if t.maxlen == Some(0) {
-                    r.error(&format!("{path}.maxlen"), "`maxlen: 0` would drop every entry", None);
+            Target::Webhook(_)
+            | Target::Jsonl(_)
+            | Target::RedisStream(_)
+            | Target::NatsJetstream(_)
+            | Target::GcpPubsub(_) => {
+                if let Some(plan) = super::sinks::check_sink(r, &path, target, base_dir) {
+                    resolved.targets.insert(name.clone(), TargetPlan::Sink(plan));
                 }
             }
         }
@@ -185,12 +166,15 @@ fn check_routes(
             }
             routed_targets.insert(target.as_str());
             let Some(plan) = resolved.targets.get(target) else { continue };
-            let chain_ids: Vec<u64> = plan
-                .chain_names()
-                .into_iter()
-                .filter_map(|c| resolved.chains.get(c))
-                .map(|c| c.chain_id)
-                .collect();
+            let chain_ids: Vec<u64> = match plan {
+                TargetPlan::Sink(_) => vec![SINK_CHAIN],
+                _ => plan
+                    .chain_names()
+                    .into_iter()
+                    .filter_map(|c| resolved.chains.get(c))
+                    .map(|c| c.chain_id)
+                    .collect(),
+            };
             let route_plan =
                 RoutePlan { target: target.clone(), target_id: 0, chain_ids, events: route.events.clone() };
             if let Some(source) = resolved.sources.iter_mut().find(|s| s.name == route.source) {
@@ -407,7 +391,7 @@ fn check_signer(r: &mut Reader<'_>, path: &str, signer: &Signer, base_dir: &Path
 }
 
 /// Errors when an environment variable named by the config is unset. Names it; never shows a value.
-fn check_env_set(r: &mut Reader<'_>, key: &str, var: &str) -> bool {
+pub(super) fn check_env_set(r: &mut Reader<'_>, key: &str, var: &str) -> bool {
     if r.env(var).is_some() {
         return true;
     }
@@ -733,7 +717,7 @@ fn check_http_url(r: &mut Reader<'_>, key: &str, url: &str) {
     check_url(r, key, url, &["http", "https"]);
 }
 
-fn check_url(r: &mut Reader<'_>, key: &str, text: &str, schemes: &[&str]) {
+pub(super) fn check_url(r: &mut Reader<'_>, key: &str, text: &str, schemes: &[&str]) {
     match url::Url::parse(text) {
         Ok(url) if schemes.contains(&url.scheme()) && url.host().is_some() => {}
         Ok(url) => r.error(

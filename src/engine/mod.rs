@@ -8,3 +8,4 @@ pub mod ingest;
 pub mod preflight;
 pub mod rpc;
 pub mod seda;
+pub mod sink;

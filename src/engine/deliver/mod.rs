@@ -123,7 +123,7 @@ impl Default for Options {
     }
 }
 
-/// The destinations of every target (`evm-call`, `seda-prover`), filtered by target and chain names (empty: all).
+/// The destination chains of every chain target (`evm-call`, `seda-prover`), filtered by target and chain names (empty: all).
 /// Target ids are taken from (and, the first time, written to) the store. Each destination uses
 /// its chain's client from `clients`, the one its other roles use too.
 pub fn destinations(
@@ -152,6 +152,8 @@ pub fn destinations(
                     (chain, TargetKind::Prover(prover::ProverTarget { at: *at, mode: p.mode }))
                 })
                 .collect(),
+            // Sinks have their own workers (`engine::sink`).
+            TargetPlan::Sink(_) => continue,
         };
         for (chain, kind) in on_chains {
             if !only_chains.is_empty() && !only_chains.contains(chain) {
