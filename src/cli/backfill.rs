@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::chains::{ChainReport, chains_table};
 use super::progress::{self, Style};
 use super::{Ctx, after_help, select_sources};
+use crate::engine::sink::sink_targets;
 use crate::engine::deliver::{Options, destinations, run_all};
 use crate::engine::ingest::{IngestError, RangeEnd, SourceStatus, Until, run_sources};
 use crate::engine::rpc::RpcStats;
@@ -84,8 +85,9 @@ impl BackfillArgs {
         let mut deliveries = None;
         if self.deliver && ingested {
             let dests = destinations(&loaded.resolved, &clients, &store, &[], &[])?;
+            let sinks = sink_targets(&loaded.resolved, &store, &[])?;
             let opts = Options { until_done: true, ..Options::default() };
-            let statuses = run_all(dests, store.clone(), opts, ctx.cancel.clone(), |_| {}).await?;
+            let statuses = run_all(dests, sinks, store.clone(), opts, ctx.cancel.clone(), |_| {}).await?;
             deliveries = Some(statuses.into_values().map(ChainReport::from).collect::<Vec<_>>());
         }
         let undelivered = deliveries.iter().flatten().any(|c| c.left > 0 || c.problem.is_some());

@@ -158,6 +158,18 @@ fn online_tables(online: &OnlineReport, out: &Output) -> String {
         }
         text.push_str(&format!("{apis}\n"));
     }
+    if !online.sinks.is_empty() {
+        let mut sinks = out.table(["target", "kind", "sink", "latency"]);
+        for sink in &online.sinks {
+            sinks.add_row([
+                sink.target.clone(),
+                sink.kind.to_string(),
+                if sink.reachable { sink.detail.clone() } else { out.paint(&sink.detail, Paint::Red) },
+                sink.latency_ms.map_or_else(dash, |ms| format!("{ms:.1} ms")),
+            ]);
+        }
+        text.push_str(&format!("{sinks}\n"));
+    }
     if !contracts.is_empty() {
         text.push_str(&format!("{contracts}\n"));
     }

@@ -12,6 +12,7 @@ use super::chains::{ChainReport, chains_table};
 use super::{Ctx, after_help};
 use crate::config::values::Duration;
 use crate::engine::deliver::{Options, destinations, run_all};
+use crate::engine::sink::sink_targets;
 use crate::engine::ingest::{IngestError, Until, run_sources};
 use crate::exit::Exit;
 use crate::output::{Output, Render};
@@ -107,9 +108,15 @@ impl PushArgs {
         sync_timer.abort();
 
         let dests = destinations(&loaded.resolved, &clients, &store, &self.target, &self.chain)?;
+        // Sinks are no chain: `--chain` alone names chains only.
+        let sinks = if self.chain.is_empty() || !self.target.is_empty() {
+            sink_targets(&loaded.resolved, &store, &self.target)?
+        } else {
+            Vec::new()
+        };
         let opts =
             Options { dry_run: self.dry_run, until_done: true, limit: self.limit, ..Options::default() };
-        let statuses = run_all(dests, store.clone(), opts, deadline.clone(), |_| {}).await?;
+        let statuses = run_all(dests, sinks, store.clone(), opts, deadline.clone(), |_| {}).await?;
         timer.abort();
 
         let chains: Vec<ChainReport> = statuses.into_values().map(ChainReport::from).collect();

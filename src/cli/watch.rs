@@ -15,6 +15,7 @@ use super::progress::{self, Style};
 use super::{Ctx, after_help};
 use crate::engine::deliver::{Options, destinations, run_all};
 use crate::engine::ingest::{IngestError, Until, run_sources};
+use crate::engine::sink::sink_targets;
 use crate::exit::{Exit, ExitError};
 use crate::store::Store;
 
@@ -48,11 +49,13 @@ impl WatchArgs {
         let statuses = running.statuses.clone();
         // Delivery runs under its own token too: when every source has stopped, it stops as well.
         let dests = destinations(&loaded.resolved, &clients, &store, &[], &[])?;
+        let sinks = sink_targets(&loaded.resolved, &store, &[])?;
         let deliver_cancel = ctx.cancel.child_token();
         let (started_tx, started_rx) = tokio::sync::mpsc::unbounded_channel();
-        let chains = dests.len();
+        let chains = dests.len() + sinks.len();
         let delivery = tokio::spawn(run_all(
             dests,
+            sinks,
             store.clone(),
             Options::default(),
             deliver_cancel.clone(),

@@ -172,9 +172,7 @@ impl TargetPlan {
     }
 }
 
-/// The "destination chain id" of a sink's deliveries: sinks are no chain, and no EVM chain has
-/// id 0, so their deliveries sort apart in the same tables as the chains'.
-pub const SINK_CHAIN: u64 = 0;
+pub use crate::store::keys::SINK_CHAIN;
 
 /// A secret taken from the environment (or a URL): shown as `***` by `Debug`.
 #[derive(Clone, PartialEq, Eq)]

@@ -215,6 +215,13 @@ pub enum Target {
     GcpPubsub(GcpPubsubTarget),
 }
 
+impl Target {
+    /// A sink: items handed over as messages, on no chain.
+    pub fn is_sink(&self) -> bool {
+        !matches!(self, Target::SedaProver(_) | Target::EvmCall(_))
+    }
+}
+
 /// Post SEDA batches to a Prover (or a Core, whose prover is read on-chain) on each chain.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

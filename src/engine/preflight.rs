@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::signer;
-use crate::config::{ChainPlan, Resolved, Severity, mask_url};
+use crate::config::{ChainPlan, Resolved, Severity, TargetPlan, mask_url};
 use crate::engine::rpc::{ChainRpc, Clients};
 
 /// Everything `--online` found, per chain.
@@ -24,6 +24,21 @@ pub struct OnlineReport {
     /// Problems with the batching APIs (`chain` holds the source's name).
     #[serde(skip)]
     pub api_findings: Vec<Finding>,
+    /// Each sink target, reached the way delivery reaches it.
+    pub sinks: Vec<SinkReport>,
+    /// Problems with the sinks (`chain` holds the target's name).
+    #[serde(skip)]
+    pub sink_findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SinkReport {
+    pub target: String,
+    pub kind: &'static str,
+    pub reachable: bool,
+    /// What the sink said (a status, `PONG`, the stream's subjects), or why it could not be reached.
+    pub detail: String,
+    pub latency_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,7 +55,11 @@ pub struct ApiReport {
 impl OnlineReport {
     /// Every problem found, in chain order.
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {
-        self.chains.iter().flat_map(|c| c.findings.iter()).chain(self.api_findings.iter())
+        self.chains
+            .iter()
+            .flat_map(|c| c.findings.iter())
+            .chain(self.api_findings.iter())
+            .chain(self.sink_findings.iter())
     }
 
     pub fn has_errors(&self) -> bool {
@@ -129,7 +148,51 @@ pub async fn check(resolved: &Resolved, clients: &Clients, cancel: &Cancellation
         checked = check_apis(resolved) => checked,
         () = cancel.cancelled() => (Vec::new(), Vec::new()),
     };
-    OnlineReport { chains, apis, api_findings }
+    let (sinks, sink_findings) = tokio::select! {
+        checked = check_sinks(resolved) => checked,
+        () = cancel.cancelled() => (Vec::new(), Vec::new()),
+    };
+    OnlineReport { chains, apis, api_findings, sinks, sink_findings }
+}
+
+/// Reaches each sink target once, concurrently, bounded by its timeout (jsonl: the file's
+/// directory is writable).
+async fn check_sinks(resolved: &Resolved) -> (Vec<SinkReport>, Vec<Finding>) {
+    let mut tasks = JoinSet::new();
+    for (name, target) in &resolved.targets {
+        let TargetPlan::Sink(plan) = target else { continue };
+        let (name, plan) = (name.clone(), plan.clone());
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let bound = Duration::from_secs(30);
+            let answer = match tokio::time::timeout(bound, crate::engine::sink::probe(&plan)).await {
+                Ok(answer) => answer,
+                Err(_) => Err(crate::engine::sink::SinkError::Unavailable(format!("no answer in {bound:?}"))),
+            };
+            (name, plan.kind.name(), answer, started.elapsed().as_secs_f64() * 1e3)
+        });
+    }
+    let mut reports = Vec::new();
+    let mut findings = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((target, kind, answer, ms)) = joined else { continue };
+        match answer {
+            Ok(detail) => {
+                reports.push(SinkReport { target, kind, reachable: true, detail, latency_ms: Some(ms) })
+            }
+            Err(e) => {
+                findings.push(Finding {
+                    chain: target.clone(),
+                    key: format!("targets.{target}"),
+                    severity: Severity::Error,
+                    message: format!("{kind} sink: {e}"),
+                });
+                reports.push(SinkReport { target, kind, reachable: false, detail: e.to_string(), latency_ms: None });
+            }
+        }
+    }
+    reports.sort_by(|a, b| a.target.cmp(&b.target));
+    (reports, findings)
 }
 
 /// Asks each URL of each `seda` source for its latest signed batch, once (no retries).

@@ -33,6 +33,7 @@ fn count_rows_unguarded(path: &Path, txn: &ReadTransaction, name: &str) -> Resul
         "tx_intents" => count(txn, tables::TX_INTENTS),
         "reorgs" => count(txn, tables::REORGS),
         "provers" => count(txn, tables::PROVERS),
+        "sink_acks" => count(txn, tables::SINK_ACKS),
         other => return Err(failure(path, format!("no table `{other}`"))),
     };
     n.map_err(|e| failure(path, e))
@@ -74,6 +75,7 @@ fn dump_table_unguarded(
         "tx_intents" => dump_fixed::<36, IntentKey, records::TxIntent>(path, txn, tables::TX_INTENTS, emit),
         "reorgs" => dump_fixed::<16, ReorgKey, records::Reorg>(path, txn, tables::REORGS, emit),
         "provers" => dump_fixed::<12, ProverKey, records::ProverState>(path, txn, tables::PROVERS, emit),
+        "sink_acks" => dump_fixed::<33, DeliveryKey, records::SinkAck>(path, txn, tables::SINK_ACKS, emit),
         other => Err(failure(path, format!("no table `{other}`")).into()),
     }
 }

@@ -231,6 +231,10 @@ impl std::str::FromStr for ItemKey {
     }
 }
 
+/// The "destination chain id" of a sink's deliveries: a sink is no chain, and no EVM chain has
+/// id 0, so their deliveries sort apart in the same tables as the chains'.
+pub const SINK_CHAIN: u64 = 0;
+
 /// `deliveries`: (target id, destination chain id, item).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DeliveryKey {

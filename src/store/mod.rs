@@ -25,6 +25,7 @@ pub mod query_deliver;
 pub mod query_seda;
 pub mod records;
 pub mod seda;
+pub mod sink;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
@@ -352,6 +353,7 @@ impl WriteTx<'_> {
         self.txn.open_table(tables::TX_INTENTS).map_err(|e| self.err(e))?;
         self.txn.open_table(tables::REORGS).map_err(|e| self.err(e))?;
         self.txn.open_table(tables::PROVERS).map_err(|e| self.err(e))?;
+        self.txn.open_table(tables::SINK_ACKS).map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -415,6 +417,10 @@ impl WriteTx<'_> {
 
     pub fn put_intent(&mut self, key: IntentKey, intent: &records::TxIntent) -> Result<(), StoreError> {
         self.put(tables::TX_INTENTS, key.to_bytes(), intent)
+    }
+
+    pub fn put_sink_ack(&mut self, key: DeliveryKey, ack: &records::SinkAck) -> Result<(), StoreError> {
+        self.put(tables::SINK_ACKS, key.to_bytes(), ack)
     }
 
     pub fn put_reorg(&mut self, key: ReorgKey, reorg: &records::Reorg) -> Result<(), StoreError> {

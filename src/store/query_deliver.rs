@@ -22,27 +22,44 @@ use alloy::primitives::{Address, B256};
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable};
 use serde::{Serialize, Serializer};
 
-use super::keys::{DeliveryKey, FixedKey, ItemKey, StatusKey};
+use super::keys::{DeliveryKey, FixedKey, ItemKey, SINK_CHAIN, StatusKey};
 use super::records::{self, Delivery, DeliveryState, Receipt};
 use super::{ReadStore, StoreError, failure, guarded, tables};
 
 pub use intents::{IntentCounts, IntentFilter, IntentRow, Order, gwei, intent_state_name};
 
-/// The text an operator copies to name one delivery: `<target>/<chain>/<item>`.
+/// The text an operator copies to name one delivery: `<target>/<chain>/<item>`, or
+/// `<target>/<item>` for a sink (no chain). This is also a sink message's idempotency key.
 ///
 /// The item never holds a `/`; the chain is what follows the last `/` before it, so a target
-/// name may hold one, a chain name may not.
+/// name may hold one, a chain name may not. Whether `a/b/<item>` is target `a` on chain `b` or
+/// sink `a/b` is the caller's to tell, from the names it knows ([`DeliveryId::as_sink`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryId {
     pub target: String,
-    /// A chain name from the config, or a chain id; resolving it is the caller's business.
-    pub chain: String,
+    /// A chain name from the config, or a chain id; `None` for a sink. Resolving it is the
+    /// caller's business.
+    pub chain: Option<String>,
     pub item: ItemKey,
+}
+
+impl DeliveryId {
+    /// The same text read as a sink's id: everything before the item is the target.
+    pub fn as_sink(&self) -> DeliveryId {
+        let target = match &self.chain {
+            Some(chain) => format!("{}/{chain}", self.target),
+            None => self.target.clone(),
+        };
+        DeliveryId { target, chain: None, item: self.item }
+    }
 }
 
 impl std::fmt::Display for DeliveryId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}", self.target, self.chain, self.item)
+        match &self.chain {
+            Some(chain) => write!(f, "{}/{chain}/{}", self.target, self.item),
+            None => write!(f, "{}/{}", self.target, self.item),
+        }
     }
 }
 
@@ -53,15 +70,22 @@ impl std::str::FromStr for DeliveryId {
         let bad = || {
             format!(
                 "`{s}` is not a delivery id: write `<target>/<chain>/<item>`, e.g. \
-                 `receiver/base/ev:8453:21000000:3` (`ferry inspect-store deliveries` lists them)"
+                 `receiver/base/ev:8453:21000000:3`, or `<target>/<item>` for a sink \
+                 (`ferry inspect-store deliveries` lists them)"
             )
         };
         let (rest, item) = s.rsplit_once('/').ok_or_else(bad)?;
-        let (target, chain) = rest.rsplit_once('/').ok_or_else(bad)?;
+        let item = item.parse()?;
+        let Some((target, chain)) = rest.rsplit_once('/') else {
+            if rest.is_empty() {
+                return Err(bad());
+            }
+            return Ok(DeliveryId { target: rest.into(), chain: None, item });
+        };
         if target.is_empty() || chain.is_empty() {
             return Err(bad());
         }
-        Ok(DeliveryId { target: target.into(), chain: chain.into(), item: item.parse()? })
+        Ok(DeliveryId { target: target.into(), chain: Some(chain.into()), item })
     }
 }
 
@@ -99,6 +123,9 @@ pub struct DeliveryRow {
     pub reason: Option<String>,
     pub retryable: bool,
     pub next_attempt_at: Option<u64>,
+    /// What a sink said when it took the delivery (`HTTP 200`, a stream entry id, `seq 42`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack: Option<String>,
     pub created_at: u64,
     pub updated_at: u64,
 }
@@ -227,7 +254,11 @@ impl<'a> DeliveryQuery<'a> {
         guarded(self.store.path(), "reading the delivery matrix", || self.matrix_unguarded(filter, emit))?
     }
 
+    /// `-` for a sink's deliveries.
     fn chain_name(&self, chain: u64) -> String {
+        if chain == SINK_CHAIN {
+            return "-".into();
+        }
         self.chain_names.get(&chain).cloned().unwrap_or_else(|| chain.to_string())
     }
 
@@ -236,8 +267,8 @@ impl<'a> DeliveryQuery<'a> {
     }
 
     fn id(&self, key: &DeliveryKey) -> String {
-        DeliveryId { target: self.target_name(key.target), chain: self.chain_name(key.chain), item: key.item }
-            .to_string()
+        let chain = (key.chain != SINK_CHAIN).then(|| self.chain_name(key.chain));
+        DeliveryId { target: self.target_name(key.target), chain, item: key.item }.to_string()
     }
 
     /// `None`: the filter names a target the store does not know, so nothing matches.
@@ -266,9 +297,18 @@ impl<'a> DeliveryQuery<'a> {
             reason: d.reason,
             retryable: d.retryable,
             next_attempt_at: d.next_attempt_at,
+            ack: if key.chain == SINK_CHAIN { self.sink_ack(key) } else { None },
             created_at: d.created_at,
             updated_at: d.updated_at,
         }
+    }
+
+    /// A sink's acknowledgement of `key`; `None` when there is none (or it cannot be read: the
+    /// row shows without it rather than failing a listing).
+    fn sink_ack(&self, key: DeliveryKey) -> Option<String> {
+        let table = self.txn.open_table(tables::SINK_ACKS).ok()?;
+        let value = table.get(key.to_bytes()).ok()??;
+        records::decode::<records::SinkAck>(value.value()).ok().map(|a| a.ack)
     }
 
     fn deliveries_table(&self) -> Result<Deliveries, StoreError> {

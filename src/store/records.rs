@@ -147,6 +147,20 @@ impl Record for ProverState {
     const NAME: &'static str = "prover state";
 }
 
+/// What a sink said when it took a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkAck {
+    /// `HTTP 200`, a Redis entry id, `seq 42`, `message 123`, `line 7`.
+    pub ack: String,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+impl Record for SinkAck {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "sink ack";
+}
+
 /// The states of a delivery; the number is the first byte of its status-index key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

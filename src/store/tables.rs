@@ -7,7 +7,7 @@
 use redb::TableDefinition;
 
 /// The schema this ferry reads and writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// `key → value` text: see [`meta`] for the keys.
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -38,8 +38,12 @@ pub const REORGS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("reorg
 /// `seda-prover` destination last said.
 pub const PROVERS: TableDefinition<[u8; 12], &[u8]> = TableDefinition::new("provers");
 
+/// [`DeliveryKey`](super::keys::DeliveryKey) → [`SinkAck`](super::records::SinkAck): what a sink
+/// said when it took a delivery (an HTTP status, a stream entry id, a JetStream sequence).
+pub const SINK_ACKS: TableDefinition<[u8; 33], &[u8]> = TableDefinition::new("sink_acks");
+
 /// Every table name, in the order summaries and exports list them.
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 14] = [
     "meta",
     "source_ids",
     "target_ids",
@@ -53,6 +57,7 @@ pub const ALL: [&str; 13] = [
     "tx_intents",
     "reorgs",
     "provers",
+    "sink_acks",
 ];
 
 /// Keys of the `meta` table.

@@ -189,7 +189,21 @@ fn populate(store: &Store) {
                     max_batch_age: 100,
                     read_at: 1_700_000_090,
                 },
-            )
+            )?;
+            // A sink (webhook) took the event: its delivery has no chain, and an ack.
+            let hook = tx.target_id("hook")?;
+            let handed = DeliveryKey { target: hook, chain: SINK_CHAIN, item };
+            tx.put_delivery(
+                handed,
+                &Delivery {
+                    state: DeliveryState::Confirmed,
+                    attempts: 1,
+                    created_at: 1_700_000_040,
+                    updated_at: 1_700_000_041,
+                    ..Delivery::pending(1_700_000_040)
+                },
+            )?;
+            tx.put_sink_ack(handed, &SinkAck { ack: "HTTP 200".into(), at: 1_700_000_041 })
         })
         .expect("populate the fixture");
 }

@@ -118,7 +118,8 @@ impl Render for Deliveries {
         if self.matched == 0 {
             return "no deliveries match\n".into();
         }
-        let mut table = out.table(["id", "state", "tries", "nonce", "tx", "block", "note", "updated"]);
+        // A sink's acknowledgement (an entry id, `HTTP 200`) shows where a transaction's hash would.
+        let mut table = out.table(["id", "state", "tries", "nonce", "tx / ack", "block", "note", "updated"]);
         // The id is copied into `ferry inspect-store retry`: never wrap it.
         if let Some(column) = table.column_mut(0) {
             column.set_constraint(ColumnConstraint::ContentWidth);
@@ -129,7 +130,7 @@ impl Render for Deliveries {
                 paint_state(out, d.state),
                 d.attempts.to_string(),
                 d.nonce.map(|n| n.to_string()).unwrap_or_default(),
-                d.tx_hash.map(|h| short(&h.to_string())).unwrap_or_default(),
+                d.tx_hash.map(|h| short(&h.to_string())).or_else(|| d.ack.clone()).unwrap_or_default(),
                 d.receipt.as_ref().map(|r| r.block.to_string()).unwrap_or_default(),
                 note(d),
                 ago(d.updated_at),

@@ -32,7 +32,7 @@ use std::time::Duration;
 use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 
-pub use self::worker::{ChainStatus, Worker, run_all};
+pub use self::worker::{ChainStatus, Problem, Worker, run_all};
 use crate::abi::call::CallPlan;
 use crate::config::signer::{self, KeyError};
 use crate::config::{Resolved, TargetPlan};

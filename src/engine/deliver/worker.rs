@@ -405,6 +405,7 @@ impl Worker {
 /// going missing from the result (which let `push` exit 0 after a panic).
 pub async fn run_all(
     dests: Vec<Destination>,
+    sinks: Vec<crate::engine::sink::SinkTarget>,
     store: Arc<Store>,
     opts: Options,
     cancel: CancellationToken,
@@ -469,6 +470,17 @@ pub async fn run_all(
                 }
             };
             (name, status)
+        });
+    }
+    // Sinks: a worker per sink target, reporting like a chain's, named by the target.
+    for target in sinks {
+        let (store, opts, cancel, started_tx) = (store.clone(), opts.clone(), cancel.clone(), started_tx.clone());
+        tasks.spawn(async move {
+            let name = target.name.clone();
+            let (worker, rx) = crate::engine::sink::SinkWorker::new(target, store, opts);
+            let _ = started_tx.send(rx);
+            inject_test_panic(&name);
+            (name, worker.run(cancel).await)
         });
     }
     drop(started_tx);

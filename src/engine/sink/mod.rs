@@ -16,12 +16,17 @@
 //! Every message is the same JSON (`message.rs`), carrying its idempotency key, the delivery id
 //! `<target>/<item>`.
 
+mod decide;
 pub mod jsonl;
 pub mod message;
 pub mod nats;
 pub mod pubsub;
 pub mod redis;
 pub mod webhook;
+mod worker;
+
+pub use worker::{SinkTarget, sink_targets};
+pub(crate) use worker::SinkWorker;
 
 use std::time::Duration;
 

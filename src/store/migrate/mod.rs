@@ -22,6 +22,7 @@ pub struct Step {
 mod v1_to_v2;
 mod v2_to_v3;
 mod v3_to_v4;
+mod v4_to_v5;
 
 /// The steps of this ferry, one per schema change, each with a `tests/fixtures/store-vN.redb`
 /// fixture of the version it upgrades.
@@ -29,6 +30,7 @@ pub const STEPS: &[Step] = &[
     Step { from: 1, description: v1_to_v2::DESCRIPTION, run: v1_to_v2::run },
     Step { from: 2, description: v2_to_v3::DESCRIPTION, run: v2_to_v3::run },
     Step { from: 3, description: v3_to_v4::DESCRIPTION, run: v3_to_v4::run },
+    Step { from: 4, description: v4_to_v5::DESCRIPTION, run: v4_to_v5::run },
 ];
 
 #[derive(Debug, Clone, Serialize)]

@@ -83,12 +83,17 @@ fn all<T>(f: impl FnOnce(&mut dyn FnMut(T) -> ControlFlow<()>) -> Result<u64, St
 
 #[test]
 fn ids_read_back_from_their_text() {
-    let id = DeliveryId { target: "receiver".into(), chain: "d0".into(), item: ev(12) };
+    let id = DeliveryId { target: "receiver".into(), chain: Some("d0".into()), item: ev(12) };
     assert_eq!(id.to_string(), "receiver/d0/ev:1:12:0");
     assert_eq!(id.to_string().parse::<DeliveryId>(), Ok(id));
     let slashed: DeliveryId = "ops/receiver/8453/batch:2:9".parse().expect("parses");
-    assert_eq!((slashed.target.as_str(), slashed.chain.as_str()), ("ops/receiver", "8453"));
-    for bad in ["", "a/b", "a/ev:1:2:3", "/c/ev:1:2:3", "a//ev:1:2:3", "a/c/ev:1:2"] {
+    assert_eq!((slashed.target.as_str(), slashed.chain.as_deref()), ("ops/receiver", Some("8453")));
+    let sink = DeliveryId { target: "hook".into(), chain: None, item: ev(12) };
+    assert_eq!(sink.to_string(), "hook/ev:1:12:0");
+    assert_eq!(sink.to_string().parse::<DeliveryId>(), Ok(sink));
+    let slashed_sink: DeliveryId = "ops/hook/ev:1:12:0".parse().expect("parses");
+    assert_eq!(slashed_sink.as_sink().target, "ops/hook");
+    for bad in ["", "a/b", "/ev:1:2:3", "/c/ev:1:2:3", "a//ev:1:2:3", "a/c/ev:1:2"] {
         assert!(bad.parse::<DeliveryId>().is_err(), "{bad}");
     }
 }

@@ -15,7 +15,7 @@ use crate::engine::deliver::{Destination, destinations};
 use crate::exit::{Exit, ExitError};
 use crate::output::{Output, Render};
 use crate::store::Store;
-use crate::store::keys::DeliveryKey;
+use crate::store::keys::{DeliveryKey, SINK_CHAIN};
 use crate::store::query_deliver::DeliveryId;
 use crate::store::records::DeliveryState;
 
@@ -34,10 +34,12 @@ pub use self::skip::SkipArgs;
 /// Deliveries named by id, or every failed one on a chain.
 #[derive(Debug, Args)]
 pub struct Selection {
-    /// Delivery ids as `inspect-store deliveries` prints them: `<target>/<chain>/<item>`.
+    /// Delivery ids as `inspect-store deliveries` prints them: `<target>/<chain>/<item>`, or
+    /// `<target>/<item>` for a sink.
     #[arg(value_name = "ID")]
     pub ids: Vec<String>,
-    /// Every failed delivery on this chain (with --target, of that target only).
+    /// Every failed delivery on this chain, or of this sink target (with --target, of that
+    /// target only).
     #[arg(long, value_name = "CHAIN", conflicts_with = "ids")]
     pub all_failed: Option<String>,
     /// With --all-failed: only this target.
@@ -115,6 +117,8 @@ fn signing_chains(loaded: &Loaded) -> Vec<String> {
 struct Names {
     targets: BTreeMap<u32, String>,
     chains: BTreeMap<u64, String>,
+    /// Ids of the config's sink targets (their deliveries have no chain).
+    sinks: std::collections::BTreeSet<u32>,
 }
 
 impl Names {
@@ -123,13 +127,22 @@ impl Names {
         for (name, chain) in &loaded.config.chains {
             chains.entry(chain.chain_id).or_insert_with(|| name.clone());
         }
-        Ok(Names { targets: store.target_names()?, chains })
+        let targets = store.target_names()?;
+        let sinks = targets
+            .iter()
+            .filter(|(_, name)| {
+                matches!(loaded.config.targets.get(name.as_str()), Some(t) if t.is_sink())
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        Ok(Names { targets, chains, sinks })
     }
 
     /// The id `inspect-store deliveries` prints.
     fn id(&self, key: &DeliveryKey) -> String {
         let target = self.targets.get(&key.target).cloned().unwrap_or_else(|| format!("#{}", key.target));
-        let chain = self.chains.get(&key.chain).cloned().unwrap_or_else(|| key.chain.to_string());
+        let chain = (key.chain != SINK_CHAIN)
+            .then(|| self.chains.get(&key.chain).cloned().unwrap_or_else(|| key.chain.to_string()));
         DeliveryId { target, chain, item: key.item }.to_string()
     }
 
@@ -158,13 +171,19 @@ impl Selection {
     fn resolve(&self, names: &Names, store: &Store) -> eyre::Result<Vec<DeliveryKey>> {
         let usage = |m: String| eyre::Report::new(ExitError::new(Exit::Usage, m));
         if let Some(chain) = &self.all_failed {
-            let chain_id =
-                names.chain_id(chain).ok_or_else(|| usage(format!("--all-failed {chain}: no such chain")))?;
+            // A sink target's name stands for its own "chain".
+            let sink = names.target_id(chain).filter(|t| names.sinks.contains(t));
+            let chain_id = match sink {
+                Some(_) => SINK_CHAIN,
+                None => names
+                    .chain_id(chain)
+                    .ok_or_else(|| usage(format!("--all-failed {chain}: no such chain or sink target")))?,
+            };
             let target = match &self.target {
                 Some(t) => Some(
                     names.target_id(t).ok_or_else(|| usage(format!("--target {t}: no deliveries to it")))?,
                 ),
-                None => None,
+                None => sink,
             };
             let keys: Vec<DeliveryKey> = store
                 .deliveries_in_state(chain_id, DeliveryState::Failed, usize::MAX, |k, _| {
@@ -190,12 +209,19 @@ impl Selection {
 /// `<target>/<chain>/<item>` as `inspect-store deliveries` prints it, the chain by name or id.
 fn parse_id(names: &Names, id: &str) -> Result<DeliveryKey, String> {
     let parsed: DeliveryId = id.parse()?;
+    // A sink's id has no chain: `<target>/<item>`, where the target's name may hold a `/`.
+    let sink = parsed.as_sink();
+    if let Some(target) = names.target_id(&sink.target).filter(|t| names.sinks.contains(t)) {
+        return Ok(DeliveryKey { target, chain: SINK_CHAIN, item: parsed.item });
+    }
+    let Some(chain_name) = &parsed.chain else {
+        return Err(format!("`{id}`: no sink target `{}` in the config", parsed.target));
+    };
     let target = names
         .target_id(&parsed.target)
         .ok_or_else(|| format!("`{id}`: the store has no deliveries to target `{}`", parsed.target))?;
-    let chain = names
-        .chain_id(&parsed.chain)
-        .ok_or_else(|| format!("`{id}`: no chain `{}` in the config", parsed.chain))?;
+    let chain =
+        names.chain_id(chain_name).ok_or_else(|| format!("`{id}`: no chain `{chain_name}` in the config"))?;
     Ok(DeliveryKey { target, chain, item: parsed.item })
 }
 

@@ -33,6 +33,9 @@ pub enum Problem {
     /// A `seda-prover` target cannot go on: the Prover's validator set is not the one ferry
     /// expected, or ferry lacks the batches to prove against it.
     ProverStuck { target: String, message: String },
+    /// A sink did not take a round (unreachable, timing out, 5xx, 429): its deliveries are
+    /// retried with backoff.
+    SinkFailing { error: String },
 }
 
 impl Problem {
@@ -48,6 +51,7 @@ impl Problem {
             Problem::CapBelowBaseFee { .. } => "cap_below_base_fee",
             Problem::ProverPaused { .. } => "prover_paused",
             Problem::ProverStuck { .. } => "prover_stuck",
+            Problem::SinkFailing { .. } => "sink_failing",
         }
     }
 
@@ -86,6 +90,7 @@ impl std::fmt::Display for Problem {
                 write!(f, "paused: the Prover {prover} ({target}) is paused; its batches wait")
             }
             Problem::ProverStuck { target, message } => write!(f, "{target}: {message}"),
+            Problem::SinkFailing { error } => write!(f, "sink failing: {error}"),
             Problem::CapBelowBaseFee { cap, base_fee } => write!(
                 f,
                 "the fee cap ({} gwei) is below the base fee ({} gwei); sent anyway, waiting to be mined",
@@ -149,6 +154,11 @@ mod tests {
                 Problem::CapBelowBaseFee { cap: 2 * GWEI, base_fee: 3 * GWEI },
                 "cap_below_base_fee",
                 "the fee cap (2 gwei) is below the base fee (3 gwei); sent anyway, waiting to be mined",
+            ),
+            (
+                Problem::SinkFailing { error: "HTTP 503".into() },
+                "sink_failing",
+                "sink failing: HTTP 503",
             ),
         ];
         for (problem, code, message) in cases {

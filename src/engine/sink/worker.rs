@@ -1,0 +1,454 @@
+//! The worker of one sink target: recover what a crash left `sending`, then round after round
+//! gather what is due, write `sending` for it (write-ahead), hand it over, and write what the sink
+//! said — until cancelled or, for `push`, until nothing is left to do.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::decide;
+use super::message::{self, Context};
+use super::{Message, Outcome, Sink, SinkError};
+use crate::config::{Resolved, SINK_CHAIN, SinkKind, SinkPlan, TargetPlan};
+use crate::engine::deliver::{ChainStatus, Counts, Options, Problem};
+use crate::engine::rpc::backoff;
+use crate::store::keys::{DeliveryKey, ItemKey};
+use crate::store::records::{Delivery, DeliveryState};
+use crate::store::sink::StoredItem;
+use crate::store::{Store, StoreError, now};
+
+/// One sink target, ready to run.
+#[derive(Debug, Clone)]
+pub struct SinkTarget {
+    pub name: String,
+    pub id: u32,
+    pub plan: SinkPlan,
+    /// Chain id → the config's name, for the `chain` of event messages.
+    pub chains: Arc<BTreeMap<u64, String>>,
+}
+
+/// The sink targets of the config, filtered by name (empty: all). Target ids are taken from
+/// (and, the first time, written to) the store.
+pub fn sink_targets(resolved: &Resolved, store: &Store, only: &[String]) -> Result<Vec<SinkTarget>, StoreError> {
+    let chains: Arc<BTreeMap<u64, String>> =
+        Arc::new(resolved.chains.values().map(|c| (c.chain_id, c.name.clone())).collect());
+    let mut out = Vec::new();
+    for (name, target) in &resolved.targets {
+        let TargetPlan::Sink(plan) = target else { continue };
+        if !only.is_empty() && !only.contains(name) {
+            continue;
+        }
+        let id = store.write(|tx| tx.target_id(name))?;
+        out.push(SinkTarget { name: name.clone(), id, plan: plan.clone(), chains: chains.clone() });
+    }
+    Ok(out)
+}
+
+/// How long an idle worker waits before looking for new deliveries.
+const IDLE: Duration = Duration::from_millis(250);
+/// How often the counts of a busy worker are read again from the store.
+const RECOUNT: Duration = Duration::from_secs(2);
+/// Deliveries per round: what a crash may leave `sending`, so what a webhook or Pub/Sub may get
+/// twice, is at most one round.
+const ROUND: usize = 500;
+/// Failures a run lists by name; the rest are counted.
+const MAX_REPORTED_FAILURES: usize = 20;
+
+/// Messages per round for a target.
+fn round_size(plan: &SinkPlan) -> usize {
+    match plan.kind {
+        // At-least-once sinks: a round is what a crash may repeat, so keep it a few requests deep.
+        SinkKind::Webhook(_) => (plan.concurrency * 2).clamp(8, 64),
+        SinkKind::GcpPubsub(_) => ROUND,
+        SinkKind::Jsonl(_) | SinkKind::RedisStream(_) | SinkKind::NatsJetstream(_) => ROUND,
+    }
+}
+
+pub(crate) struct SinkWorker {
+    target: SinkTarget,
+    store: Arc<Store>,
+    opts: Options,
+    sources: BTreeMap<u32, String>,
+    status: watch::Sender<ChainStatus>,
+    counted_at: Instant,
+    started: usize,
+}
+
+impl SinkWorker {
+    pub(crate) fn new(target: SinkTarget, store: Arc<Store>, opts: Options) -> (Self, watch::Receiver<ChainStatus>) {
+        let status = ChainStatus { chain: target.name.clone(), signer: "-".into(), ..Default::default() };
+        let (tx, rx) = watch::channel(status);
+        let worker =
+            SinkWorker { target, store, opts, sources: BTreeMap::new(), status: tx, counted_at: Instant::now(), started: 0 };
+        (worker, rx)
+    }
+
+    /// Runs until cancelled or, with `until_done`, until nothing is left to hand over.
+    pub(crate) async fn run(mut self, cancel: CancellationToken) -> Result<ChainStatus, StoreError> {
+        self.recount()?;
+        if self.opts.dry_run {
+            return self.dry_run();
+        }
+        let Some(mut sink) = self.connect(&cancel).await? else { return self.finish(false) };
+        if !self.recover(&mut sink, &cancel).await? {
+            return self.finish(false);
+        }
+        let mut failing = 0u32;
+        loop {
+            if cancel.is_cancelled() {
+                return self.finish(false);
+            }
+            if self.opts.limit.is_some_and(|l| self.started >= l) {
+                return self.finish(true);
+            }
+            let worked = self.round(&mut sink, &mut failing).await?;
+            if self.counted_at.elapsed() >= RECOUNT {
+                self.recount()?;
+            }
+            if worked {
+                continue;
+            }
+            let wait = match self.waiting()? {
+                None if self.opts.until_done => return self.finish(true),
+                None => IDLE,
+                Some(due_at) => Duration::from_secs(due_at.saturating_sub(now())).clamp(IDLE, Duration::from_secs(1)),
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return self.finish(false),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Connects, trying again with backoff while the sink cannot be reached; `None` when the
+    /// command ended first (or, for `push`, when the config cannot work).
+    async fn connect(&mut self, cancel: &CancellationToken) -> Result<Option<Sink>, StoreError> {
+        let mut failures = 0;
+        loop {
+            match Sink::connect(&self.target.plan).await {
+                Ok(sink) => {
+                    self.set_problem(None);
+                    return Ok(Some(sink));
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(target = %self.target.name, error = %e, "cannot reach the sink");
+                    self.set_problem(Some(Problem::CouldNotStart { error: e.to_string() }));
+                    if matches!(e, SinkError::Config(_)) && self.opts.until_done {
+                        return Ok(None);
+                    }
+                }
+            }
+            let wait = backoff(Duration::from_millis(500), Duration::from_secs(30), failures);
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(None),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Deliveries a crash left `sending`: those the sink holds are confirmed with what it holds;
+    /// the others are due again. `false` when the command ended first.
+    async fn recover(&mut self, sink: &mut Sink, cancel: &CancellationToken) -> Result<bool, StoreError> {
+        let (chain, id) = (SINK_CHAIN, self.target.id);
+        let store = self.store.clone();
+        let left = tokio::task::block_in_place(|| {
+            store.target_deliveries(chain, id, DeliveryState::Sending, usize::MAX, |_, _| true)
+        })?;
+        if left.is_empty() {
+            return Ok(true);
+        }
+        tracing::info!(target = %self.target.name, deliveries = left.len(), "looking in the sink for deliveries a stop left in flight");
+        let mut found_total = 0;
+        for chunk in left.chunks(ROUND) {
+            let (messages, missing) = self.messages(chunk)?;
+            self.fail_missing(&missing)?;
+            let since = chunk.iter().map(|(_, d)| d.updated_at).min().unwrap_or(0);
+            let mut failures = 0;
+            let found = loop {
+                let batch: Vec<Message> = messages.iter().map(|(_, m)| m.clone()).collect();
+                match sink.recover(&batch, since).await {
+                    Ok(found) => break found,
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(target = %self.target.name, error = %e, "cannot look in the sink yet");
+                        self.set_problem(Some(Problem::SinkFailing { error: e.to_string() }));
+                        let wait = backoff(Duration::from_millis(500), Duration::from_secs(30), failures);
+                        tokio::select! {
+                            _ = cancel.cancelled() => return Ok(false),
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                }
+            };
+            let t = now();
+            let store = self.store.clone();
+            let settled: Vec<_> = messages
+                .iter()
+                .zip(found)
+                .filter_map(|((i, _), ack)| {
+                    let (key, d) = &chunk[*i];
+                    ack.map(|ack| (*key, decide::settle(d, &Outcome::Delivered { ack }, u32::MAX, t, Duration::ZERO)))
+                })
+                .collect();
+            found_total += settled.len();
+            tokio::task::block_in_place(|| {
+                store.write(|tx| {
+                    for (key, (d, ack)) in &settled {
+                        tx.put_delivery(*key, d)?;
+                        if let Some(ack) = ack {
+                            tx.put_sink_ack(*key, ack)?;
+                        }
+                    }
+                    Ok(())
+                })
+            })?;
+        }
+        tracing::info!(
+            target = %self.target.name,
+            found = found_total,
+            again = left.len() - found_total,
+            "deliveries left in flight: found in the sink, or handed over again"
+        );
+        self.set_problem(None);
+        Ok(true)
+    }
+
+    /// One round; `true` when something was handed over.
+    async fn round(&mut self, sink: &mut Sink, failing: &mut u32) -> Result<bool, StoreError> {
+        let t = now();
+        let mut room = round_size(&self.target.plan);
+        if let Some(limit) = self.opts.limit {
+            room = room.min(limit.saturating_sub(self.started));
+        }
+        let due = self.gather(t, room)?;
+        if due.is_empty() {
+            return Ok(false);
+        }
+        let (messages, missing) = self.messages(&due)?;
+        self.fail_missing(&missing)?;
+        if messages.is_empty() {
+            return Ok(true);
+        }
+        // Write-ahead: `sending` is on disk before anything leaves, so a crash is looked for.
+        let sending: Vec<(DeliveryKey, Delivery)> =
+            messages.iter().map(|(i, _)| (due[*i].0, decide::sending(&due[*i].1, t))).collect();
+        let store = self.store.clone();
+        tokio::task::block_in_place(|| {
+            store.write(|tx| {
+                for (key, d) in &sending {
+                    tx.put_delivery(*key, d)?;
+                }
+                Ok(())
+            })
+        })?;
+        let batch: Vec<Message> = messages.into_iter().map(|(_, m)| m).collect();
+        let outcomes = sink.send(&batch).await;
+        let t = now();
+        let max_attempts = self.target.plan.max_attempts;
+        let mut settled = Vec::with_capacity(sending.len());
+        let (mut delivered, mut retried, mut failed) = (0u64, Vec::new(), Vec::new());
+        for ((key, d), outcome) in sending.iter().zip(&outcomes) {
+            let wait = backoff(Duration::from_secs(1), Duration::from_secs(60), d.attempts);
+            let (after, ack) = decide::settle(d, outcome, max_attempts, t, wait);
+            match outcome {
+                Outcome::Delivered { .. } => delivered += 1,
+                Outcome::Retry { reason, .. } => retried.push(reason.clone()),
+                Outcome::Failed { reason } => failed.push(format!("{}: {reason}", self.id_text(key))),
+            }
+            settled.push((*key, after, ack));
+        }
+        // A sink that returned fewer outcomes than messages broke its contract: what it did not
+        // answer for stays `sending` and is looked for at the next start.
+        if outcomes.len() != sending.len() {
+            tracing::error!(target = %self.target.name, sent = sending.len(), answered = outcomes.len(), "the sink answered for fewer messages than it was given; this is a bug in ferry");
+        }
+        let store = self.store.clone();
+        tokio::task::block_in_place(|| {
+            store.write(|tx| {
+                for (key, d, ack) in &settled {
+                    tx.put_delivery(*key, d)?;
+                    if let Some(ack) = ack {
+                        tx.put_sink_ack(*key, ack)?;
+                    }
+                }
+                Ok(())
+            })
+        })?;
+        self.started += settled.len();
+        for line in &failed {
+            tracing::error!(target = %self.target.name, "delivery failed for good: {line}");
+        }
+        if let Some(first) = retried.first() {
+            *failing += 1;
+            tracing::warn!(target = %self.target.name, retrying = retried.len(), "not handed over, trying again: {first}");
+        } else {
+            *failing = 0;
+        }
+        tracing::debug!(target = %self.target.name, delivered, retrying = retried.len(), failed = failed.len(), "round");
+        let problem = retried.first().filter(|_| delivered == 0).map(|e| Problem::SinkFailing { error: e.clone() });
+        self.status.send_modify(|s| {
+            let room = MAX_REPORTED_FAILURES.saturating_sub(s.failures.len());
+            s.failures.extend(failed.iter().take(room).cloned());
+            s.problem = problem;
+        });
+        Ok(true)
+    }
+
+    /// What is due now, in item order, `room` at most. An ordered target takes each source's items
+    /// only up to its first one that is not due.
+    fn gather(&mut self, t: u64, room: usize) -> Result<Vec<(DeliveryKey, Delivery)>, StoreError> {
+        if room == 0 {
+            return Ok(Vec::new());
+        }
+        let (chain, id, store) = (SINK_CHAIN, self.target.id, self.store.clone());
+        let states = [DeliveryState::Sending, DeliveryState::Pending, DeliveryState::Failed];
+        if !self.target.plan.ordered {
+            let mut due = Vec::new();
+            for state in states {
+                let left = room - due.len();
+                if left == 0 {
+                    break;
+                }
+                due.extend(tokio::task::block_in_place(|| {
+                    store.target_deliveries(chain, id, state, left, |_, d| decide::is_due(d, t))
+                })?);
+            }
+            return Ok(due);
+        }
+        // Ordered: every open delivery (up to a window) in item order, each with its source.
+        let window = room * 4;
+        let mut open = Vec::new();
+        for state in states {
+            open.extend(tokio::task::block_in_place(|| {
+                store.target_deliveries(chain, id, state, window, |_, d| {
+                    d.state != DeliveryState::Failed || d.retryable
+                })
+            })?);
+        }
+        open.sort_by_key(|(k, _)| k.item);
+        open.truncate(window);
+        let items: Vec<ItemKey> = open.iter().map(|(k, _)| k.item).collect();
+        let stored = tokio::task::block_in_place(|| store.items(&items))?;
+        let candidates: Vec<(usize, u32, bool)> = open
+            .iter()
+            .zip(&stored)
+            .enumerate()
+            .map(|(i, ((k, d), item))| (i, item.as_ref().map_or(u32::MAX, |it| source_of(k.item, it)), decide::is_due(d, t)))
+            .collect();
+        let take = decide::ordered(&candidates);
+        Ok(take.into_iter().take(room).map(|i| open[i].clone()).collect())
+    }
+
+    /// The messages of `due` (index into `due`, message), and the indices whose item the store no
+    /// longer holds.
+    #[allow(clippy::type_complexity)]
+    fn messages(&mut self, due: &[(DeliveryKey, Delivery)]) -> Result<(Vec<(usize, Message)>, Vec<(DeliveryKey, Delivery)>), StoreError> {
+        let items: Vec<ItemKey> = due.iter().map(|(k, _)| k.item).collect();
+        let store = self.store.clone();
+        let stored = tokio::task::block_in_place(|| store.items(&items))?;
+        let mut messages = Vec::with_capacity(due.len());
+        let mut missing = Vec::new();
+        for (i, ((key, d), item)) in due.iter().zip(stored).enumerate() {
+            let Some(item) = item else {
+                missing.push((*key, d.clone()));
+                continue;
+            };
+            let source = source_of(key.item, &item);
+            if !self.sources.contains_key(&source) {
+                self.sources = tokio::task::block_in_place(|| store.source_names())?;
+            }
+            let source = self.sources.get(&source).cloned().unwrap_or_else(|| format!("#{source}"));
+            let chain = match key.item {
+                ItemKey::Event(e) => self.target.chains.get(&e.chain).cloned().unwrap_or_else(|| e.chain.to_string()),
+                ItemKey::Batch(_) => String::new(),
+            };
+            let cx = Context { target: &self.target.name, source: &source, chain: &chain };
+            messages.push((i, message::build(&cx, key.item, &item)));
+        }
+        Ok((messages, missing))
+    }
+
+    /// Deliveries whose item is gone (an event a reorg removed after its delivery was read)
+    /// fail for good, saying so.
+    fn fail_missing(&mut self, missing: &[(DeliveryKey, Delivery)]) -> Result<(), StoreError> {
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let t = now();
+        let outcome = Outcome::Failed { reason: "the item is no longer in the store (removed by a reorg)".into() };
+        let store = self.store.clone();
+        tokio::task::block_in_place(|| {
+            store.write(|tx| {
+                for (key, d) in missing {
+                    tx.put_delivery(*key, &decide::settle(d, &outcome, u32::MAX, t, Duration::ZERO).0)?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    /// The earliest next attempt of a delivery that waits (pending with a retry time, or left
+    /// `sending`); `None` when none waits.
+    fn waiting(&self) -> Result<Option<u64>, StoreError> {
+        let (chain, id, store) = (SINK_CHAIN, self.target.id, self.store.clone());
+        let mut earliest: Option<u64> = None;
+        for state in [DeliveryState::Sending, DeliveryState::Pending] {
+            let open = tokio::task::block_in_place(|| store.target_deliveries(chain, id, state, usize::MAX, |_, _| true))?;
+            for (_, d) in open {
+                let at = d.next_attempt_at.unwrap_or(0);
+                earliest = Some(earliest.map_or(at, |e| e.min(at)));
+            }
+        }
+        Ok(earliest)
+    }
+
+    fn recount(&mut self) -> Result<(), StoreError> {
+        let (id, store) = (self.target.id, self.store.clone());
+        let counts: Counts = tokio::task::block_in_place(|| store.delivery_counts(SINK_CHAIN, |t| t == id))?;
+        self.counted_at = Instant::now();
+        self.status.send_if_modified(|s| {
+            let changed = s.counts != counts;
+            s.counts = counts;
+            changed
+        });
+        Ok(())
+    }
+
+    fn set_problem(&self, problem: Option<Problem>) {
+        self.status.send_if_modified(|s| {
+            let changed = s.problem != problem;
+            s.problem = problem;
+            changed
+        });
+    }
+
+    fn dry_run(mut self) -> Result<ChainStatus, StoreError> {
+        let due = self.gather(now(), 50)?;
+        let lines: Vec<String> = due.iter().map(|(k, _)| format!("{} (would hand over)", self.id_text(k))).collect();
+        self.status.send_modify(|s| s.would_send = lines);
+        self.finish(true)
+    }
+
+    fn finish(mut self, done: bool) -> Result<ChainStatus, StoreError> {
+        self.recount()?;
+        self.status.send_modify(|s| s.done = done);
+        Ok(self.status.borrow().clone())
+    }
+
+    fn id_text(&self, key: &DeliveryKey) -> String {
+        format!("{}/{}", self.target.name, key.item)
+    }
+}
+
+/// The source id of an item: an event's record holds it, a batch's key does.
+fn source_of(key: ItemKey, item: &StoredItem) -> u32 {
+    match (key, item) {
+        (ItemKey::Batch(k), _) => k.source,
+        (ItemKey::Event(_), StoredItem::Event(e)) => e.source,
+        (ItemKey::Event(_), StoredItem::Batch(_)) => u32::MAX,
+    }
+}

@@ -1,0 +1,106 @@
+//! What sink workers read: the items their deliveries carry (events and batches, in one read
+//! transaction) and the names of sources, to build messages.
+
+use std::collections::BTreeMap;
+
+use redb::ReadableTable;
+
+use super::keys::{DeliveryKey, FixedKey, ItemKey, StatusKey};
+use super::records::{self, Batch, Delivery, DeliveryState, Event, SinkAck};
+use super::{Store, StoreError, tables};
+
+/// The item a delivery carries, as stored.
+#[derive(Debug, Clone)]
+pub enum StoredItem {
+    Event(Event),
+    Batch(Batch),
+}
+
+impl Store {
+    /// The items of `keys`, in order; `None` for one the store does not hold (an event removed
+    /// by a reorg after its delivery was read).
+    pub fn items(&self, keys: &[ItemKey]) -> Result<Vec<Option<StoredItem>>, StoreError> {
+        let txn = self.read()?;
+        let events = txn.open_table(tables::EVENTS).map_err(|e| self.fail_read(e))?;
+        let batches = txn.open_table(tables::BATCHES).map_err(|e| self.fail_read(e))?;
+        keys.iter()
+            .map(|key| {
+                let value = match key {
+                    ItemKey::Event(k) => events.get(k.to_bytes()),
+                    ItemKey::Batch(k) => batches.get(k.to_bytes()),
+                }
+                .map_err(|e| self.fail_read(e))?;
+                let Some(value) = value else { return Ok(None) };
+                Ok(Some(match key {
+                    ItemKey::Event(_) => {
+                        StoredItem::Event(records::decode(value.value()).map_err(|e| self.fail_read(e))?)
+                    }
+                    ItemKey::Batch(_) => {
+                        StoredItem::Batch(records::decode(value.value()).map_err(|e| self.fail_read(e))?)
+                    }
+                }))
+            })
+            .collect()
+    }
+
+    /// Source ids → names, as the store assigned them.
+    pub fn source_names(&self) -> Result<BTreeMap<u32, String>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(tables::SOURCE_IDS).map_err(|e| self.fail_read(e))?;
+        let mut names = BTreeMap::new();
+        for entry in table.iter().map_err(|e| self.fail_read(e))? {
+            let (name, id) = entry.map_err(|e| self.fail_read(e))?;
+            names.insert(id.value(), name.value().to_string());
+        }
+        Ok(names)
+    }
+
+    pub fn sink_ack(&self, key: DeliveryKey) -> Result<Option<SinkAck>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(tables::SINK_ACKS).map_err(|e| self.fail_read(e))?;
+        let value = table.get(key.to_bytes()).map_err(|e| self.fail_read(e))?;
+        value.map(|v| records::decode(v.value()).map_err(|e| self.fail_read(e))).transpose()
+    }
+}
+
+impl Store {
+    /// The deliveries of `target` on `chain` (a sink's deliveries are on one chain id, 0) in
+    /// `state` that `keep` accepts, in item order, at most `limit`: one range scan of the status
+    /// index.
+    pub fn target_deliveries(
+        &self,
+        chain: u64,
+        target: u32,
+        state: DeliveryState,
+        limit: usize,
+        mut keep: impl FnMut(&DeliveryKey, &Delivery) -> bool,
+    ) -> Result<Vec<(DeliveryKey, Delivery)>, StoreError> {
+        let txn = self.read()?;
+        let index = txn.open_table(tables::DELIVERY_STATUS).map_err(|e| self.fail_read(e))?;
+        let table = txn.open_table(tables::DELIVERIES).map_err(|e| self.fail_read(e))?;
+        let bound = |fill: u8| {
+            let mut key = [fill; 34];
+            key[0] = state as u8;
+            key[1..9].copy_from_slice(&chain.to_be_bytes());
+            key[9..13].copy_from_slice(&target.to_be_bytes());
+            key
+        };
+        let mut out = Vec::new();
+        for entry in index.range(bound(0)..=bound(0xff)).map_err(|e| self.fail_read(e))? {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, _) = entry.map_err(|e| self.fail_read(e))?;
+            let status = StatusKey::from_bytes(key.value());
+            let key = DeliveryKey { target: status.target, chain: status.chain, item: status.item };
+            let Some(value) = table.get(key.to_bytes()).map_err(|e| self.fail_read(e))? else {
+                return Err(self.fail_read(format!("the status index names a missing delivery {key:?}")));
+            };
+            let delivery = records::decode(value.value()).map_err(|e| self.fail_read(e))?;
+            if keep(&key, &delivery) {
+                out.push((key, delivery));
+            }
+        }
+        Ok(out)
+    }
+}
