@@ -28,6 +28,8 @@ use crate::engine::rpc::transport_text;
 
 /// How much of a refusing receiver's body a reason quotes.
 const QUOTED_BODY: usize = 200;
+/// How much of an accepted answer is read to keep its connection; a longer one closes it.
+const DRAINED_BODY: usize = 64 << 10;
 
 /// Why a message was not sent in an ordered sink: one of its source before it was not delivered.
 pub const WAITING_FOR_EARLIER: &str = "waiting for an earlier item of the same source";
@@ -135,6 +137,7 @@ impl Webhook {
         let status = response.status();
         let code = status.as_u16();
         if status.is_success() {
+            drain(response).await;
             return Outcome::Delivered { ack: format!("HTTP {code}") };
         }
         if status.is_redirection() {
@@ -250,6 +253,18 @@ async fn quote_body(mut response: reqwest::Response) -> String {
     }
     head.truncate(QUOTED_BODY);
     String::from_utf8_lossy(&head).trim().to_string()
+}
+
+/// Reads an accepted answer's body to its end (up to [`DRAINED_BODY`]): a connection goes back
+/// to the pool only once its response is read, and a webhook answers thousands of requests.
+async fn drain(mut response: reqwest::Response) {
+    let mut read = 0;
+    while read < DRAINED_BODY {
+        match response.chunk().await {
+            Ok(Some(chunk)) => read += chunk.len(),
+            Ok(None) | Err(_) => return,
+        }
+    }
 }
 
 /// `Retry-After` in seconds or as an HTTP-date (RFC 9110 §10.2.3), as a wait from `now`; a date
