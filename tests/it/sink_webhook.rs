@@ -340,3 +340,15 @@ async fn the_probe_reaches_a_receiver_and_names_a_closed_port() {
         other => panic!("expected unavailable, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_signed_messages_land_once_each() {
+    let receiver = WebhookReceiver::start(Some(SECRET));
+    let mut sink = Webhook::connect(&plan(&receiver.url(), Some(SECRET)), 16).expect("connect");
+    let batch: Vec<Message> = (0..1_000).map(|n| message("usdc", n)).collect();
+    let outcomes = send(&mut sink, &batch).await;
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Delivered { .. })), "{outcomes:?}");
+    let counts = receiver.key_counts();
+    assert_eq!(counts.len(), 1_000);
+    assert!(counts.values().all(|&c| c == 1));
+}
