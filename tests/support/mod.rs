@@ -27,3 +27,4 @@ pub mod process;
 pub mod proxy;
 pub mod seda_api;
 pub mod seda_net;
+pub mod webhook;
