@@ -7,6 +7,7 @@ use redb::ReadableTable;
 
 use super::keys::{DeliveryKey, FixedKey, ItemKey, StatusKey};
 use super::records::{self, Batch, Delivery, DeliveryState, Event, SinkAck};
+use super::query_deliver::StateCounts;
 use super::{Store, StoreError, tables};
 
 /// The item a delivery carries, as stored.
@@ -64,6 +65,22 @@ impl Store {
 }
 
 impl Store {
+    /// How many deliveries of `target` on `chain` are in each state: one key range per state,
+    /// index keys only.
+    pub fn target_counts(&self, chain: u64, target: u32) -> Result<StateCounts, StoreError> {
+        let txn = self.read()?;
+        let index = txn.open_table(tables::DELIVERY_STATUS).map_err(|e| self.fail_read(e))?;
+        let mut counts = StateCounts::default();
+        for state in DeliveryState::ALL {
+            let (lo, hi) = target_status_range(state, chain, target);
+            for entry in index.range(lo..=hi).map_err(|e| self.fail_read(e))? {
+                entry.map_err(|e| self.fail_read(e))?;
+                counts.add(state);
+            }
+        }
+        Ok(counts)
+    }
+
     /// The deliveries of `target` on `chain` (a sink's deliveries are on one chain id, 0) in
     /// `state` that `keep` accepts, in item order, at most `limit`: one range scan of the status
     /// index.
@@ -78,15 +95,9 @@ impl Store {
         let txn = self.read()?;
         let index = txn.open_table(tables::DELIVERY_STATUS).map_err(|e| self.fail_read(e))?;
         let table = txn.open_table(tables::DELIVERIES).map_err(|e| self.fail_read(e))?;
-        let bound = |fill: u8| {
-            let mut key = [fill; 34];
-            key[0] = state as u8;
-            key[1..9].copy_from_slice(&chain.to_be_bytes());
-            key[9..13].copy_from_slice(&target.to_be_bytes());
-            key
-        };
+        let (lo, hi) = target_status_range(state, chain, target);
         let mut out = Vec::new();
-        for entry in index.range(bound(0)..=bound(0xff)).map_err(|e| self.fail_read(e))? {
+        for entry in index.range(lo..=hi).map_err(|e| self.fail_read(e))? {
             if out.len() >= limit {
                 break;
             }
@@ -103,4 +114,16 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The status-index keys of one (state, chain, target).
+fn target_status_range(state: DeliveryState, chain: u64, target: u32) -> ([u8; 34], [u8; 34]) {
+    let bound = |fill: u8| {
+        let mut key = [fill; 34];
+        key[0] = state as u8;
+        key[1..9].copy_from_slice(&chain.to_be_bytes());
+        key[9..13].copy_from_slice(&target.to_be_bytes());
+        key
+    };
+    (bound(0), bound(0xff))
 }

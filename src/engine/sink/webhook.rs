@@ -77,7 +77,10 @@ impl Webhook {
         if self.concurrency == 1 {
             return self.send_ordered(batch).await;
         }
-        futures_util::stream::iter(batch.iter().map(|message| self.post(message)))
+        // The futures are made first: a stream over a borrowing closure is not `Send` for every
+        // lifetime, which the worker's spawned task needs.
+        let posts: Vec<_> = batch.iter().map(|message| self.post(message)).collect();
+        futures_util::stream::iter(posts)
             .buffered(self.concurrency)
             .collect()
             .await

@@ -408,7 +408,7 @@ impl SinkWorker {
 
     fn recount(&mut self) -> Result<(), StoreError> {
         let (id, store) = (self.target.id, self.store.clone());
-        let counts: Counts = tokio::task::block_in_place(|| store.delivery_counts(SINK_CHAIN, |t| t == id))?;
+        let counts: Counts = tokio::task::block_in_place(|| store.target_counts(SINK_CHAIN, id))?;
         self.counted_at = Instant::now();
         self.status.send_if_modified(|s| {
             let changed = s.counts != counts;
