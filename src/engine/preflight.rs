@@ -187,7 +187,13 @@ async fn check_sinks(resolved: &Resolved) -> (Vec<SinkReport>, Vec<Finding>) {
                     severity: Severity::Error,
                     message: format!("{kind} sink: {e}"),
                 });
-                reports.push(SinkReport { target, kind, reachable: false, detail: e.to_string(), latency_ms: None });
+                reports.push(SinkReport {
+                    target,
+                    kind,
+                    reachable: false,
+                    detail: e.to_string(),
+                    latency_ms: None,
+                });
             }
         }
     }

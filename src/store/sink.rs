@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use redb::ReadableTable;
 
 use super::keys::{DeliveryKey, FixedKey, ItemKey, StatusKey};
-use super::records::{self, Batch, Delivery, DeliveryState, Event, SinkAck};
 use super::query_deliver::StateCounts;
+use super::records::{self, Batch, Delivery, DeliveryState, Event, SinkAck};
 use super::{Store, StoreError, tables};
 
 /// The item a delivery carries, as stored.

@@ -198,7 +198,8 @@ fn every_sink_kind_is_accepted_and_an_unset_secret_is_refused_before_anything_ru
         let said = text(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
         assert!(
-            said.contains("targets.hook.secret_env") && said.contains("`FERRY_UNSET_WEBHOOK_SECRET` is not set"),
+            said.contains("targets.hook.secret_env")
+                && said.contains("`FERRY_UNSET_WEBHOOK_SECRET` is not set"),
             "{args:?}: {said}"
         );
     }

@@ -26,4 +26,5 @@ mod seda_api;
 mod seda_contract;
 mod seda_crash;
 mod sink_webhook;
+mod sinks;
 mod store;

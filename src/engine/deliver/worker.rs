@@ -474,7 +474,8 @@ pub async fn run_all(
     }
     // Sinks: a worker per sink target, reporting like a chain's, named by the target.
     for target in sinks {
-        let (store, opts, cancel, started_tx) = (store.clone(), opts.clone(), cancel.clone(), started_tx.clone());
+        let (store, opts, cancel, started_tx) =
+            (store.clone(), opts.clone(), cancel.clone(), started_tx.clone());
         tasks.spawn(async move {
             let name = target.name.clone();
             let (worker, rx) = crate::engine::sink::SinkWorker::new(target, store, opts);

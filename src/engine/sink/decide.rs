@@ -160,7 +160,8 @@ mod tests {
         assert_eq!((spent.state, spent.retryable), (DeliveryState::Failed, true));
         assert_eq!(spent.reason.as_deref(), Some("HTTP 503 (after 3 attempts; retried later)"));
 
-        let (refused, _) = settle(&sending, &Outcome::Failed { reason: "HTTP 400: bad".into() }, 10, 501, second);
+        let (refused, _) =
+            settle(&sending, &Outcome::Failed { reason: "HTTP 400: bad".into() }, 10, 501, second);
         assert_eq!((refused.state, refused.retryable), (DeliveryState::Failed, false));
         assert_eq!(refused.reason.as_deref(), Some("HTTP 400: bad"));
     }

@@ -98,7 +98,9 @@ pub struct Context<'a> {
 pub fn build(cx: &Context<'_>, item_key: ItemKey, item: &StoredItem) -> Message {
     let key = format!("{}/{item_key}", cx.target);
     let (kind, event, what) = match (item, item_key) {
-        (StoredItem::Event(e), ItemKey::Event(k)) => ("event", e.name.as_deref(), What::Event(event_body(cx, k, e))),
+        (StoredItem::Event(e), ItemKey::Event(k)) => {
+            ("event", e.name.as_deref(), What::Event(event_body(cx, k, e)))
+        }
         (StoredItem::Batch(b), _) => ("batch", Some("batch"), What::Batch { batch: batch_body(b) }),
         // An event record under a batch key cannot be written by ferry; say what it is anyway.
         (StoredItem::Event(e), ItemKey::Batch(_)) => {
@@ -106,7 +108,8 @@ pub fn build(cx: &Context<'_>, item_key: ItemKey, item: &StoredItem) -> Message 
             ("event", e.name.as_deref(), What::Event(event_body(cx, k, e)))
         }
     };
-    let body = Body { v: VERSION, key: &key, target: cx.target, source: cx.source, item: item_key, kind, what };
+    let body =
+        Body { v: VERSION, key: &key, target: cx.target, source: cx.source, item: item_key, kind, what };
     // Plain data into a String: serialization cannot fail.
     let body = serde_json::to_string(&body).expect("messages serialize");
     Message { key, source: cx.source.to_string(), event: event.unwrap_or("unknown").to_string(), body }
@@ -145,7 +148,10 @@ fn batch_body(b: &Batch) -> BatchBody<'_> {
         signatures: s
             .signatures
             .iter()
-            .map(|sig| SignatureBody { operator: &sig.operator, signature: Bytes::copy_from_slice(&sig.bytes) })
+            .map(|sig| SignatureBody {
+                operator: &sig.operator,
+                signature: Bytes::copy_from_slice(&sig.bytes),
+            })
             .collect(),
         result_ids: &s.result_ids,
     }

@@ -25,8 +25,8 @@ pub mod redis;
 pub mod webhook;
 mod worker;
 
-pub use worker::{SinkTarget, sink_targets};
 pub(crate) use worker::SinkWorker;
+pub use worker::{SinkTarget, sink_targets};
 
 use std::time::Duration;
 

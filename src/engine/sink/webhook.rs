@@ -80,10 +80,7 @@ impl Webhook {
         // The futures are made first: a stream over a borrowing closure is not `Send` for every
         // lifetime, which the worker's spawned task needs.
         let posts: Vec<_> = batch.iter().map(|message| self.post(message)).collect();
-        futures_util::stream::iter(posts)
-            .buffered(self.concurrency)
-            .collect()
-            .await
+        futures_util::stream::iter(posts).buffered(self.concurrency).collect().await
     }
 
     async fn send_ordered(&self, batch: &[Message]) -> Vec<Outcome> {

@@ -32,7 +32,11 @@ pub struct SinkTarget {
 
 /// The sink targets of the config, filtered by name (empty: all). Target ids are taken from
 /// (and, the first time, written to) the store.
-pub fn sink_targets(resolved: &Resolved, store: &Store, only: &[String]) -> Result<Vec<SinkTarget>, StoreError> {
+pub fn sink_targets(
+    resolved: &Resolved,
+    store: &Store,
+    only: &[String],
+) -> Result<Vec<SinkTarget>, StoreError> {
     let chains: Arc<BTreeMap<u64, String>> =
         Arc::new(resolved.chains.values().map(|c| (c.chain_id, c.name.clone())).collect());
     let mut out = Vec::new();
@@ -78,11 +82,22 @@ pub(crate) struct SinkWorker {
 }
 
 impl SinkWorker {
-    pub(crate) fn new(target: SinkTarget, store: Arc<Store>, opts: Options) -> (Self, watch::Receiver<ChainStatus>) {
+    pub(crate) fn new(
+        target: SinkTarget,
+        store: Arc<Store>,
+        opts: Options,
+    ) -> (Self, watch::Receiver<ChainStatus>) {
         let status = ChainStatus { chain: target.name.clone(), signer: "-".into(), ..Default::default() };
         let (tx, rx) = watch::channel(status);
-        let worker =
-            SinkWorker { target, store, opts, sources: BTreeMap::new(), status: tx, counted_at: Instant::now(), started: 0 };
+        let worker = SinkWorker {
+            target,
+            store,
+            opts,
+            sources: BTreeMap::new(),
+            status: tx,
+            counted_at: Instant::now(),
+            started: 0,
+        };
         (worker, rx)
     }
 
@@ -114,7 +129,9 @@ impl SinkWorker {
             let wait = match self.waiting()? {
                 None if self.opts.until_done => return self.finish(true),
                 None => IDLE,
-                Some(due_at) => Duration::from_secs(due_at.saturating_sub(now())).clamp(IDLE, Duration::from_secs(1)),
+                Some(due_at) => {
+                    Duration::from_secs(due_at.saturating_sub(now())).clamp(IDLE, Duration::from_secs(1))
+                }
             };
             tokio::select! {
                 _ = cancel.cancelled() => return self.finish(false),
@@ -191,7 +208,9 @@ impl SinkWorker {
                 .zip(found)
                 .filter_map(|((i, _), ack)| {
                     let (key, d) = &chunk[*i];
-                    ack.map(|ack| (*key, decide::settle(d, &Outcome::Delivered { ack }, u32::MAX, t, Duration::ZERO)))
+                    ack.map(|ack| {
+                        (*key, decide::settle(d, &Outcome::Delivered { ack }, u32::MAX, t, Duration::ZERO))
+                    })
                 })
                 .collect();
             found_total += settled.len();
@@ -252,7 +271,7 @@ impl SinkWorker {
         let mut settled = Vec::with_capacity(sending.len());
         let (mut delivered, mut retried, mut failed) = (0u64, Vec::new(), Vec::new());
         for ((key, d), outcome) in sending.iter().zip(&outcomes) {
-            let wait = backoff(Duration::from_secs(1), Duration::from_secs(60), d.attempts);
+            let wait = backoff(Duration::from_secs(1), Duration::from_secs(30), d.attempts);
             let (after, ack) = decide::settle(d, outcome, max_attempts, t, wait);
             match outcome {
                 Outcome::Delivered { .. } => delivered += 1,
@@ -289,7 +308,8 @@ impl SinkWorker {
             *failing = 0;
         }
         tracing::debug!(target = %self.target.name, delivered, retrying = retried.len(), failed = failed.len(), "round");
-        let problem = retried.first().filter(|_| delivered == 0).map(|e| Problem::SinkFailing { error: e.clone() });
+        let problem =
+            retried.first().filter(|_| delivered == 0).map(|e| Problem::SinkFailing { error: e.clone() });
         self.status.send_modify(|s| {
             let room = MAX_REPORTED_FAILURES.saturating_sub(s.failures.len());
             s.failures.extend(failed.iter().take(room).cloned());
@@ -337,7 +357,9 @@ impl SinkWorker {
             .iter()
             .zip(&stored)
             .enumerate()
-            .map(|(i, ((k, d), item))| (i, item.as_ref().map_or(u32::MAX, |it| source_of(k.item, it)), decide::is_due(d, t)))
+            .map(|(i, ((k, d), item))| {
+                (i, item.as_ref().map_or(u32::MAX, |it| source_of(k.item, it)), decide::is_due(d, t))
+            })
             .collect();
         let take = decide::ordered(&candidates);
         Ok(take.into_iter().take(room).map(|i| open[i].clone()).collect())
@@ -346,7 +368,10 @@ impl SinkWorker {
     /// The messages of `due` (index into `due`, message), and the indices whose item the store no
     /// longer holds.
     #[allow(clippy::type_complexity)]
-    fn messages(&mut self, due: &[(DeliveryKey, Delivery)]) -> Result<(Vec<(usize, Message)>, Vec<(DeliveryKey, Delivery)>), StoreError> {
+    fn messages(
+        &mut self,
+        due: &[(DeliveryKey, Delivery)],
+    ) -> Result<(Vec<(usize, Message)>, Vec<(DeliveryKey, Delivery)>), StoreError> {
         let items: Vec<ItemKey> = due.iter().map(|(k, _)| k.item).collect();
         let store = self.store.clone();
         let stored = tokio::task::block_in_place(|| store.items(&items))?;
@@ -363,7 +388,9 @@ impl SinkWorker {
             }
             let source = self.sources.get(&source).cloned().unwrap_or_else(|| format!("#{source}"));
             let chain = match key.item {
-                ItemKey::Event(e) => self.target.chains.get(&e.chain).cloned().unwrap_or_else(|| e.chain.to_string()),
+                ItemKey::Event(e) => {
+                    self.target.chains.get(&e.chain).cloned().unwrap_or_else(|| e.chain.to_string())
+                }
                 ItemKey::Batch(_) => String::new(),
             };
             let cx = Context { target: &self.target.name, source: &source, chain: &chain };
@@ -379,7 +406,8 @@ impl SinkWorker {
             return Ok(());
         }
         let t = now();
-        let outcome = Outcome::Failed { reason: "the item is no longer in the store (removed by a reorg)".into() };
+        let outcome =
+            Outcome::Failed { reason: "the item is no longer in the store (removed by a reorg)".into() };
         let store = self.store.clone();
         tokio::task::block_in_place(|| {
             store.write(|tx| {
@@ -397,7 +425,9 @@ impl SinkWorker {
         let (chain, id, store) = (SINK_CHAIN, self.target.id, self.store.clone());
         let mut earliest: Option<u64> = None;
         for state in [DeliveryState::Sending, DeliveryState::Pending] {
-            let open = tokio::task::block_in_place(|| store.target_deliveries(chain, id, state, usize::MAX, |_, _| true))?;
+            let open = tokio::task::block_in_place(|| {
+                store.target_deliveries(chain, id, state, usize::MAX, |_, _| true)
+            })?;
             for (_, d) in open {
                 let at = d.next_attempt_at.unwrap_or(0);
                 earliest = Some(earliest.map_or(at, |e| e.min(at)));
@@ -428,7 +458,8 @@ impl SinkWorker {
 
     fn dry_run(mut self) -> Result<ChainStatus, StoreError> {
         let due = self.gather(now(), 50)?;
-        let lines: Vec<String> = due.iter().map(|(k, _)| format!("{} (would hand over)", self.id_text(k))).collect();
+        let lines: Vec<String> =
+            due.iter().map(|(k, _)| format!("{} (would hand over)", self.id_text(k))).collect();
         self.status.send_modify(|s| s.would_send = lines);
         self.finish(true)
     }

@@ -130,9 +130,7 @@ impl Names {
         let targets = store.target_names()?;
         let sinks = targets
             .iter()
-            .filter(|(_, name)| {
-                matches!(loaded.config.targets.get(name.as_str()), Some(t) if t.is_sink())
-            })
+            .filter(|(_, name)| matches!(loaded.config.targets.get(name.as_str()), Some(t) if t.is_sink()))
             .map(|(id, _)| *id)
             .collect();
         Ok(Names { targets, chains, sinks })

@@ -155,11 +155,7 @@ mod tests {
                 "cap_below_base_fee",
                 "the fee cap (2 gwei) is below the base fee (3 gwei); sent anyway, waiting to be mined",
             ),
-            (
-                Problem::SinkFailing { error: "HTTP 503".into() },
-                "sink_failing",
-                "sink failing: HTTP 503",
-            ),
+            (Problem::SinkFailing { error: "HTTP 503".into() }, "sink_failing", "sink failing: HTTP 503"),
         ];
         for (problem, code, message) in cases {
             assert_eq!(problem.code(), code);
