@@ -25,5 +25,6 @@ pub mod net;
 pub mod output;
 pub mod process;
 pub mod proxy;
+pub mod pubsub;
 pub mod seda_api;
 pub mod seda_net;
