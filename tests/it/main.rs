@@ -25,4 +25,6 @@ mod seda;
 mod seda_api;
 mod seda_contract;
 mod seda_crash;
+mod sink_jsonl;
+mod sink_pubsub;
 mod store;
