@@ -25,6 +25,8 @@ mod seda;
 mod seda_api;
 mod seda_contract;
 mod seda_crash;
+mod sink_jsonl;
+mod sink_pubsub;
 mod sink_webhook;
 mod sinks;
 mod store;

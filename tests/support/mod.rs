@@ -25,6 +25,7 @@ pub mod net;
 pub mod output;
 pub mod process;
 pub mod proxy;
+pub mod pubsub;
 pub mod seda_api;
 pub mod seda_net;
 pub mod webhook;
