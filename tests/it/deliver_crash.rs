@@ -105,10 +105,20 @@ const SCHEDULE: [(Moment, Cmd); 20] = {
 };
 
 pub(crate) fn spawn(dir: &Path, args: &[&str], round: usize) -> KillOnDrop {
+    spawn_with(dir, args, round, &[])
+}
+
+/// [`spawn`] with more environment variables.
+pub(crate) fn spawn_with(dir: &Path, args: &[&str], round: usize, env: &[(&str, &str)]) -> KillOnDrop {
     let log =
         |ext: &str| std::fs::File::create(dir.join(format!("round-{round:02}.{ext}"))).expect("a log file");
     KillOnDrop::spawn(
-        ferry_command(dir).args(args).env("FERRY_LOG", "ferry=debug").stdout(log("out")).stderr(log("err")),
+        ferry_command(dir)
+            .args(args)
+            .envs(env.iter().copied())
+            .env("FERRY_LOG", "ferry=debug")
+            .stdout(log("out"))
+            .stderr(log("err")),
     )
 }
 

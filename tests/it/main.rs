@@ -29,4 +29,5 @@ mod sink_jsonl;
 mod sink_pubsub;
 mod sink_webhook;
 mod sinks;
+mod sinks_crash;
 mod store;

@@ -85,7 +85,17 @@ impl Source {
 
 /// `ferry ARGS…` with the webhook secret in its environment.
 pub(crate) fn ferry(dir: &Path, args: &[&str]) -> std::process::Output {
-    ferry_command(dir).args(args).env("WEBHOOK_SECRET", SECRET).output().expect("ferry runs")
+    ferry_env(dir, args, &[])
+}
+
+/// [`ferry`] with more environment variables.
+pub(crate) fn ferry_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    ferry_command(dir)
+        .args(args)
+        .env("WEBHOOK_SECRET", SECRET)
+        .envs(env.iter().copied())
+        .output()
+        .expect("ferry runs")
 }
 
 pub(crate) fn webhook_target(name: &str, receiver: &WebhookReceiver, extra: &str) -> String {

@@ -1,6 +1,7 @@
-//! The worker of one sink target: recover what a crash left `sending`, then round after round
-//! gather what is due, write `sending` for it (write-ahead), hand it over, and write what the sink
-//! said — until cancelled or, for `push`, until nothing is left to do.
+//! The worker of one sink target: round after round, gather what is due, look in the sink for
+//! what may be there already (left `sending` by a stop, or handed over without a clear answer),
+//! write `sending` for the rest (write-ahead), hand it over, and write what the sink said — until
+//! cancelled or, for `push`, until nothing is left to do.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -108,9 +109,6 @@ impl SinkWorker {
             return self.dry_run();
         }
         let Some(mut sink) = self.connect(&cancel).await? else { return self.finish(false) };
-        if !self.recover(&mut sink, &cancel).await? {
-            return self.finish(false);
-        }
         let mut failing = 0u32;
         loop {
             if cancel.is_cancelled() {
@@ -167,75 +165,6 @@ impl SinkWorker {
         }
     }
 
-    /// Deliveries a crash left `sending`: those the sink holds are confirmed with what it holds;
-    /// the others are due again. `false` when the command ended first.
-    async fn recover(&mut self, sink: &mut Sink, cancel: &CancellationToken) -> Result<bool, StoreError> {
-        let (chain, id) = (SINK_CHAIN, self.target.id);
-        let store = self.store.clone();
-        let left = tokio::task::block_in_place(|| {
-            store.target_deliveries(chain, id, DeliveryState::Sending, usize::MAX, |_, _| true)
-        })?;
-        if left.is_empty() {
-            return Ok(true);
-        }
-        tracing::info!(target = %self.target.name, deliveries = left.len(), "looking in the sink for deliveries a stop left in flight");
-        let mut found_total = 0;
-        for chunk in left.chunks(ROUND) {
-            let (messages, missing) = self.messages(chunk)?;
-            self.fail_missing(&missing)?;
-            let since = chunk.iter().map(|(_, d)| d.updated_at).min().unwrap_or(0);
-            let mut failures = 0;
-            let found = loop {
-                let batch: Vec<Message> = messages.iter().map(|(_, m)| m.clone()).collect();
-                match sink.recover(&batch, since).await {
-                    Ok(found) => break found,
-                    Err(e) => {
-                        failures += 1;
-                        tracing::warn!(target = %self.target.name, error = %e, "cannot look in the sink yet");
-                        self.set_problem(Some(Problem::SinkFailing { error: e.to_string() }));
-                        let wait = backoff(Duration::from_millis(500), Duration::from_secs(30), failures);
-                        tokio::select! {
-                            _ = cancel.cancelled() => return Ok(false),
-                            _ = tokio::time::sleep(wait) => {}
-                        }
-                    }
-                }
-            };
-            let t = now();
-            let store = self.store.clone();
-            let settled: Vec<_> = messages
-                .iter()
-                .zip(found)
-                .filter_map(|((i, _), ack)| {
-                    let (key, d) = &chunk[*i];
-                    ack.map(|ack| {
-                        (*key, decide::settle(d, &Outcome::Delivered { ack }, u32::MAX, t, Duration::ZERO))
-                    })
-                })
-                .collect();
-            found_total += settled.len();
-            tokio::task::block_in_place(|| {
-                store.write(|tx| {
-                    for (key, (d, ack)) in &settled {
-                        tx.put_delivery(*key, d)?;
-                        if let Some(ack) = ack {
-                            tx.put_sink_ack(*key, ack)?;
-                        }
-                    }
-                    Ok(())
-                })
-            })?;
-        }
-        tracing::info!(
-            target = %self.target.name,
-            found = found_total,
-            again = left.len() - found_total,
-            "deliveries left in flight: found in the sink, or handed over again"
-        );
-        self.set_problem(None);
-        Ok(true)
-    }
-
     /// One round; `true` when something was handed over.
     async fn round(&mut self, sink: &mut Sink, failing: &mut u32) -> Result<bool, StoreError> {
         let t = now();
@@ -249,6 +178,7 @@ impl SinkWorker {
         }
         let (messages, missing) = self.messages(&due)?;
         self.fail_missing(&missing)?;
+        let messages = self.look_first(sink, &due, messages).await?;
         if messages.is_empty() {
             return Ok(true);
         }
@@ -316,6 +246,70 @@ impl SinkWorker {
             s.problem = problem;
         });
         Ok(true)
+    }
+
+    /// Doubt means look, never send again: a delivery handed over before (left `sending` by a
+    /// stop, or answered with a lost connection or a timeout, after which the sink may hold it)
+    /// is first looked for in the sink. Found: confirmed with what the sink holds. Not found: it
+    /// goes out again. The sink cannot be asked: it waits, like a failed hand-over. A sink that
+    /// cannot look (webhook, Pub/Sub) or drops repeats itself (JetStream) says "not found".
+    /// Returns the messages to send.
+    async fn look_first(
+        &mut self,
+        sink: &mut Sink,
+        due: &[(DeliveryKey, Delivery)],
+        messages: Vec<(usize, Message)>,
+    ) -> Result<Vec<(usize, Message)>, StoreError> {
+        let (doubtful, mut fresh): (Vec<_>, Vec<_>) =
+            messages.into_iter().partition(|(i, _)| due[*i].1.attempts > 0);
+        if doubtful.is_empty() {
+            return Ok(fresh);
+        }
+        let since = doubtful.iter().map(|(i, _)| due[*i].1.updated_at).min().unwrap_or(0);
+        let batch: Vec<Message> = doubtful.iter().map(|(_, m)| m.clone()).collect();
+        let t = now();
+        let mut settled = Vec::new();
+        match sink.recover(&batch, since).await {
+            Ok(found) => {
+                for ((i, message), ack) in doubtful.into_iter().zip(found) {
+                    match ack {
+                        Some(ack) => {
+                            let (key, d) = &due[i];
+                            let outcome = Outcome::Delivered { ack };
+                            settled.push((*key, decide::settle(d, &outcome, u32::MAX, t, Duration::ZERO)));
+                        }
+                        None => fresh.push((i, message)),
+                    }
+                }
+                if !settled.is_empty() {
+                    tracing::info!(target = %self.target.name, found = settled.len(), "found in the sink, not sent again");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target = %self.target.name, error = %e, "cannot look in the sink before sending again; waiting");
+                self.set_problem(Some(Problem::SinkFailing { error: e.to_string() }));
+                let outcome = Outcome::Retry { reason: format!("cannot look in the sink first: {e}"), after: None };
+                for (i, _) in doubtful {
+                    let (key, d) = &due[i];
+                    let wait = backoff(Duration::from_secs(1), Duration::from_secs(30), d.attempts);
+                    settled.push((*key, decide::settle(d, &outcome, self.target.plan.max_attempts, t, wait)));
+                }
+            }
+        }
+        let store = self.store.clone();
+        tokio::task::block_in_place(|| {
+            store.write(|tx| {
+                for (key, (d, ack)) in &settled {
+                    tx.put_delivery(*key, d)?;
+                    if let Some(ack) = ack {
+                        tx.put_sink_ack(*key, ack)?;
+                    }
+                }
+                Ok(())
+            })
+        })?;
+        fresh.sort_by_key(|(i, _)| *i);
+        Ok(fresh)
     }
 
     /// What is due now, in item order, `room` at most. An ordered target takes each source's items
