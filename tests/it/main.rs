@@ -25,4 +25,5 @@ mod seda;
 mod seda_api;
 mod seda_contract;
 mod seda_crash;
+mod sink_redis;
 mod store;
