@@ -25,5 +25,6 @@ mod seda;
 mod seda_api;
 mod seda_contract;
 mod seda_crash;
+mod sink_nats;
 mod sink_redis;
 mod store;
