@@ -68,7 +68,8 @@ impl Sinks {
         let text = std::fs::read_to_string(dir.join("items.jsonl")).unwrap_or_default();
         let mut keys = BTreeMap::new();
         for line in text.lines() {
-            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("a broken JSONL line ({e}): {line}"));
+            let v: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("a broken JSONL line ({e}): {line}"));
             *keys.entry(v["key"].as_str().expect("a key").to_string()).or_insert(0) += 1;
         }
         keys
@@ -81,7 +82,8 @@ impl Sinks {
             redis::cmd("XRANGE").arg("items").arg("-").arg("+").query_async(&mut conn).await.expect("XRANGE");
         let mut keys = BTreeMap::new();
         for (_, fields) in entries {
-            let key = fields.chunks(2).find(|kv| kv[0] == "key").map(|kv| kv[1].clone()).expect("a key field");
+            let key =
+                fields.chunks(2).find(|kv| kv[0] == "key").map(|kv| kv[1].clone()).expect("a key field");
             *keys.entry(key).or_insert(0) += 1;
         }
         keys
@@ -138,12 +140,26 @@ async fn a_thousand_items_reach_five_sinks_once_across_ten_kills_of_watch() {
             sinks.pubsub_keys().len(),
             source.items.len()
         ));
-        assert!(twice(&jsonl).is_empty(), "round {round}: JSONL holds keys twice: {:?}\n{}", twice(&jsonl), round_log(dir.path(), round));
-        assert!(twice(&redis).is_empty(), "round {round}: Redis holds keys twice: {:?}\n{}", twice(&redis), round_log(dir.path(), round));
+        assert!(
+            twice(&jsonl).is_empty(),
+            "round {round}: JSONL holds keys twice: {:?}\n{}",
+            twice(&jsonl),
+            round_log(dir.path(), round)
+        );
+        assert!(
+            twice(&redis).is_empty(),
+            "round {round}: Redis holds keys twice: {:?}\n{}",
+            twice(&redis),
+            round_log(dir.path(), round)
+        );
     }
     eprintln!("{}", rounds.join("\n"));
     let killed = rounds.iter().filter(|r| r.contains("killed")).count();
-    assert!(killed >= ROUNDS / 2, "only {killed} of {ROUNDS} rounds were killed at work:\n{}", rounds.join("\n"));
+    assert!(
+        killed >= ROUNDS / 2,
+        "only {killed} of {ROUNDS} rounds were killed at work:\n{}",
+        rounds.join("\n")
+    );
 
     // Left alone, a last watch hands over the rest.
     let mut last = spawn_with(dir.path(), &["watch"], ROUNDS, &env);
@@ -158,7 +174,12 @@ async fn a_thousand_items_reach_five_sinks_once_across_ten_kills_of_watch() {
         if done {
             break;
         }
-        assert!(Instant::now() < deadline, "the last watch did not finish:\n{}\n{}", rounds.join("\n"), round_log(dir.path(), ROUNDS));
+        assert!(
+            Instant::now() < deadline,
+            "the last watch did not finish:\n{}\n{}",
+            rounds.join("\n"),
+            round_log(dir.path(), ROUNDS)
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     last.signal("INT");

@@ -125,3 +125,13 @@ pub async fn probe(plan: &SinkPlan) -> Result<String, SinkError> {
         SinkKind::GcpPubsub(p) => pubsub::probe(p).await,
     }
 }
+
+/// Both rustls crypto providers are linked in (reqwest brings aws-lc-rs, async-nats ring), so
+/// rustls cannot pick one by itself and the `rediss://` and `tls://` clients, which build their
+/// TLS config with the process default, would panic. Installs ring's unless one is installed.
+pub(crate) fn ensure_crypto_provider() {
+    if async_nats::rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may install one at the same moment: either is fine.
+        let _ = async_nats::rustls::crypto::ring::default_provider().install_default();
+    }
+}

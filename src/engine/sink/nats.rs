@@ -171,7 +171,7 @@ pub async fn probe(plan: &NatsPlan) -> Result<String, SinkError> {
 /// The client and its JetStream context, every request bounded by the plan's timeout, and the URL
 /// to show.
 async fn connect(plan: &NatsPlan) -> Result<(jetstream::Context, String), SinkError> {
-    super::redis::ensure_crypto_provider();
+    super::ensure_crypto_provider();
     let (address, url_auth) = split_credentials(&plan.url.0)?;
     let shown = mask_url(&address);
     let mut options = ConnectOptions::new()

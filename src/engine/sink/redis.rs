@@ -6,13 +6,13 @@
 //! still delivers the messages that were answered. Every round trip is bounded by the plan's
 //! `timeout`.
 //!
-//! An `XADD` that went out without a reply (a timeout, a dropped connection) may have landed. Its
-//! key is remembered, and when the worker hands the message over again it is first looked for
-//! in the stream, backwards from the end and no further back than when it was sent, so it is not
-//! added twice. After a crash the worker does the same through [`RedisStream::recover`].
+//! An `XADD` that went out without a reply (a timeout, a dropped connection) may have landed: it
+//! is a retry, and the worker, before handing a message over again, first looks for it through
+//! [`RedisStream::recover`] (backwards from the stream's end, no further back than when it was
+//! handed over), so it is not added twice — after a lost reply as after a crash.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, Cmd, ErrorKind, IntoConnectionInfo, RedisError, Value};
@@ -40,14 +40,12 @@ pub struct RedisStream {
     shown_url: String,
     /// A connection error since the last reply: make sure of the connection before sending.
     suspect: bool,
-    /// Keys whose `XADD` went out without a reply, with the Unix ms it was sent.
-    unanswered: HashMap<String, u64>,
 }
 
 impl RedisStream {
     /// Connects and authenticates (password from the URL, or `password_env`, which wins).
     pub async fn connect(plan: &RedisStreamPlan) -> Result<RedisStream, SinkError> {
-        ensure_crypto_provider();
+        super::ensure_crypto_provider();
         let shown_url = mask_url(&plan.url.0);
         let client = client(plan, &shown_url)?;
         let config = ConnectionManagerConfig::new()
@@ -78,7 +76,6 @@ impl RedisStream {
             timeout: plan.timeout,
             shown_url,
             suspect: false,
-            unanswered: HashMap::new(),
         })
     }
 
@@ -93,21 +90,17 @@ impl RedisStream {
             }
             self.suspect = false;
         }
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
-        self.settle_unanswered(batch, &mut outcomes).await;
-
-        let to_add: Vec<usize> = (0..batch.len()).filter(|&i| outcomes[i].is_none()).collect();
-        let sent_at = unix_ms();
         let deadline = Instant::now() + self.timeout + GRACE;
         // Each XADD its own request on the one multiplexed connection: they are written together
         // (a pipeline) and each gets its own reply or error.
-        let replies = futures_util::future::join_all(to_add.iter().map(|&i| {
+        let replies = futures_util::future::join_all(batch.iter().map(|message| {
             let mut conn = self.conn.clone();
-            let cmd = self.xadd(&batch[i]);
+            let cmd = self.xadd(message);
             async move { tokio::time::timeout_at(deadline, cmd.query_async::<Value>(&mut conn)).await }
         }))
         .await;
-        for (&i, reply) in to_add.iter().zip(replies) {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for reply in replies {
             let outcome = match reply {
                 Ok(Ok(value)) => match entry_id(&value) {
                     Some(id) => Outcome::Delivered { ack: id },
@@ -118,22 +111,17 @@ impl RedisStream {
                     Class::Busy => retry(format!("redis is busy: {e}")),
                     Class::Connection => {
                         self.suspect = true;
-                        // A refused connection sent nothing; anything else may have landed.
-                        if !e.is_connection_refusal() {
-                            self.unanswered.insert(batch[i].key.clone(), sent_at);
-                        }
                         retry(format!("redis at {}: {e}", self.shown_url))
                     }
                 },
                 Err(_) => {
                     self.suspect = true;
-                    self.unanswered.insert(batch[i].key.clone(), sent_at);
                     retry(format!("redis at {}: no reply within {:?}", self.shown_url, self.timeout))
                 }
             };
-            outcomes[i] = Some(outcome);
+            outcomes.push(outcome);
         }
-        outcomes.into_iter().map(|o| o.unwrap_or_else(|| retry("not sent".into()))).collect()
+        outcomes
     }
 
     /// For messages whose outcome was lost in a crash: the entry id of each one found in the
@@ -177,38 +165,6 @@ impl RedisStream {
             }
         }
         Err(format!("redis at {}: {last}", self.shown_url))
-    }
-
-    /// Looks for the batch's keys whose earlier `XADD` got no reply: one found is delivered with
-    /// its entry id and not added again. One not found is forgotten and added now. When the search
-    /// fails they wait for the next attempt.
-    async fn settle_unanswered(&mut self, batch: &[Message], outcomes: &mut [Option<Outcome>]) {
-        let Some(since_ms) = batch.iter().filter_map(|m| self.unanswered.get(&m.key)).min().copied() else {
-            return;
-        };
-        let wanted: HashSet<&str> =
-            batch.iter().filter(|m| self.unanswered.contains_key(&m.key)).map(|m| m.key.as_str()).collect();
-        match self.find(&wanted, since_ms).await {
-            Ok(found) => {
-                for (i, message) in batch.iter().enumerate() {
-                    if self.unanswered.remove(&message.key).is_some()
-                        && let Some(id) = found.get(message.key.as_str())
-                    {
-                        outcomes[i] = Some(Outcome::Delivered { ack: id.clone() });
-                    }
-                }
-            }
-            Err(e) => {
-                self.suspect = true;
-                let reason =
-                    format!("redis at {}: looking for earlier unanswered XADDs: {e}", self.shown_url);
-                for (i, message) in batch.iter().enumerate() {
-                    if wanted.contains(message.key.as_str()) {
-                        outcomes[i] = Some(retry(reason.clone()));
-                    }
-                }
-            }
-        }
     }
 
     /// The entry id of each of `wanted` found in the stream: one backwards scan from the end, in
@@ -267,7 +223,7 @@ impl RedisStream {
 
 /// `check-config --online`: `PING`, then whether the stream exists and how long it is.
 pub async fn probe(plan: &RedisStreamPlan) -> Result<String, SinkError> {
-    ensure_crypto_provider();
+    super::ensure_crypto_provider();
     let shown = mask_url(&plan.url.0);
     let client = client(plan, &shown)?;
     let config = AsyncConnectionConfig::new()
@@ -433,20 +389,6 @@ fn id_before(id: &str) -> Option<String> {
         (ms, seq) if seq > 0 => Some(format!("{ms}-{}", seq - 1)),
         (ms, _) if ms > 0 => Some(format!("{}-{}", ms - 1, u64::MAX)),
         _ => None,
-    }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-/// Both rustls crypto providers are linked in (reqwest brings aws-lc-rs, async-nats ring), so
-/// rustls cannot pick one by itself and the `rediss://` and `tls://` clients, which build their
-/// TLS config with the process default, would panic. Installs ring's unless one is installed.
-pub(crate) fn ensure_crypto_provider() {
-    if async_nats::rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Another thread may install one at the same moment: either is fine.
-        let _ = async_nats::rustls::crypto::ring::default_provider().install_default();
     }
 }
 

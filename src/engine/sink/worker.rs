@@ -288,7 +288,8 @@ impl SinkWorker {
             Err(e) => {
                 tracing::warn!(target = %self.target.name, error = %e, "cannot look in the sink before sending again; waiting");
                 self.set_problem(Some(Problem::SinkFailing { error: e.to_string() }));
-                let outcome = Outcome::Retry { reason: format!("cannot look in the sink first: {e}"), after: None };
+                let outcome =
+                    Outcome::Retry { reason: format!("cannot look in the sink first: {e}"), after: None };
                 for (i, _) in doubtful {
                     let (key, d) = &due[i];
                     let wait = backoff(Duration::from_secs(1), Duration::from_secs(30), d.attempts);
