@@ -27,6 +27,8 @@ const PER_ROUND: u64 = 100;
 /// default concurrency of 16, 500 for Pub/Sub).
 const WEBHOOK_ROUND: usize = 32;
 const PUBSUB_ROUND: usize = 500;
+/// How long each hand-over waits before and after, in the test build.
+const PAUSE_MS: u64 = 150;
 
 pub(crate) struct Sinks {
     pub(crate) webhook: WebhookReceiver,
@@ -102,6 +104,17 @@ impl Sinks {
     }
 }
 
+/// Deliveries the store holds as `sending`: what a kill left between write-ahead and outcome.
+/// Read from a copy (a killed writer leaves the file to be recovered by the next writer, and
+/// this test must not be that writer).
+fn sending(dir: &Path) -> u64 {
+    let copy = tempfile::tempdir().expect("tempdir");
+    let path = copy.path().join("ferry.redb");
+    std::fs::copy(dir.join("ferry.redb"), &path).expect("copy the store");
+    let store = ferry::store::Store::create_or_open(&path, None).expect("the copy opens");
+    store.delivery_counts(ferry::store::keys::SINK_CHAIN, |_| true).expect("counts").sending
+}
+
 fn twice(keys: &BTreeMap<String, usize>) -> Vec<&String> {
     keys.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k).collect()
 }
@@ -120,10 +133,14 @@ async fn a_thousand_items_reach_five_sinks_once_across_ten_kills_of_watch() {
     let sinks = Sinks::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     source.write_config(dir.path(), &sinks.targets(dir.path()));
-    let env: Vec<(&str, String)> = sinks.env();
+    let mut env: Vec<(&str, String)> = sinks.env();
+    // Each hand-over waits a moment before and after (a test build's hook), so that kills land
+    // while deliveries are `sending`: written but not handed over, or handed over, not settled.
+    env.push(("FERRY_TEST_SINK_PAUSE_MS", PAUSE_MS.to_string()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
     let mut rounds = Vec::new();
+    let mut mid_hand_over = 0;
     for round in 0..ROUNDS {
         let mut child = spawn_with(dir.path(), &["watch"], round, &env);
         // Items come while it runs, so that kills land while it ingests and hands over.
@@ -131,9 +148,13 @@ async fn a_thousand_items_reach_five_sinks_once_across_ten_kills_of_watch() {
         source.emit(PER_ROUND).await;
         tokio::time::sleep(Duration::from_millis(rng.u64(100..1500))).await;
         let how = kill(&mut child);
+        let in_flight = sending(dir.path());
+        if in_flight > 0 {
+            mid_hand_over += 1;
+        }
         let (jsonl, redis) = (Sinks::jsonl_keys(dir.path()), sinks.redis_keys().await);
         rounds.push(format!(
-            "round {round}: watch {how}; jsonl {}, redis {}, webhook {}, pubsub {} of {}",
+            "round {round}: watch {how}, {in_flight} left sending; jsonl {}, redis {}, webhook {}, pubsub {} of {}",
             jsonl.len(),
             redis.len(),
             sinks.webhook_keys().len(),

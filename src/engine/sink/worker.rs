@@ -195,7 +195,9 @@ impl SinkWorker {
             })
         })?;
         let batch: Vec<Message> = messages.into_iter().map(|(_, m)| m).collect();
+        test_pause().await;
         let outcomes = sink.send(&batch).await;
+        test_pause().await;
         let t = now();
         let max_attempts = self.target.plan.max_attempts;
         let mut settled = Vec::with_capacity(sending.len());
@@ -467,6 +469,16 @@ impl SinkWorker {
 
     fn id_text(&self, key: &DeliveryKey) -> String {
         format!("{}/{}", self.target.name, key.item)
+    }
+}
+
+/// A test build (debug assertions on) waits `FERRY_TEST_SINK_PAUSE_MS` before and after each
+/// hand-over, so that crash tests can kill a process while deliveries are `sending`: written but
+/// not handed over, or handed over and not settled. Release builds have no such hook.
+async fn test_pause() {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("FERRY_TEST_SINK_PAUSE_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 }
 
