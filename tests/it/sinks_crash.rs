@@ -48,17 +48,33 @@ impl Sinks {
 
     /// The five targets, `targets:` YAML.
     pub(crate) fn targets(&self, dir: &Path) -> String {
-        format!(
-            "  hook:\n    kind: webhook\n    url: \"{}\"\n    timeout: 2s\n\
-             \x20 archive:\n    kind: jsonl\n    path: \"{}\"\n\
-             \x20 stream:\n    kind: redis-stream\n    url: \"{}\"\n    stream: items\n    timeout: 2s\n\
-             \x20 js:\n    kind: nats-jetstream\n    url: \"{}\"\n    subject: ferry.items\n    stream: FERRY\n    timeout: 2s\n\
-             \x20 pubsub:\n    kind: gcp-pubsub\n    project: demo\n    topic: items\n    timeout: 2s\n",
-            self.webhook.url(),
-            dir.join("items.jsonl").display(),
-            self.redis.url(),
-            self.nats.url(),
-        )
+        self.targets_of(dir, &["hook", "archive", "stream", "js", "pubsub"])
+    }
+
+    /// Some of the five targets (`hook`, `archive`, `stream`, `js`, `pubsub`), `targets:` YAML.
+    pub(crate) fn targets_of(&self, dir: &Path, names: &[&str]) -> String {
+        let yaml = |name: &str| match name {
+            "hook" => {
+                format!("  hook:\n    kind: webhook\n    url: \"{}\"\n    timeout: 2s\n", self.webhook.url())
+            }
+            "archive" => {
+                format!("  archive:\n    kind: jsonl\n    path: \"{}\"\n", dir.join("items.jsonl").display())
+            }
+            "stream" => format!(
+                "  stream:\n    kind: redis-stream\n    url: \"{}\"\n    stream: items\n    timeout: 2s\n",
+                self.redis.url()
+            ),
+            "js" => format!(
+                "  js:\n    kind: nats-jetstream\n    url: \"{}\"\n    subject: ferry.items\n    stream: FERRY\n    timeout: 2s\n",
+                self.nats.url()
+            ),
+            "pubsub" => {
+                "  pubsub:\n    kind: gcp-pubsub\n    project: demo\n    topic: items\n    timeout: 2s\n"
+                    .to_string()
+            }
+            other => panic!("no sink {other}"),
+        };
+        names.iter().map(|n| yaml(n)).collect()
     }
 
     pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
@@ -234,4 +250,55 @@ async fn a_thousand_items_reach_five_sinks_once_across_ten_kills_of_watch() {
     // The store agrees: every delivery confirmed, nothing left.
     let out = crate::sinks::ferry_env(dir.path(), &["push", "--no-sync", "--json", "--timeout", "30s"], &env);
     assert_eq!(out.status.code(), Some(0), "{}", crate::support::output::text(&out));
+}
+
+/// Redis, then NATS, stopped while `watch` hands items over and started again: delivery resumes,
+/// and each stream holds every key once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_and_nats_restarted_mid_run_lose_nothing_and_double_nothing() {
+    let mut source = Source::start().await;
+    let mut sinks = Sinks::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    source.write_config(dir.path(), &sinks.targets_of(dir.path(), &["stream", "js"]));
+    let mut watch = crate::deliver_crash::spawn(dir.path(), &["watch"], 0);
+
+    let arrived = async |sinks: &Sinks, n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let (redis, nats) =
+                (sinks.redis_keys().await.len(), sinks.nats.stream_messages("FERRY").await as usize);
+            if redis >= n && nats >= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis has {redis}, JetStream {nats} of {n}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    source.emit(100).await;
+    arrived(&sinks, 100).await;
+
+    sinks.redis.stop();
+    source.emit(100).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sinks.redis.restart().await;
+    arrived(&sinks, 200).await;
+
+    sinks.nats.stop().await;
+    source.emit(100).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sinks.nats.restart().await;
+    source.emit(100).await;
+    arrived(&sinks, 400).await;
+
+    watch.signal("INT");
+    let status = watch.wait_within(Duration::from_secs(20)).await.expect("watch stops");
+    assert_eq!(status.code(), Some(130), "{}", round_log(dir.path(), 0));
+    let redis = sinks.redis_keys().await;
+    for key in source.keys("stream") {
+        assert_eq!(redis.get(&key).copied(), Some(1), "Redis {key}");
+    }
+    assert_eq!(redis.len(), 400);
+    assert_eq!(sinks.nats.stream_messages("FERRY").await, 400, "JetStream holds each item once");
+    let log = round_log(dir.path(), 0);
+    assert!(log.contains("sink failing") || log.contains("trying again"), "the outages were seen:\n{log}");
 }
