@@ -302,3 +302,47 @@ async fn redis_and_nats_restarted_mid_run_lose_nothing_and_double_nothing() {
     let log = round_log(dir.path(), 0);
     assert!(log.contains("sink failing") || log.contains("trying again"), "the outages were seen:\n{log}");
 }
+
+/// `check-config --online` reaches every sink the way delivery would, and names each one that
+/// cannot work: a dead Redis, a JetStream stream that does not capture the subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_online_reaches_every_sink_and_names_the_ones_that_cannot_work() {
+    let source = Source::start().await;
+    let mut sinks = Sinks::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    source.write_config(dir.path(), &sinks.targets(dir.path()));
+    let env = sinks.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = crate::sinks::ferry_env(dir.path(), &["check-config", "--online", "--json"], &env);
+    let report = crate::support::output::json_or_null(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::support::output::text(&out));
+    let online = report["online"]["sinks"].as_array().cloned().unwrap_or_default();
+    let kinds: Vec<&str> = online.iter().filter_map(|s| s["kind"].as_str()).collect();
+    assert_eq!(kinds, ["jsonl", "webhook", "nats-jetstream", "gcp-pubsub", "redis-stream"], "{report}");
+    assert!(online.iter().all(|s| s["reachable"] == true), "{report}");
+    let detail = |target: &str| {
+        online
+            .iter()
+            .find(|s| s["target"] == target)
+            .and_then(|s| s["detail"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(detail("stream").starts_with("PONG"), "{report}");
+    assert!(detail("js").contains("FERRY"), "{report}");
+    assert!(detail("pubsub").contains("items"), "{report}");
+
+    // Redis gone, and a subject no stream captures.
+    sinks.redis.stop();
+    let broken = sinks.targets(dir.path()).replace("subject: ferry.items", "subject: other.items");
+    source.write_config(dir.path(), &broken);
+    let out = crate::sinks::ferry_env(dir.path(), &["check-config", "--online"], &env);
+    let said = crate::support::output::text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("targets.stream") && said.contains("redis-stream sink"), "{said}");
+    assert!(said.contains("targets.js") && said.contains("other.items"), "{said}");
+    assert!(
+        !said.contains("targets.hook") && !said.contains("targets.pubsub"),
+        "only the broken ones: {said}"
+    );
+}
