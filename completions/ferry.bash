@@ -370,7 +370,7 @@ _ferry() {
                     return 0
                     ;;
                 --table)
-                    COMPREPLY=($(compgen -W "meta source_ids target_ids cursors block_hashes contracts events batches deliveries delivery_status tx_intents reorgs provers" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "meta source_ids target_ids cursors block_hashes contracts events batches deliveries delivery_status tx_intents reorgs provers sink_acks" -- "${cur}"))
                     return 0
                     ;;
                 --out)

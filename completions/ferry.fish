@@ -256,7 +256,7 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -s h -l help -d 'Print help'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -s V -l version -d 'Print version'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l all-failed -d 'Every failed delivery on this chain (with --target, of that target only)' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l all-failed -d 'Every failed delivery on this chain, or of this sink target (with --target, of that target only)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l target -d 'With --all-failed: only this target' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l store -d 'State file; overrides `store:` in the config' -r -F
@@ -271,7 +271,7 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -s h -l help -d 'Print help'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -s V -l version -d 'Print version'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -l all-failed -d 'Every failed delivery on this chain (with --target, of that target only)' -r
+complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -l all-failed -d 'Every failed delivery on this chain, or of this sink target (with --target, of that target only)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -l target -d 'With --all-failed: only this target' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -l reason -d 'Why, kept with the delivery' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -s c -l config -d 'Config file' -r -F
@@ -372,7 +372,8 @@ deliveries\t''
 delivery_status\t''
 tx_intents\t''
 reorgs\t''
-provers\t''"
+provers\t''
+sink_acks\t''"
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l out -d 'Write to this file (atomically: a temp file renamed when complete) instead of stdout' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand export" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l store -d 'State file; overrides `store:` in the config' -r -F

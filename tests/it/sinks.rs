@@ -232,3 +232,41 @@ async fn a_webhook_down_for_a_minute_then_back_gets_everything_and_nothing_fails
     let failed = ferry(dir.path(), &["inspect-store", "deliveries", "--state", "failed", "--json"]);
     assert_eq!(json_or_null(&failed)["deliveries"].as_array().map(Vec::len), Some(0), "{}", text(&failed));
 }
+
+/// SEDA batches go to sinks too: each signed batch one JSONL line with the whole batch, next to
+/// the Prover it is posted to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seda_batches_reach_a_jsonl_sink_whole_next_to_their_prover() {
+    use crate::support::seda_net::{ConfigOpts, SedaNet};
+    let net = SedaNet::start(4, 1).await;
+    net.api.produce(6);
+    let dir = tempfile::tempdir().expect("tempdir");
+    net.write_config(dir.path(), &ConfigOpts { start_batch: Some(1), ..ConfigOpts::default() });
+    let config = std::fs::read_to_string(dir.path().join("ferry.yaml")).expect("config");
+    let config = config.replace(
+        "routes:\n  - source: seda\n    targets: [provers]\n",
+        "  archive:\n    kind: jsonl\n    path: batches.jsonl\nroutes:\n  - source: seda\n    targets: [provers, archive]\n",
+    );
+    std::fs::write(dir.path().join("ferry.yaml"), config).expect("config");
+    let out = ferry(dir.path(), &["push", "--json", "--timeout", "90s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let lines = std::fs::read_to_string(dir.path().join("batches.jsonl")).expect("the JSONL file");
+    let batches: Vec<Value> = lines.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(batches.len(), 6, "{lines}");
+    for (i, b) in batches.iter().enumerate() {
+        let n = i as u64 + 1;
+        let signed = net.api.batch(n);
+        assert_eq!(b["kind"], "batch");
+        assert_eq!(b["source"], "seda");
+        assert_eq!(b["batch"]["number"], n);
+        assert_eq!(b["batch"]["batch_id"], signed.batch_id.to_string());
+        assert_eq!(b["batch"]["validators"].as_array().map(Vec::len), Some(signed.validators.len()));
+        assert_eq!(b["batch"]["signatures"].as_array().map(Vec::len), Some(signed.signatures.len()));
+        assert!(
+            b["key"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("archive/batch:") && k.ends_with(&format!(":{n}"))),
+            "{b}"
+        );
+    }
+}
