@@ -4,8 +4,8 @@
 # it against the chains with `ferry check-config --online` (and shows what the check says about a
 # config with mistakes); then creates escrows and batches on the source, `ferry push` ingests them
 # and delivers every batch to all three destinations at once, `ferry watch` keeps up with new ones
-# for a few seconds while more keep coming, and `ferry inspect-store deliveries` shows where every
-# batch is on every chain. Then the SEDA path: the test batching API (validators signing with real
+# for a few seconds while more keep coming, a JSONL sink gets every event of the source once, and
+# `ferry inspect-store deliveries` shows where every batch is on every chain. Then the SEDA path: the test batching API (validators signing with real
 # keys), a Prover on each destination, `ferry push` posting every signed batch to all three, a
 # validator-set change, and `inspect-store provers` showing each chain's last batch. Everything it
 # starts, it stops.
@@ -137,11 +137,16 @@ targets:
       view: function lastBatchHeight() view returns (uint64)
       compare: ">= height"
       revert_errors: [error BatchAlreadyExists(uint64 height)]
+  archive:
+    kind: jsonl
+    path: events.jsonl
 
 routes:
   - source: escrows
     targets: [receiver]
     events: [BatchReady]
+  - source: escrows
+    targets: [archive]
 EOF
 }
 
@@ -213,6 +218,9 @@ echo "== ferry inspect-store deliveries --matrix: which batch reached which chai
 "$ferry" inspect-store deliveries --matrix --limit 12 --color never
 echo "== ferry inspect-store txs --limit 6"
 "$ferry" inspect-store txs --limit 6 --color never
+echo "== the JSONL sink: every event of the source once, one JSON line each (the first one here)"
+echo "events.jsonl: $(wc -l <"$work/events.jsonl") lines"
+head -1 "$work/events.jsonl"
 echo "== the receivers' own count of posted batches, read from each destination chain"
 for pair in "destination $dst_url $receiver" "destination-2 $dst2_url $receiver2" "destination-3 $dst3_url $receiver3"; do
     read -r name url address <<<"$pair"

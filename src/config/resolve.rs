@@ -151,8 +151,7 @@ pub struct SedaSourcePlan {
     pub routes: Vec<RoutePlan>,
 }
 
-/// A target ferry can deliver to. Kinds not built yet are refused by validation, so that none is
-/// accepted and then skipped.
+/// A target ferry can deliver to: a contract call, a SEDA Prover, or a sink.
 #[derive(Debug, Clone)]
 pub enum TargetPlan {
     EvmCall(EvmCallPlan),

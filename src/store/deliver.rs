@@ -81,13 +81,24 @@ impl Store {
         chain: u64,
         state: DeliveryState,
         limit: usize,
+        keep: impl FnMut(&DeliveryKey, &Delivery) -> bool,
+    ) -> Result<Vec<(DeliveryKey, Delivery)>, StoreError> {
+        self.deliveries_indexed(status_range(state, chain), limit, keep)
+    }
+
+    /// The deliveries whose status-index keys are in `range` that `keep` accepts, in index order,
+    /// at most `limit`.
+    pub(super) fn deliveries_indexed(
+        &self,
+        range: std::ops::RangeInclusive<[u8; 34]>,
+        limit: usize,
         mut keep: impl FnMut(&DeliveryKey, &Delivery) -> bool,
     ) -> Result<Vec<(DeliveryKey, Delivery)>, StoreError> {
         let txn = self.read()?;
         let index = txn.open_table(tables::DELIVERY_STATUS).map_err(|e| self.fail_read(e))?;
         let table = txn.open_table(tables::DELIVERIES).map_err(|e| self.fail_read(e))?;
         let mut out = Vec::new();
-        for entry in index.range(status_range(state, chain)).map_err(|e| self.fail_read(e))? {
+        for entry in index.range(range).map_err(|e| self.fail_read(e))? {
             if out.len() >= limit {
                 break;
             }

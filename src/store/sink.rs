@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use redb::ReadableTable;
 
-use super::keys::{DeliveryKey, FixedKey, ItemKey, StatusKey};
+use super::keys::{DeliveryKey, FixedKey, ItemKey};
 use super::query_deliver::StateCounts;
 use super::records::{self, Batch, Delivery, DeliveryState, Event, SinkAck};
 use super::{Store, StoreError, tables};
@@ -90,29 +90,10 @@ impl Store {
         target: u32,
         state: DeliveryState,
         limit: usize,
-        mut keep: impl FnMut(&DeliveryKey, &Delivery) -> bool,
+        keep: impl FnMut(&DeliveryKey, &Delivery) -> bool,
     ) -> Result<Vec<(DeliveryKey, Delivery)>, StoreError> {
-        let txn = self.read()?;
-        let index = txn.open_table(tables::DELIVERY_STATUS).map_err(|e| self.fail_read(e))?;
-        let table = txn.open_table(tables::DELIVERIES).map_err(|e| self.fail_read(e))?;
         let (lo, hi) = target_status_range(state, chain, target);
-        let mut out = Vec::new();
-        for entry in index.range(lo..=hi).map_err(|e| self.fail_read(e))? {
-            if out.len() >= limit {
-                break;
-            }
-            let (key, _) = entry.map_err(|e| self.fail_read(e))?;
-            let status = StatusKey::from_bytes(key.value());
-            let key = DeliveryKey { target: status.target, chain: status.chain, item: status.item };
-            let Some(value) = table.get(key.to_bytes()).map_err(|e| self.fail_read(e))? else {
-                return Err(self.fail_read(format!("the status index names a missing delivery {key:?}")));
-            };
-            let delivery = records::decode(value.value()).map_err(|e| self.fail_read(e))?;
-            if keep(&key, &delivery) {
-                out.push((key, delivery));
-            }
-        }
-        Ok(out)
+        self.deliveries_indexed(lo..=hi, limit, keep)
     }
 }
 

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::support::sink::acks;
 use ferry::config::JsonlPlan;
 use ferry::engine::sink::jsonl::{Jsonl, probe};
 use ferry::engine::sink::{Message, Outcome, SinkError};
@@ -29,16 +30,6 @@ fn plan(path: &Path) -> JsonlPlan {
 
 fn connect(path: &Path) -> Jsonl {
     Jsonl::connect(&plan(path)).unwrap_or_else(|e| panic!("connect {}: {e}", path.display()))
-}
-
-fn acks(outcomes: &[Outcome]) -> Vec<String> {
-    outcomes
-        .iter()
-        .map(|o| match o {
-            Outcome::Delivered { ack } => ack.clone(),
-            other => panic!("expected every line delivered, got {other:?}"),
-        })
-        .collect()
 }
 
 fn lines(from: usize, to: usize) -> Vec<String> {

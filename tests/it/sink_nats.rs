@@ -7,10 +7,11 @@ use std::time::Duration;
 use async_nats::jetstream;
 use ferry::config::{NatsPlan, Secret};
 use ferry::engine::sink::nats::{Jetstream, probe};
-use ferry::engine::sink::{Message, Outcome, SinkError};
+use ferry::engine::sink::{Outcome, SinkError};
 
 use crate::support::nats::NatsServer;
 use crate::support::net::RefusingPort;
+use crate::support::sink::{acks, messages};
 
 const STREAM: &str = "ITEMS";
 const SUBJECT: &str = "ferry.items";
@@ -27,36 +28,11 @@ fn plan(url: &str) -> NatsPlan {
     }
 }
 
-/// `n` messages with keys `hook/ev:<tag>:<i>`.
-fn messages(tag: &str, n: usize) -> Vec<Message> {
-    (0..n)
-        .map(|i| {
-            let key = format!("hook/ev:{tag}:{i}");
-            Message {
-                body: serde_json::json!({ "key": key, "n": i }).to_string(),
-                key,
-                source: "base".to_string(),
-                event: "Ping".to_string(),
-            }
-        })
-        .collect()
-}
-
 async fn connect(plan: &NatsPlan) -> Jetstream {
     match Jetstream::connect(plan).await {
         Ok(sink) => sink,
         Err(e) => panic!("the sink connects: {e}"),
     }
-}
-
-fn acks(outcomes: &[Outcome]) -> Vec<String> {
-    outcomes
-        .iter()
-        .map(|o| match o {
-            Outcome::Delivered { ack } => ack.clone(),
-            other => panic!("expected every message delivered, got {other:?}"),
-        })
-        .collect()
 }
 
 /// A server with the stream `ITEMS` capturing `ferry.>`.

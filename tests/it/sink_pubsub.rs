@@ -11,6 +11,7 @@ use ferry::engine::sink::pubsub::{Api, Pubsub, probe_at};
 use ferry::engine::sink::{Message, Outcome, SinkError};
 
 use crate::support::pubsub::{PubsubServer, service_account_key};
+use crate::support::sink::acks;
 
 const PUBSUB_SCOPE: &str = "https://www.googleapis.com/auth/pubsub";
 
@@ -37,16 +38,6 @@ fn batch(n: usize) -> Vec<Message> {
 
 fn emulator(server: &PubsubServer) -> Api {
     Api::Emulator { host: server.host() }
-}
-
-fn acks(outcomes: &[Outcome]) -> Vec<String> {
-    outcomes
-        .iter()
-        .map(|o| match o {
-            Outcome::Delivered { ack } => ack.clone(),
-            other => panic!("expected every message delivered, got {other:?}"),
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ use redis::aio::MultiplexedConnection;
 
 use crate::support::net::RefusingPort;
 use crate::support::redis::{RedisConfig, RedisServer};
+use crate::support::sink::{acks, messages};
 
 const STREAM: &str = "ferry-items";
 const PASSWORD: &str = "s3cret-redis-pass";
@@ -24,21 +25,6 @@ fn plan(url: &str) -> RedisStreamPlan {
         password: None,
         timeout: Duration::from_secs(2),
     }
-}
-
-/// `n` messages with keys `hook/ev:<tag>:<i>`.
-fn messages(tag: &str, n: usize) -> Vec<Message> {
-    (0..n)
-        .map(|i| {
-            let key = format!("hook/ev:{tag}:{i}");
-            Message {
-                body: serde_json::json!({ "key": key, "n": i }).to_string(),
-                key,
-                source: "base".to_string(),
-                event: "Ping".to_string(),
-            }
-        })
-        .collect()
 }
 
 fn now_s() -> u64 {
@@ -64,16 +50,6 @@ async fn again_as_the_worker_does(sink: &mut RedisStream, batch: &[Message]) -> 
         _ => None,
     });
     found.into_iter().map(|f| f.or_else(|| sent.next().flatten())).collect()
-}
-
-fn acks(outcomes: &[Outcome]) -> Vec<String> {
-    outcomes
-        .iter()
-        .map(|o| match o {
-            Outcome::Delivered { ack } => ack.clone(),
-            other => panic!("expected every message delivered, got {other:?}"),
-        })
-        .collect()
 }
 
 /// Every entry of the stream, oldest first: (id, fields).

@@ -197,6 +197,12 @@ async fn a_thousand_items_reach_five_sinks_once_across_ten_kills_of_watch() {
         "only {killed} of {ROUNDS} rounds were killed at work:\n{}",
         rounds.join("\n")
     );
+    // Kills that found nothing `sending` would not test the recovery.
+    assert!(
+        mid_hand_over >= 3,
+        "only {mid_hand_over} of {ROUNDS} kills left deliveries sending:\n{}",
+        rounds.join("\n")
+    );
 
     // Left alone, a last watch hands over the rest.
     let mut last = spawn_with(dir.path(), &["watch"], ROUNDS, &env);

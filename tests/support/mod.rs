@@ -30,4 +30,5 @@ pub mod pubsub;
 pub mod redis;
 pub mod seda_api;
 pub mod seda_net;
+pub mod sink;
 pub mod webhook;

@@ -7,11 +7,12 @@
 //!
 //! One worker per sink target (`worker.rs`): it writes `sending` for a round of due deliveries in
 //! one transaction **before** handing them over (write-ahead), hands them over, and writes the
-//! outcomes in one transaction. After a crash between the two, the deliveries left `sending` are
-//! first looked for in the sink ([`Sink::recover`]): JSONL checks the tail of its file, Redis
-//! searches its stream backwards from the end, bounded by when `sending` was written; JetStream
-//! drops a re-sent message by its `Nats-Msg-Id`; a webhook and Pub/Sub get it again (at least
-//! once, with the idempotency key to dedupe on).
+//! outcomes in one transaction. A delivery handed over before — left `sending` by a crash between
+//! the two, or answered with a timeout or a lost connection — is first looked for in the sink
+//! ([`Sink::recover`]) before it goes out again: JSONL checks the tail of its file, Redis searches
+//! its stream backwards from the end, bounded by when it was handed over; JetStream drops a
+//! re-sent message by its `Nats-Msg-Id`; a webhook and Pub/Sub get it again (at least once, with
+//! the idempotency key to dedupe on).
 //!
 //! Every message is the same JSON (`message.rs`), carrying its idempotency key, the delivery id
 //! `<target>/<item>`.

@@ -99,15 +99,6 @@ impl Jetstream {
         retry(format!("no ack from JetStream at {} within {:?}", self.shown_url, self.timeout))
     }
 
-    /// Nothing to search: the worker publishes again and JetStream drops what it already has.
-    pub async fn recover(
-        &mut self,
-        batch: &[Message],
-        _since: u64,
-    ) -> Result<Vec<Option<String>>, SinkError> {
-        Ok(vec![None; batch.len()])
-    }
-
     fn classify(&self, e: &PublishError) -> Outcome {
         let (subject, stream, url) = (&self.subject, &self.stream, &self.shown_url);
         match e.kind() {

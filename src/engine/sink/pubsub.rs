@@ -149,16 +149,6 @@ impl Pubsub {
         answers.into_iter().flatten().collect()
     }
 
-    /// Pub/Sub cannot be asked whether it holds a message: `None` for all, so they are published
-    /// again (at least once; subscribers dedupe on `idempotency_key`).
-    pub async fn recover(
-        &mut self,
-        batch: &[Message],
-        _since: u64,
-    ) -> Result<Vec<Option<String>>, SinkError> {
-        Ok(vec![None; batch.len()])
-    }
-
     /// One publish request of `count` messages.
     async fn publish(&self, count: usize, body: String) -> Vec<Outcome> {
         let retry = |reason: String, after| vec![Outcome::Retry { reason, after }; count];
