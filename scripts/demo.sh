@@ -37,7 +37,9 @@ start_chain() { # chain_id url_variable: runs in this shell, so that `pids` sees
     # Port 0: the system picks a free port when anvil binds, and anvil says which; probing a port
     # and releasing it first would let another process take it in between.
     local log="$work/anvil-$1.log" port="" tries=0
-    "$anvil" --port 0 --chain-id "$1" >"$log" 2>&1 &
+    # The log exists before anvil starts: the background shell may open it after the first read.
+    : >"$log"
+    "$anvil" --port 0 --chain-id "$1" >>"$log" 2>&1 &
     pids+=($!)
     while [ -z "$port" ]; do
         port=$(sed -n 's/^Listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -n 1)

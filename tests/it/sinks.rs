@@ -270,3 +270,81 @@ async fn seda_batches_reach_a_jsonl_sink_whole_next_to_their_prover() {
         );
     }
 }
+
+/// `ordered: true`: one request at a time, in item order; an item the receiver refuses for a
+/// while holds back the items after it, and they arrive in order once it is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_webhook_receives_items_in_order_even_across_retries() {
+    let mut source = Source::start().await;
+    let receiver = WebhookReceiver::start(Some(SECRET));
+    let dir = tempfile::tempdir().expect("tempdir");
+    source.write_config(dir.path(), &webhook_target("hook", &receiver, "    ordered: true\n"));
+    source.emit(12).await;
+    let keys = source.keys("hook");
+    receiver.set_mode_for_key(&keys[3], Mode::Status(503));
+    let mut watch = KillOnDrop::spawn(
+        ferry_command(dir.path())
+            .args(["watch"])
+            .env("WEBHOOK_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.requests().iter().filter(|r| r.key == keys[3]).count() < 2 {
+        assert!(Instant::now() < deadline, "the refused item was not tried again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(accepted(&receiver).len(), 3, "nothing after the refused item went out");
+    receiver.set_mode_for_key(&keys[3], Mode::Ok);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while accepted(&receiver).len() < keys.len() {
+        assert!(Instant::now() < deadline, "only {} of {} arrived", accepted(&receiver).len(), keys.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    watch.signal("INT");
+    watch.wait_within(Duration::from_secs(20)).await.expect("watch stops");
+    let order: Vec<String> = receiver.received().into_iter().map(|r| r.key).collect();
+    assert_eq!(order, keys, "received in item order, each once");
+    assert_eq!(receiver.max_in_flight(), 1, "one request at a time");
+}
+
+/// logrotate: the JSONL file is renamed and `watch` gets SIGHUP; the next lines go to a new file
+/// at the path, and the two files hold every item once between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jsonl_file_rotated_under_watch_is_reopened_on_sighup_and_nothing_is_lost_or_doubled() {
+    let mut source = Source::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    source.write_config(dir.path(), "  archive:\n    kind: jsonl\n    path: items.jsonl\n");
+    let mut watch = KillOnDrop::spawn(
+        ferry_command(dir.path()).args(["watch"]).stdout(Stdio::null()).stderr(Stdio::piped()),
+    );
+    let path = dir.path().join("items.jsonl");
+    let lines = |p: &Path| std::fs::read_to_string(p).map(|t| t.lines().count()).unwrap_or(0);
+    let wait_for = async |p: &Path, n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while lines(p) < n {
+            assert!(Instant::now() < deadline, "{} has {} of {n} lines", p.display(), lines(p));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    source.emit(30).await;
+    wait_for(&path, 30).await;
+    let rotated = dir.path().join("items.jsonl.1");
+    std::fs::rename(&path, &rotated).expect("rotate");
+    assert!(watch.signal("HUP"), "SIGHUP sent");
+    source.emit(20).await;
+    wait_for(&path, 20).await;
+    assert!(watch.running(), "SIGHUP does not stop watch");
+    watch.signal("INT");
+    let status = watch.wait_within(Duration::from_secs(20)).await.expect("watch stops");
+    assert_eq!(status.code(), Some(130), "{}", watch.read_stderr());
+    let mut seen: Vec<String> = Vec::new();
+    for file in [&rotated, &path] {
+        for line in std::fs::read_to_string(file).expect("a JSONL file").lines() {
+            let v: Value = serde_json::from_str(line).expect("a whole JSON line");
+            seen.push(v["key"].as_str().expect("a key").to_string());
+        }
+    }
+    assert_eq!((lines(&rotated), lines(&path)), (30, 20));
+    assert_eq!(seen, source.keys("archive"), "every item once, in order, across the two files");
+}
