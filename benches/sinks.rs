@@ -69,6 +69,8 @@ const BATCH: usize = 500;
 const ACK_WINDOW: usize = 1_000;
 const SECRET: &str = "sink-bench-webhook-secret";
 const GOAL: f64 = 0.5;
+/// Rounds the store alone is timed over, per sink.
+const PROFILE_ROUNDS: usize = 60;
 /// How long one push may take before the bench gives up on it.
 const PUSH_LIMIT: Duration = Duration::from_secs(30 * 60);
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
@@ -170,7 +172,12 @@ async fn run(scale: Scale) {
             base_rate,
             base.secs
         );
-        rows.insert(kind.label(), (kind, push, ferry_rate, base_rate));
+        let per_round = (scale.events as usize).div_ceil(push.rounds.count);
+        let rounds = push.rounds.count.min(PROFILE_ROUNDS);
+        let profile = tokio::task::block_in_place(|| {
+            StoreProfile::run(backlog.path(), kind.target(), per_round, rounds)
+        });
+        rows.insert(kind.label(), (push, ferry_rate, base_rate, profile));
     }
 
     println!(
@@ -183,7 +190,7 @@ async fn run(scale: Scale) {
         "sink", "ferry items/s", "baseline items/s", "ratio", "ferry wall s", "peak RSS MiB", "ferry CPU s"
     );
     for kind in KINDS {
-        let (_, push, ferry_rate, base_rate) = &rows[kind.label()];
+        let (push, ferry_rate, base_rate, _) = &rows[kind.label()];
         let ratio = ferry_rate / base_rate;
         println!(
             "  {:<15} {:>14.0} {:>17.0} {:>6.2} {:>13.2} {:>14.1} {:>10.2}{}",
@@ -195,6 +202,35 @@ async fn run(scale: Scale) {
             push.rss_kib as f64 / 1024.0,
             push.cpu_secs,
             if ratio < GOAL { "  below goal" } else { "" }
+        );
+    }
+
+    println!("\nwhere ferry's time goes (its round log; the store alone on a copy of the backlog, no sink)");
+    for kind in KINDS {
+        let (push, _, _, profile) = &rows[kind.label()];
+        let r = push.rounds;
+        println!(
+            "  {:<15} {} rounds of {}: first ended {:.2} s after exec, then {:.2} ms each, last at {:.2} s, exit at {:.2} s; \
+             an idle push takes {:.2} s",
+            kind.label(),
+            r.count,
+            profile.per_round,
+            r.first_at,
+            r.ms_each(),
+            r.last_at,
+            push.secs,
+            push.idle_secs
+        );
+        println!(
+            "  {:<15} store alone, {} rounds: read + build {:.2} ms, commit sending {:.2} ms, commit outcomes {:.2} ms \
+             = {:.2} ms a round -> at most {:.0} items/s",
+            "",
+            profile.rounds,
+            profile.read_ms,
+            profile.sending_ms,
+            profile.settle_ms,
+            profile.ms_each(),
+            profile.ceiling()
         );
     }
 }
@@ -330,6 +366,43 @@ struct Push {
     secs: f64,
     rss_kib: u64,
     cpu_secs: f64,
+    /// The rounds its log shows: how many, and when the first and the last ended (seconds since
+    /// exec).
+    rounds: Rounds,
+    /// Wall seconds of a second push in the same dir, with nothing left to do: start-up and exit.
+    idle_secs: f64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Rounds {
+    count: usize,
+    first_at: f64,
+    last_at: f64,
+}
+
+impl Rounds {
+    /// From the `round` debug lines of a push log (RFC 3339 timestamps first), relative to `exec`.
+    fn from_log(log: &str, exec: SystemTime) -> Rounds {
+        let at: Vec<f64> = log
+            .lines()
+            .filter(|l| l.contains(" round") && l.contains("delivered="))
+            .filter_map(|l| humantime::parse_rfc3339_weak(l.split_whitespace().next()?).ok())
+            .filter_map(|t| t.duration_since(exec).ok())
+            .map(|d| d.as_secs_f64())
+            .collect();
+        match (at.first(), at.last()) {
+            (Some(first), Some(last)) => Rounds { count: at.len(), first_at: *first, last_at: *last },
+            _ => Rounds::default(),
+        }
+    }
+
+    /// Mean milliseconds from one round's end to the next's.
+    fn ms_each(&self) -> f64 {
+        if self.count < 2 {
+            return f64::NAN;
+        }
+        (self.last_at - self.first_at) * 1000.0 / (self.count - 1) as f64
+    }
 }
 
 /// Copies the backlog (config and store) to a fresh dir and runs `ferry push --no-sync --target
@@ -346,7 +419,7 @@ async fn push(backlog: &Path, servers: &Servers, kind: Kind, items: u64) -> Push
         servers.ferry(dir.path(), &["push", "--no-sync", "--target", target, "--json", "--timeout", "30m"]);
     // Each round's outcome is logged at debug: how many rounds, and how fast, is in the log.
     cmd.env("FERRY_LOG", "ferry=debug").stdout(Stdio::piped()).stderr(log);
-    let started = Instant::now();
+    let (started, exec) = (Instant::now(), SystemTime::now());
     let mut child = KillOnDrop::spawn(&mut cmd);
     let pid = child.id();
     let (mut rss_kib, mut cpu_secs) = (0, 0.0);
@@ -369,7 +442,16 @@ async fn push(backlog: &Path, servers: &Servers, kind: Kind, items: u64) -> Push
     let row = chains.iter().find(|c| c["chain"] == target).expect("the sink's row");
     assert_eq!(row["confirmed"].as_u64(), Some(items), "{row}");
     assert_eq!(row["left"].as_u64(), Some(0), "{row}");
-    Push { dir, secs, rss_kib, cpu_secs }
+    let rounds = Rounds::from_log(&log, exec);
+    assert!(rounds.count > 0, "push to {target} logged no round:\n{}", last_lines(&log, 20));
+
+    let idle = servers.ferry(dir.path(), &["push", "--no-sync", "--target", target, "--json", "-q"]);
+    let started = Instant::now();
+    let out =
+        output_within(idle, Duration::from_secs(60)).await.expect("an idle push ends").expect("ferry runs");
+    let idle_secs = started.elapsed().as_secs_f64();
+    assert!(out.status.success(), "idle push to {target}: {}", output::text(&out));
+    Push { dir, secs, rss_kib, cpu_secs, rounds, idle_secs }
 }
 
 /// Every wanted key arrived, exactly once where the sink allows it, and nothing else did.
@@ -637,4 +719,112 @@ fn cores() -> usize {
 fn load_average() -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// The store's share of a round, without a sink: on a copy of the backlog, what the sink worker
+/// does for each round of `per_round` deliveries (read what is due, read the items and build the
+/// messages, commit `sending`, commit the outcomes with their acks), timed phase by phase.
+struct StoreProfile {
+    rounds: usize,
+    per_round: usize,
+    read_ms: f64,
+    sending_ms: f64,
+    settle_ms: f64,
+}
+
+impl StoreProfile {
+    fn run(backlog: &Path, target: &str, per_round: usize, rounds: usize) -> StoreProfile {
+        use ferry::engine::sink::message::{Context, build};
+        use ferry::store::keys::{ItemKey, SINK_CHAIN};
+        use ferry::store::records::{DeliveryState, SinkAck};
+        use ferry::store::sink::StoredItem;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ferry.redb");
+        std::fs::copy(backlog.join("ferry.redb"), &path).expect("copy the store");
+        let store = ferry::store::Store::create_or_open(&path, None).expect("the copy opens");
+        let id = store.write(|tx| tx.target_id(target)).expect("the target's id");
+        let sources = store.source_names().expect("source names");
+        let (mut read, mut sending, mut settle, mut done) = (0.0, 0.0, 0.0, 0);
+        for _ in 0..rounds {
+            let t0 = Instant::now();
+            let mut due = store
+                .target_deliveries(SINK_CHAIN, id, DeliveryState::Sending, per_round, |_, _| true)
+                .expect("sending deliveries");
+            due.extend(
+                store
+                    .target_deliveries(
+                        SINK_CHAIN,
+                        id,
+                        DeliveryState::Pending,
+                        per_round - due.len(),
+                        |_, _| true,
+                    )
+                    .expect("pending deliveries"),
+            );
+            if due.is_empty() {
+                break;
+            }
+            let keys: Vec<ItemKey> = due.iter().map(|(k, _)| k.item).collect();
+            let items = store.items(&keys).expect("items");
+            let messages: Vec<_> = due
+                .iter()
+                .zip(&items)
+                .map(|((key, _), item)| {
+                    let item = item.as_ref().expect("the item is stored");
+                    let StoredItem::Event(event) = item else { panic!("a Ping is an event") };
+                    let cx = Context { target, source: &sources[&event.source], chain: "src" };
+                    build(&cx, key.item, item)
+                })
+                .collect();
+            std::hint::black_box(&messages);
+            let t1 = Instant::now();
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
+            store
+                .write(|tx| {
+                    for (key, d) in &due {
+                        let mut d = d.clone();
+                        (d.state, d.attempts, d.updated_at) = (DeliveryState::Sending, d.attempts + 1, now);
+                        tx.put_delivery(*key, &d)?;
+                    }
+                    Ok(())
+                })
+                .expect("commit sending");
+            let t2 = Instant::now();
+            store
+                .write(|tx| {
+                    for (i, (key, d)) in due.iter().enumerate() {
+                        let mut d = d.clone();
+                        (d.state, d.attempts, d.updated_at) = (DeliveryState::Confirmed, d.attempts + 1, now);
+                        tx.put_delivery(*key, &d)?;
+                        tx.put_sink_ack(*key, &SinkAck { ack: format!("line {i}"), at: now })?;
+                    }
+                    Ok(())
+                })
+                .expect("commit the outcomes");
+            let t3 = Instant::now();
+            read += (t1 - t0).as_secs_f64();
+            sending += (t2 - t1).as_secs_f64();
+            settle += (t3 - t2).as_secs_f64();
+            done += 1;
+        }
+        assert!(done > 0, "the copy holds pending deliveries to {target}");
+        let ms = |secs: f64| secs * 1000.0 / done as f64;
+        StoreProfile {
+            rounds: done,
+            per_round,
+            read_ms: ms(read),
+            sending_ms: ms(sending),
+            settle_ms: ms(settle),
+        }
+    }
+
+    fn ms_each(&self) -> f64 {
+        self.read_ms + self.sending_ms + self.settle_ms
+    }
+
+    /// Items per second the store alone allows at this round size.
+    fn ceiling(&self) -> f64 {
+        self.per_round as f64 * 1000.0 / self.ms_each()
+    }
 }
