@@ -67,8 +67,10 @@ fn round_size(plan: &SinkPlan) -> usize {
     match plan.kind {
         // At-least-once sinks: a round is what a crash may repeat, so keep it a few requests deep.
         SinkKind::Webhook(_) => (plan.concurrency * 2).clamp(8, 64),
-        SinkKind::GcpPubsub(_) => ROUND,
-        SinkKind::Jsonl(_) | SinkKind::RedisStream(_) | SinkKind::NatsJetstream(_) => ROUND,
+        SinkKind::GcpPubsub(_)
+        | SinkKind::Jsonl(_)
+        | SinkKind::RedisStream(_)
+        | SinkKind::NatsJetstream(_) => ROUND,
     }
 }
 
@@ -109,7 +111,6 @@ impl SinkWorker {
             return self.dry_run();
         }
         let Some(mut sink) = self.connect(&cancel).await? else { return self.finish(false) };
-        let mut failing = 0u32;
         loop {
             if cancel.is_cancelled() {
                 return self.finish(false);
@@ -117,7 +118,7 @@ impl SinkWorker {
             if self.opts.limit.is_some_and(|l| self.started >= l) {
                 return self.finish(true);
             }
-            let worked = self.round(&mut sink, &mut failing).await?;
+            let worked = self.round(&mut sink).await?;
             if self.counted_at.elapsed() >= RECOUNT {
                 self.recount()?;
             }
@@ -166,7 +167,7 @@ impl SinkWorker {
     }
 
     /// One round; `true` when something was handed over.
-    async fn round(&mut self, sink: &mut Sink, failing: &mut u32) -> Result<bool, StoreError> {
+    async fn round(&mut self, sink: &mut Sink) -> Result<bool, StoreError> {
         let t = now();
         let mut room = round_size(&self.target.plan);
         if let Some(limit) = self.opts.limit {
@@ -234,10 +235,7 @@ impl SinkWorker {
             tracing::error!(target = %self.target.name, "delivery failed for good: {line}");
         }
         if let Some(first) = retried.first() {
-            *failing += 1;
             tracing::warn!(target = %self.target.name, retrying = retried.len(), "not handed over, trying again: {first}");
-        } else {
-            *failing = 0;
         }
         tracing::debug!(target = %self.target.name, delivered, retrying = retried.len(), failed = failed.len(), "round");
         let problem =
