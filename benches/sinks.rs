@@ -18,6 +18,13 @@
 //! The baselines send the body of a real message (the first line ferry wrote to the JSONL file)
 //! with each item's own key. Ratio = ferry items/s ÷ baseline items/s; goal ≥ 0.5 for each.
 //!
+//! Where ferry's time goes, for each sink: its rounds, from the `round` lines of its debug log
+//! (how many, ms from one to the next, start-up before the first and exit after the last), an
+//! idle push (nothing left to do) for the fixed cost, and the store's share of a round timed
+//! alone, with no sink, on another copy of the backlog: reading what is due and building the
+//! messages, committing `sending`, committing the outcomes. For Pub/Sub also the baseline with
+//! one request in flight, which is what ferry's rounds of 500 (one request each) allow.
+//!
 //! Under `cargo test` (no `--bench` argument) it runs a small smoke version that checks the
 //! harness itself: every key arrives, exactly once where the sink allows it, for ferry and for
 //! the baselines.
@@ -86,8 +93,10 @@ enum Kind {
     Pubsub,
 }
 
-/// As the table lists them; JSONL runs first, as its output is the baselines' template.
+/// As the table lists them.
 const KINDS: [Kind; 5] = [Kind::Webhook, Kind::Jsonl, Kind::Redis, Kind::Jetstream, Kind::Pubsub];
+/// As they run: JSONL first, as its output is the baselines' template.
+const RUN_ORDER: [Kind; 5] = [Kind::Jsonl, Kind::Webhook, Kind::Redis, Kind::Jetstream, Kind::Pubsub];
 
 impl Kind {
     /// The target's name in the config.
@@ -151,8 +160,8 @@ async fn run(scale: Scale) {
     );
 
     let mut template = None;
-    let mut rows = BTreeMap::new();
-    for kind in [Kind::Jsonl, Kind::Webhook, Kind::Redis, Kind::Jetstream, Kind::Pubsub] {
+    let mut rows = Vec::new();
+    for kind in RUN_ORDER {
         let push = push(backlog.path(), &servers, kind, scale.events).await;
         let want: Vec<String> = items.iter().map(|i| format!("{}/{i}", kind.target())).collect();
         check(kind, "ferry", &servers.keys(kind, push.dir.path()).await, &want);
@@ -160,25 +169,30 @@ async fn run(scale: Scale) {
         let messages = template.messages(kind.target(), &items);
         let base = servers.baseline(kind, &messages).await;
         check(kind, "baseline", &servers.baseline_keys(kind, &base).await, &want);
-        let ferry_rate = scale.events as f64 / push.secs;
-        let base_rate = scale.events as f64 / base.secs;
-        println!(
-            "{:<15} ferry {:>8.0} items/s ({:.2} s, CPU {:.2} s, peak RSS {} MiB), baseline {:>8.0} items/s ({:.2} s)",
-            kind.label(),
-            ferry_rate,
-            push.secs,
-            push.cpu_secs,
-            push.rss_kib / 1024,
-            base_rate,
-            base.secs
-        );
+        let serial =
+            if kind == Kind::Pubsub { Some(pubsub_serial(&servers.pubsub, &messages).await) } else { None };
         let per_round = (scale.events as usize).div_ceil(push.rounds.count);
         let rounds = push.rounds.count.min(PROFILE_ROUNDS);
         let profile = tokio::task::block_in_place(|| {
             StoreProfile::run(backlog.path(), kind.target(), per_round, rounds)
         });
-        rows.insert(kind.label(), (push, ferry_rate, base_rate, profile));
+        let row = Row {
+            kind,
+            ferry_rate: scale.events as f64 / push.secs,
+            base_rate: scale.events as f64 / base.secs,
+            push,
+            profile,
+            serial,
+        };
+        println!(
+            "{:<15} ferry {:>8.0} items/s, baseline {:>8.0} items/s",
+            kind.label(),
+            row.ferry_rate,
+            row.base_rate
+        );
+        rows.push(row);
     }
+    rows.sort_by_key(|r| KINDS.iter().position(|k| *k == r.kind));
 
     println!(
         "\n{} items per sink, {} cores; ratio = ferry items/s ÷ baseline items/s (goal >= {GOAL})",
@@ -186,52 +200,74 @@ async fn run(scale: Scale) {
         cores()
     );
     println!(
-        "  {:<15} {:>14} {:>17} {:>6} {:>13} {:>14} {:>10}",
+        "  {:<15} {:>14} {:>17} {:>6} {:>13} {:>13} {:>12}",
         "sink", "ferry items/s", "baseline items/s", "ratio", "ferry wall s", "peak RSS MiB", "ferry CPU s"
     );
-    for kind in KINDS {
-        let (push, ferry_rate, base_rate, _) = &rows[kind.label()];
-        let ratio = ferry_rate / base_rate;
+    for r in &rows {
+        let ratio = r.ferry_rate / r.base_rate;
         println!(
-            "  {:<15} {:>14.0} {:>17.0} {:>6.2} {:>13.2} {:>14.1} {:>10.2}{}",
-            kind.label(),
-            ferry_rate,
-            base_rate,
+            "  {:<15} {:>14.0} {:>17.0} {:>6.2} {:>13.2} {:>13.1} {:>12.2}{}",
+            r.kind.label(),
+            r.ferry_rate,
+            r.base_rate,
             ratio,
-            push.secs,
-            push.rss_kib as f64 / 1024.0,
-            push.cpu_secs,
+            r.push.secs,
+            r.push.rss_kib as f64 / 1024.0,
+            r.push.cpu_secs,
             if ratio < GOAL { "  below goal" } else { "" }
         );
     }
-
     println!("\nwhere ferry's time goes (its round log; the store alone on a copy of the backlog, no sink)");
-    for kind in KINDS {
-        let (push, _, _, profile) = &rows[kind.label()];
-        let r = push.rounds;
+    for r in &rows {
+        r.explain();
+    }
+}
+
+/// What was measured for one sink.
+struct Row {
+    kind: Kind,
+    push: Push,
+    ferry_rate: f64,
+    base_rate: f64,
+    profile: StoreProfile,
+    /// Pub/Sub only: the baseline with one request in flight (see [`pubsub_serial`]).
+    serial: Option<(f64, f64, String)>,
+}
+
+impl Row {
+    fn explain(&self) {
+        let (r, p) = (self.push.rounds, &self.profile);
         println!(
-            "  {:<15} {} rounds of {}: first ended {:.2} s after exec, then {:.2} ms each, last at {:.2} s, exit at {:.2} s; \
-             an idle push takes {:.2} s",
-            kind.label(),
+            "  {:<15} {} rounds of {}: first ended {:.2} s after exec, then {} ms each, last at {:.2} s, exit at \
+             {:.2} s; an idle push takes {:.2} s",
+            self.kind.label(),
             r.count,
-            profile.per_round,
+            p.per_round,
             r.first_at,
             r.ms_each(),
             r.last_at,
-            push.secs,
-            push.idle_secs
+            self.push.secs,
+            self.push.idle_secs
         );
         println!(
             "  {:<15} store alone, {} rounds: read + build {:.2} ms, commit sending {:.2} ms, commit outcomes {:.2} ms \
-             = {:.2} ms a round -> at most {:.0} items/s",
+             (puts {:.2} ms of the two) = {:.2} ms a round -> at most {:.0} items/s",
             "",
-            profile.rounds,
-            profile.read_ms,
-            profile.sending_ms,
-            profile.settle_ms,
-            profile.ms_each(),
-            profile.ceiling()
+            p.rounds,
+            p.read_ms,
+            p.sending_ms,
+            p.settle_ms,
+            p.puts_ms,
+            p.ms_each(),
+            p.ceiling()
         );
+        if let Some((rate, first_ms, mean_ms)) = &self.serial {
+            println!(
+                "  {:<15} baseline with one request in flight: {rate:.0} items/s; the first request {first_ms:.1} ms \
+                 (fresh connection), the others {mean_ms} ms each (back to back on one connection)",
+                ""
+            );
+        }
     }
 }
 
@@ -248,6 +284,8 @@ const BASE_STREAM: &str = "base";
 const BASE_JS_STREAM: &str = "BASE";
 const BASE_SUBJECT: &str = "base.items";
 const BASE_TOPIC: &str = "base";
+/// Where the Pub/Sub baseline with one request in flight publishes.
+const SERIAL_TOPIC: &str = "serial";
 /// JetStream's default duplicate window, for both streams.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
@@ -257,7 +295,8 @@ impl Servers {
         let nats = NatsServer::start().await;
         nats.create_stream("FERRY", &["ferry.>"], DUPLICATE_WINDOW).await;
         nats.create_stream(BASE_JS_STREAM, &["base.>"], DUPLICATE_WINDOW).await;
-        let pubsub = PubsubServer::start(&[("demo", "items"), ("demo", BASE_TOPIC)]).await;
+        let pubsub =
+            PubsubServer::start(&[("demo", "items"), ("demo", BASE_TOPIC), ("demo", SERIAL_TOPIC)]).await;
         Servers { webhook: WebhookReceiver::start(Some(SECRET)), redis, nats, pubsub }
     }
 
@@ -302,7 +341,9 @@ impl Servers {
             Kind::Jsonl => jsonl_baseline(&dir.path().join("base.jsonl"), messages),
             Kind::Redis => redis_baseline(&self.redis, messages).await,
             Kind::Jetstream => jetstream_baseline(&self.nats, messages).await,
-            Kind::Pubsub => pubsub_baseline(&self.pubsub.url(), messages).await,
+            Kind::Pubsub => {
+                pubsub_baseline(&self.pubsub.url(), BASE_TOPIC, messages, DEFAULT_SINK_CONCURRENCY).await;
+            }
         }
         Baseline { secs: started.elapsed().as_secs_f64(), dir }
     }
@@ -396,12 +437,12 @@ impl Rounds {
         }
     }
 
-    /// Mean milliseconds from one round's end to the next's.
-    fn ms_each(&self) -> f64 {
+    /// Mean milliseconds from one round's end to the next's, `-` for a single round.
+    fn ms_each(&self) -> String {
         if self.count < 2 {
-            return f64::NAN;
+            return "-".into();
         }
-        (self.last_at - self.first_at) * 1000.0 / (self.count - 1) as f64
+        format!("{:.2}", (self.last_at - self.first_at) * 1000.0 / (self.count - 1) as f64)
     }
 }
 
@@ -670,11 +711,17 @@ async fn jetstream_baseline(nats: &NatsServer, messages: &[(String, String)]) {
     }
 }
 
-/// Publish requests of 500 messages with ferry's attributes, 16 in flight.
-async fn pubsub_baseline(url: &str, messages: &[(String, String)]) {
+/// Publish requests of 500 messages with ferry's attributes to `topic`, `concurrency` in flight;
+/// how long each request took, in the order they were sent.
+async fn pubsub_baseline(
+    url: &str,
+    topic: &str,
+    messages: &[(String, String)],
+    concurrency: usize,
+) -> Vec<Duration> {
     let client = reqwest::Client::new();
-    let publish = format!("{url}/v1/projects/demo/topics/{BASE_TOPIC}:publish");
-    let ids: Vec<usize> = futures_util::stream::iter(messages.chunks(BATCH))
+    let publish = format!("{url}/v1/projects/demo/topics/{topic}:publish");
+    let answers: Vec<(usize, Duration)> = futures_util::stream::iter(messages.chunks(BATCH))
         .map(|batch| {
             let messages: Vec<Value> = batch
                 .iter()
@@ -690,16 +737,35 @@ async fn pubsub_baseline(url: &str, messages: &[(String, String)]) {
                 .header("content-type", "application/json")
                 .body(json!({ "messages": messages }).to_string());
             async move {
+                let started = Instant::now();
                 let response = request.send().await.expect("the server answers");
                 assert!(response.status().is_success(), "publish: HTTP {}", response.status());
                 let answer: Value = response.json().await.expect("a JSON answer");
-                answer["messageIds"].as_array().map_or(0, Vec::len)
+                (answer["messageIds"].as_array().map_or(0, Vec::len), started.elapsed())
             }
         })
-        .buffer_unordered(DEFAULT_SINK_CONCURRENCY)
+        .buffered(concurrency)
         .collect()
         .await;
-    assert_eq!(ids.iter().sum::<usize>(), messages.len(), "one message id per message");
+    let ids: usize = answers.iter().map(|(n, _)| n).sum();
+    assert_eq!(ids, messages.len(), "one message id per message");
+    answers.into_iter().map(|(_, took)| took).collect()
+}
+
+/// Pub/Sub with one request in flight at a time, as ferry's rounds of 500 (one request each)
+/// allow: items/s, ms of the first request (on a fresh connection) and the mean ms of the others
+/// (back to back on one kept connection; `-` when there is one request).
+async fn pubsub_serial(pubsub: &PubsubServer, messages: &[(String, String)]) -> (f64, f64, String) {
+    let started = Instant::now();
+    let took = pubsub_baseline(&pubsub.url(), SERIAL_TOPIC, messages, 1).await;
+    let rate = messages.len() as f64 / started.elapsed().as_secs_f64();
+    let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+    let rest = &took[1..];
+    let mean = match rest.len() {
+        0 => "-".to_string(),
+        n => format!("{:.1}", rest.iter().map(ms).sum::<f64>() / n as f64),
+    };
+    (rate, ms(&took[0]), mean)
 }
 
 /// User and system CPU seconds of a process so far.
@@ -730,6 +796,8 @@ struct StoreProfile {
     read_ms: f64,
     sending_ms: f64,
     settle_ms: f64,
+    /// Of the two commits, the time spent on the puts (the rest is redb's commit and fsync).
+    puts_ms: f64,
 }
 
 impl StoreProfile {
@@ -745,7 +813,7 @@ impl StoreProfile {
         let store = ferry::store::Store::create_or_open(&path, None).expect("the copy opens");
         let id = store.write(|tx| tx.target_id(target)).expect("the target's id");
         let sources = store.source_names().expect("source names");
-        let (mut read, mut sending, mut settle, mut done) = (0.0, 0.0, 0.0, 0);
+        let (mut read, mut sending, mut settle, mut puts, mut done) = (0.0, 0.0, 0.0, 0.0, 0);
         for _ in 0..rounds {
             let t0 = Instant::now();
             let mut due = store
@@ -782,23 +850,27 @@ impl StoreProfile {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
             store
                 .write(|tx| {
+                    let started = Instant::now();
                     for (key, d) in &due {
                         let mut d = d.clone();
                         (d.state, d.attempts, d.updated_at) = (DeliveryState::Sending, d.attempts + 1, now);
                         tx.put_delivery(*key, &d)?;
                     }
+                    puts += started.elapsed().as_secs_f64();
                     Ok(())
                 })
                 .expect("commit sending");
             let t2 = Instant::now();
             store
                 .write(|tx| {
+                    let started = Instant::now();
                     for (i, (key, d)) in due.iter().enumerate() {
                         let mut d = d.clone();
                         (d.state, d.attempts, d.updated_at) = (DeliveryState::Confirmed, d.attempts + 1, now);
                         tx.put_delivery(*key, &d)?;
                         tx.put_sink_ack(*key, &SinkAck { ack: format!("line {i}"), at: now })?;
                     }
+                    puts += started.elapsed().as_secs_f64();
                     Ok(())
                 })
                 .expect("commit the outcomes");
@@ -816,6 +888,7 @@ impl StoreProfile {
             read_ms: ms(read),
             sending_ms: ms(sending),
             settle_ms: ms(settle),
+            puts_ms: ms(puts),
         }
     }
 
