@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use redb::ReadableTable;
 
-use super::keys::{DeliveryKey, FixedKey, ItemKey};
+use super::keys::{DeliveryKey, FixedKey, ItemKey, StatusKey};
 use super::query_deliver::StateCounts;
 use super::records::{self, Batch, Delivery, DeliveryState, Event, SinkAck};
 use super::{Store, StoreError, tables};
@@ -107,4 +107,45 @@ fn target_status_range(state: DeliveryState, chain: u64, target: u32) -> ([u8; 3
         key
     };
     (bound(0), bound(0xff))
+}
+
+impl super::WriteTx<'_> {
+    /// Writes deliveries whose state before the write the caller knows (`from`: what it read in
+    /// the same process, the only writer of them), with their sink acks: each table opened once,
+    /// no record read back. The sink worker writes every round this way; the status index moves
+    /// from `from` to the new state as [`put_delivery`](super::WriteTx::put_delivery) does it.
+    pub fn put_deliveries_from(
+        &mut self,
+        rows: &[(DeliveryKey, DeliveryState, Delivery)],
+        acks: &[(DeliveryKey, SinkAck)],
+    ) -> Result<(), StoreError> {
+        let status = |key: &DeliveryKey, state: DeliveryState| {
+            StatusKey { state: state as u8, chain: key.chain, target: key.target, item: key.item }.to_bytes()
+        };
+        {
+            let mut index = self.txn.open_table(tables::DELIVERY_STATUS).map_err(|e| self.err(e))?;
+            for (key, from, d) in rows {
+                if *from != d.state {
+                    index.remove(status(key, *from)).map_err(|e| self.err(e))?;
+                    index.insert(status(key, d.state), ()).map_err(|e| self.err(e))?;
+                }
+            }
+        }
+        let mut buf = Vec::new();
+        {
+            let mut table = self.txn.open_table(tables::DELIVERIES).map_err(|e| self.err(e))?;
+            for (key, _, d) in rows {
+                records::encode_into(d, &mut buf);
+                table.insert(key.to_bytes(), buf.as_slice()).map_err(|e| self.err(e))?;
+            }
+        }
+        if !acks.is_empty() {
+            let mut table = self.txn.open_table(tables::SINK_ACKS).map_err(|e| self.err(e))?;
+            for (key, ack) in acks {
+                records::encode_into(ack, &mut buf);
+                table.insert(key.to_bytes(), buf.as_slice()).map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -24,9 +24,9 @@ const ROUNDS: usize = 10;
 const PER_ROUND: u64 = 100;
 /// What one killed round can make an at-least-once sink see again: the deliveries written
 /// `sending` and not settled, at most one round of the sink's worker (32 for a webhook at the
-/// default concurrency of 16, 500 for Pub/Sub).
+/// default concurrency of 16, 4,000 for Pub/Sub).
 const WEBHOOK_ROUND: usize = 32;
-const PUBSUB_ROUND: usize = 500;
+const PUBSUB_ROUND: usize = 4000;
 /// How long each hand-over waits before and after, in the test build.
 const PAUSE_MS: u64 = 150;
 

@@ -1,10 +1,9 @@
 //! The `redis-stream` sink: each message one entry of a Redis stream, added with
 //! `XADD <stream> [MAXLEN ~ n] * key … source … event … body …`; the entry id is the ack.
 //!
-//! A batch goes out as one pipelined round trip on one multiplexed connection (reconnected by the
-//! client's connection manager), every message with its own reply, so a connection lost halfway
-//! still delivers the messages that were answered. Every round trip is bounded by the plan's
-//! `timeout`.
+//! A batch goes out as one pipeline, one round trip on one multiplexed connection (reconnected by
+//! the client's connection manager), every message with its own reply. Every round trip is
+//! bounded by the plan's `timeout`.
 //!
 //! An `XADD` that went out without a reply (a timeout, a dropped connection) may have landed: it
 //! is a retry, and the worker, before handing a message over again, first looks for it through
@@ -91,36 +90,54 @@ impl RedisStream {
             self.suspect = false;
         }
         let deadline = Instant::now() + self.timeout + GRACE;
-        // Each XADD its own request on the one multiplexed connection: they are written together
-        // (a pipeline) and each gets its own reply or error.
-        let replies = futures_util::future::join_all(batch.iter().map(|message| {
-            let mut conn = self.conn.clone();
-            let cmd = self.xadd(message);
-            async move { tokio::time::timeout_at(deadline, cmd.query_async::<Value>(&mut conn)).await }
-        }))
-        .await;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for reply in replies {
-            let outcome = match reply {
-                Ok(Ok(value)) => match entry_id(&value) {
-                    Some(id) => Outcome::Delivered { ack: id },
-                    None => Outcome::Failed { reason: format!("XADD answered {value:?}, not an entry id") },
-                },
-                Ok(Err(e)) => match classify(&e) {
+        // One pipeline, one round trip: every XADD with its own reply (a refused one does not
+        // fail the others). A connection lost or a timeout leaves the whole batch in doubt: each
+        // is a retry, and the worker looks for it in the stream before adding it again.
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for message in batch {
+            pipe.add_command(self.xadd(message));
+        }
+        let mut conn = self.conn.clone();
+        let replies =
+            tokio::time::timeout_at(deadline, pipe.query_async::<Vec<redis::RedisResult<Value>>>(&mut conn))
+                .await;
+        let whole = |outcome: Outcome| batch.iter().map(|_| outcome.clone()).collect();
+        let replies = match replies {
+            Ok(Ok(replies)) => replies,
+            Ok(Err(e)) => {
+                return whole(match classify(&e) {
                     Class::Permanent => Outcome::Failed { reason: format!("redis refused XADD: {e}") },
                     Class::Busy => retry(format!("redis is busy: {e}")),
                     Class::Connection => {
                         self.suspect = true;
                         retry(format!("redis at {}: {e}", self.shown_url))
                     }
+                });
+            }
+            Err(_) => {
+                self.suspect = true;
+                return whole(retry(format!(
+                    "redis at {}: no reply within {:?}",
+                    self.shown_url, self.timeout
+                )));
+            }
+        };
+        let mut outcomes: Vec<Outcome> = replies
+            .into_iter()
+            .map(|reply| match reply {
+                Ok(value) => match entry_id(&value) {
+                    Some(id) => Outcome::Delivered { ack: id },
+                    None => Outcome::Failed { reason: format!("XADD answered {value:?}, not an entry id") },
                 },
-                Err(_) => {
-                    self.suspect = true;
-                    retry(format!("redis at {}: no reply within {:?}", self.shown_url, self.timeout))
-                }
-            };
-            outcomes.push(outcome);
-        }
+                Err(e) => match classify(&e) {
+                    Class::Permanent => Outcome::Failed { reason: format!("redis refused XADD: {e}") },
+                    Class::Busy | Class::Connection => retry(format!("redis at {}: {e}", self.shown_url)),
+                },
+            })
+            .collect();
+        // A reply for every command, or the rest are in doubt.
+        outcomes.resize_with(batch.len(), || retry(format!("redis at {}: no reply", self.shown_url)));
         outcomes
     }
 
