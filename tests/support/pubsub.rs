@@ -17,10 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::http::{Request, read_request_kept};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -200,20 +201,6 @@ pub fn service_account_key(dir: &Path, token_uri: &str) -> PathBuf {
     path
 }
 
-/// One request as read off a connection.
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
 /// An answer: status, extra headers, JSON body.
 struct Answer {
     status: u16,
@@ -232,13 +219,13 @@ fn error(status: u16, code: &str, message: &str) -> Answer {
 /// Serves requests on one connection until the client closes it or asks to.
 async fn serve(stream: TcpStream, state: &Mutex<State>) -> io::Result<()> {
     let mut reader = BufReader::new(stream);
-    while let Some(request) = read_request(&mut reader).await? {
+    while let Some(request) = read_request_kept(&mut reader).await? {
         let (reply, delay) = {
             let mut state = lock(state);
             (route(&mut state, &request), state.delay)
         };
         tokio::time::sleep(delay).await;
-        let close = request.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let close = request.close;
         let mut head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
             reply.status,
@@ -260,36 +247,6 @@ async fn serve(stream: TcpStream, state: &Mutex<State>) -> io::Result<()> {
     Ok(())
 }
 
-/// Reads one request (a `Content-Length` body); `None` when the client closed the connection.
-async fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Request>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).await? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let path = parts.next().unwrap_or_default().to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await? == 0 {
-            return Ok(None);
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            headers.push((name.trim().to_string(), value.trim().to_string()));
-        }
-    }
-    let mut request = Request { method, path, headers, body: Vec::new() };
-    let length = request.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-    request.body = vec![0; length];
-    reader.read_exact(&mut request.body).await?;
-    Ok(Some(request))
-}
-
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
@@ -305,10 +262,10 @@ fn reason(status: u16) -> &'static str {
 }
 
 fn route(state: &mut State, request: &Request) -> Answer {
-    if request.method == "POST" && request.path == "/token" {
+    if request.method == "POST" && request.target == "/token" {
         return issue_token(state, request);
     }
-    let Some(rest) = request.path.strip_prefix("/v1/") else {
+    let Some(rest) = request.target.strip_prefix("/v1/") else {
         return error(404, "NOT_FOUND", "no such route");
     };
     state.authorizations.push(request.header("authorization").map(str::to_string));

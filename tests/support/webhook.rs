@@ -22,17 +22,15 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::http::{Request, read_request_kept};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 /// How old a signed timestamp may be, as the README's receiver example has it.
 pub const MAX_AGE_S: u64 = 300;
-/// The largest body read; a larger one closes the connection.
-const MAX_BODY: usize = 16 << 20;
-
 /// What the receiver answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -256,16 +254,6 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// One request read off a connection.
-struct Request {
-    method: String,
-    target: String,
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
-    /// The client asked to close after this one.
-    close: bool,
-}
-
 /// What to send back.
 struct Answer {
     status: u16,
@@ -279,7 +267,7 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     loop {
-        let Some(request) = read_request(&mut reader).await? else { return Ok(()) };
+        let Some(request) = read_request_kept(&mut reader).await? else { return Ok(()) };
         let flight = InFlight::enter(shared);
         let answer = decide(shared, &request);
         tokio::time::sleep(answer.hold).await;
@@ -377,52 +365,6 @@ fn verify(secret: &str, request: &Request, now: u64) -> Result<(), String> {
     mac.update(b".");
     mac.update(&request.body);
     mac.verify_slice(&given).map_err(|_| "X-Ferry-Signature does not match".to_string())
-}
-
-/// Reads one request: the line, the headers, a body of `Content-Length` bytes. `None` when the
-/// client closed the connection between requests.
-async fn read_request(reader: &mut (impl AsyncBufRead + Unpin)) -> std::io::Result<Option<Request>> {
-    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
-    let mut line = String::new();
-    if reader.read_line(&mut line).await? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(invalid("not an HTTP request line"));
-    };
-    let (method, target) = (method.to_string(), target.to_string());
-    let mut close = version == "HTTP/1.0";
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await? == 0 {
-            return Err(invalid("the connection closed inside the headers"));
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':').ok_or_else(|| invalid("a header without a colon"))?;
-        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_string());
-        headers.entry(name).and_modify(|v| *v = format!("{v}, {value}")).or_insert(value);
-    }
-    if let Some(connection) = headers.get("connection") {
-        close = connection.eq_ignore_ascii_case("close");
-    }
-    if headers.contains_key("transfer-encoding") {
-        return Err(invalid("chunked bodies are not read by this receiver"));
-    }
-    let length: usize = match headers.get("content-length") {
-        Some(n) => n.parse().map_err(|_| invalid("Content-Length is not a number"))?,
-        None => 0,
-    };
-    if length > MAX_BODY {
-        return Err(invalid("a body larger than this receiver reads"));
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).await?;
-    Ok(Some(Request { method, target, headers, body, close }))
 }
 
 fn render(answer: &Answer, method: &str, close: bool) -> Vec<u8> {
