@@ -212,7 +212,7 @@ impl SinkWorker {
             acks.extend(ack.map(|ack| (*key, ack)));
         }
         // A sink that returned fewer outcomes than messages broke its contract: what it did not
-        // answer for stays `sending` and is looked for at the next start.
+        // answer for stays `sending`, and is looked for in the sink in a later round.
         if outcomes.len() != sending.len() {
             tracing::error!(target = %self.target.name, sent = sending.len(), answered = outcomes.len(), "the sink answered for fewer messages than it was given; this is a bug in ferry");
         }
