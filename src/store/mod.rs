@@ -25,6 +25,7 @@ pub mod query_deliver;
 pub mod query_seda;
 pub mod records;
 pub mod seda;
+pub mod serde_text;
 pub mod sink;
 pub mod tables;
 

@@ -2,6 +2,7 @@
 //! streamed one at a time so that `export` runs in constant memory, whatever the store holds.
 //! Event filters on a chain use the key order: a block range is a range scan, not a full scan.
 
+use super::serde_text::{checksummed, checksummed_opt};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
@@ -247,16 +248,4 @@ impl<'a> Query<'a> {
 
 fn store_failure(store: &ReadStore, e: impl super::Failure) -> StoreError {
     super::failure(store.path(), e)
-}
-
-/// Addresses in rows are EIP-55 checksummed, as in decoded fields and in the config.
-fn checksummed<S: serde::Serializer>(a: &Address, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&a.to_checksum(None))
-}
-
-fn checksummed_opt<S: serde::Serializer>(a: &Option<Address>, s: S) -> Result<S::Ok, S::Error> {
-    match a {
-        Some(a) => s.serialize_str(&a.to_checksum(None)),
-        None => s.serialize_none(),
-    }
 }

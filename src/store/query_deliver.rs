@@ -15,6 +15,7 @@ mod intents;
 #[cfg(test)]
 mod tests;
 
+use super::serde_text::{as_text, checksummed, checksummed_opt};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
@@ -554,22 +555,6 @@ fn status_bounds(state: DeliveryState, chain: Option<u64>) -> ([u8; 34], [u8; 34
 
 fn fail(store: &ReadStore, e: impl super::Failure) -> StoreError {
     failure(store.path(), e)
-}
-
-fn as_text<S: Serializer, T: std::fmt::Display>(value: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(value)
-}
-
-/// Addresses are EIP-55 checksummed, as in the config and in decoded fields.
-fn checksummed<S: Serializer>(a: &Address, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&a.to_checksum(None))
-}
-
-fn checksummed_opt<S: Serializer>(a: &Option<Address>, s: S) -> Result<S::Ok, S::Error> {
-    match a {
-        Some(a) => s.serialize_str(&a.to_checksum(None)),
-        None => s.serialize_none(),
-    }
 }
 
 /// Matrix cells as a JSON object in column order.

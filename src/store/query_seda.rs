@@ -8,12 +8,13 @@
 //!
 //! Only stored fields are read: nothing here recomputes an id, a tree or a signer.
 
+use super::serde_text::{as_text, checksummed};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
 use alloy::primitives::{Address, B256, Bytes};
 use redb::{AccessGuard, ReadTransaction, ReadableTable, StorageError};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use super::keys::{BatchKey, FixedKey, ItemKey, ProverKey};
 use super::records::{self, Batch, ProverState};
@@ -379,13 +380,4 @@ fn source_bounds(source: u32, from: Option<u64>, to: Option<u64>) -> ([u8; 12], 
 
 fn fail(store: &ReadStore, e: impl super::Failure) -> StoreError {
     failure(store.path(), e)
-}
-
-fn as_text<S: Serializer, T: std::fmt::Display>(value: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(value)
-}
-
-/// Addresses are EIP-55 checksummed, as in the config and in the other views.
-fn checksummed<S: Serializer>(a: &Address, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&a.to_checksum(None))
 }

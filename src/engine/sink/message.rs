@@ -12,8 +12,9 @@
 //! block height, id, roots, validator entries, signatures, result ids). `v` and `key` always come
 //! first, in that order: the JSONL sink finds a line by that prefix.
 
+use crate::store::serde_text::{as_text, checksummed};
 use alloy::primitives::{Address, B256, Bytes};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use super::Message;
 use crate::store::keys::{EventKey, ItemKey};
@@ -155,14 +156,6 @@ fn batch_body(b: &Batch) -> BatchBody<'_> {
             .collect(),
         result_ids: &s.result_ids,
     }
-}
-
-fn as_text<S: Serializer, T: std::fmt::Display>(value: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(value)
-}
-
-fn checksummed<S: Serializer>(a: &Address, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&a.to_checksum(None))
 }
 
 #[cfg(test)]
