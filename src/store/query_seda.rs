@@ -339,34 +339,37 @@ impl<'a> SedaQuery<'a> {
     }
 
     fn row(&self, key: BatchKey, b: Batch) -> BatchRow {
-        let s = b.batch;
-        BatchRow {
-            source: self.sources.get(&key.source).cloned().unwrap_or_else(|| format!("#{}", key.source)),
-            source_id: key.source,
-            item: ItemKey::Batch(key),
-            number: s.header.number,
-            block_height: s.header.block_height,
-            batch_id: s.batch_id,
-            validators_root: s.header.validators_root,
-            results_root: s.header.results_root,
-            proving_metadata: s.header.proving_metadata,
-            anchor: b.anchor,
-            fetched_at: b.fetched_at,
-            validators: s
-                .validators
-                .into_iter()
-                .map(|v| ValidatorRow { operator: v.operator, eth_address: v.eth_address, power: v.power })
-                .collect(),
-            signatures: s
-                .signatures
-                .into_iter()
-                .map(|sig| SignatureRow {
-                    operator: sig.operator,
-                    signature: Bytes::copy_from_slice(&sig.bytes),
-                })
-                .collect(),
-            result_ids: s.result_ids,
-        }
+        let source = self.sources.get(&key.source).cloned().unwrap_or_else(|| format!("#{}", key.source));
+        batch_row(source, key, b)
+    }
+}
+
+/// One stored batch as views, exports and sink messages show it.
+pub fn batch_row(source: String, key: BatchKey, b: Batch) -> BatchRow {
+    let s = b.batch;
+    BatchRow {
+        source,
+        source_id: key.source,
+        item: ItemKey::Batch(key),
+        number: s.header.number,
+        block_height: s.header.block_height,
+        batch_id: s.batch_id,
+        validators_root: s.header.validators_root,
+        results_root: s.header.results_root,
+        proving_metadata: s.header.proving_metadata,
+        anchor: b.anchor,
+        fetched_at: b.fetched_at,
+        validators: s
+            .validators
+            .into_iter()
+            .map(|v| ValidatorRow { operator: v.operator, eth_address: v.eth_address, power: v.power })
+            .collect(),
+        signatures: s
+            .signatures
+            .into_iter()
+            .map(|sig| SignatureRow { operator: sig.operator, signature: Bytes::copy_from_slice(&sig.bytes) })
+            .collect(),
+        result_ids: s.result_ids,
     }
 }
 

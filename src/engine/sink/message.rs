@@ -8,8 +8,9 @@
 //!  "topics":["0x…"],"data":"0x…"}
 //! ```
 //!
-//! A SEDA batch has `"kind":"batch"` and a `batch` object instead of the event's fields (number,
-//! block height, id, roots, validator entries, signatures, result ids). `v` and `key` always come
+//! A SEDA batch has `"kind":"batch"` and a `batch` object instead of the event's fields: the row
+//! `export batches` writes (number, block height, id, roots, validator entries, signatures,
+//! result ids). `v` and `key` always come
 //! first, in that order: the JSONL sink finds a line by that prefix.
 
 use crate::store::serde_text::{as_text, checksummed};
@@ -17,8 +18,9 @@ use alloy::primitives::{Address, B256, Bytes};
 use serde::Serialize;
 
 use super::Message;
-use crate::store::keys::{EventKey, ItemKey};
-use crate::store::records::{Batch, Event};
+use crate::store::keys::{BatchKey, EventKey, ItemKey};
+use crate::store::query_seda::{BatchRow, batch_row};
+use crate::store::records::Event;
 use crate::store::sink::StoredItem;
 
 /// The version of the message shape; a change that a consumer could notice bumps it.
@@ -41,7 +43,7 @@ struct Body<'a> {
 #[serde(untagged)]
 enum What<'a> {
     Event(EventBody<'a>),
-    Batch { batch: BatchBody<'a> },
+    Batch { batch: BatchRow },
 }
 
 #[derive(Serialize)]
@@ -60,33 +62,6 @@ struct EventBody<'a> {
     data: &'a Bytes,
 }
 
-#[derive(Serialize)]
-struct BatchBody<'a> {
-    number: u64,
-    block_height: u64,
-    batch_id: B256,
-    validators_root: B256,
-    results_root: B256,
-    proving_metadata: &'a Bytes,
-    validators: Vec<ValidatorBody<'a>>,
-    signatures: Vec<SignatureBody<'a>>,
-    result_ids: &'a [B256],
-}
-
-#[derive(Serialize)]
-struct ValidatorBody<'a> {
-    operator: &'a str,
-    #[serde(serialize_with = "checksummed")]
-    eth_address: Address,
-    power: u32,
-}
-
-#[derive(Serialize)]
-struct SignatureBody<'a> {
-    operator: &'a str,
-    signature: Bytes,
-}
-
 /// What a message is built from, besides the item.
 pub struct Context<'a> {
     pub target: &'a str,
@@ -102,11 +77,18 @@ pub fn build(cx: &Context<'_>, item_key: ItemKey, item: &StoredItem) -> Message 
         (StoredItem::Event(e), ItemKey::Event(k)) => {
             ("event", e.name.as_deref(), What::Event(event_body(cx, k, e)))
         }
-        (StoredItem::Batch(b), _) => ("batch", Some("batch"), What::Batch { batch: batch_body(b) }),
-        // An event record under a batch key cannot be written by ferry; say what it is anyway.
+        (StoredItem::Batch(b), ItemKey::Batch(k)) => {
+            ("batch", Some("batch"), What::Batch { batch: batch_row(cx.source.to_string(), k, b.clone()) })
+        }
+        // A record of one kind under the other kind's key cannot be written by ferry; say what it
+        // is anyway.
         (StoredItem::Event(e), ItemKey::Batch(_)) => {
             let k = EventKey { chain: 0, block: 0, log_index: 0 };
             ("event", e.name.as_deref(), What::Event(event_body(cx, k, e)))
+        }
+        (StoredItem::Batch(b), ItemKey::Event(_)) => {
+            let k = BatchKey { source: 0, height: b.batch.header.number };
+            ("batch", Some("batch"), What::Batch { batch: batch_row(cx.source.to_string(), k, b.clone()) })
         }
     };
     let body =
@@ -129,32 +111,6 @@ fn event_body<'a>(cx: &Context<'a>, k: EventKey, e: &'a Event) -> EventBody<'a> 
         fields: e.fields.as_deref().and_then(|f| serde_json::from_str(f).ok()),
         topics: &e.topics,
         data: &e.data,
-    }
-}
-
-fn batch_body(b: &Batch) -> BatchBody<'_> {
-    let s = &b.batch;
-    BatchBody {
-        number: s.header.number,
-        block_height: s.header.block_height,
-        batch_id: s.batch_id,
-        validators_root: s.header.validators_root,
-        results_root: s.header.results_root,
-        proving_metadata: &s.header.proving_metadata,
-        validators: s
-            .validators
-            .iter()
-            .map(|v| ValidatorBody { operator: &v.operator, eth_address: v.eth_address, power: v.power })
-            .collect(),
-        signatures: s
-            .signatures
-            .iter()
-            .map(|sig| SignatureBody {
-                operator: &sig.operator,
-                signature: Bytes::copy_from_slice(&sig.bytes),
-            })
-            .collect(),
-        result_ids: &s.result_ids,
     }
 }
 
@@ -204,6 +160,7 @@ mod tests {
     #[test]
     fn a_batch_message_carries_the_batch() {
         use crate::seda::{BatchHeader, Signature, SignedBatch, Validator};
+        use crate::store::records::Batch;
         let batch = Batch {
             batch: SignedBatch {
                 header: BatchHeader {
