@@ -19,6 +19,15 @@ pub fn is_due(d: &Delivery, now: u64) -> bool {
     }
 }
 
+/// Keeps in `earliest` the next attempt time of `d` when it is pending or `sending` (what a
+/// `push` waits for; a failed delivery is reported, not waited for).
+pub fn note_waiting(earliest: &mut Option<u64>, d: &Delivery) {
+    if matches!(d.state, DeliveryState::Pending | DeliveryState::Sending) {
+        let at = d.next_attempt_at.unwrap_or(0);
+        *earliest = Some(earliest.map_or(at, |e| e.min(at)));
+    }
+}
+
 /// The delivery written before a hand-over: `sending`, one attempt more.
 pub fn sending(d: &Delivery, now: u64) -> Delivery {
     Delivery {
@@ -135,6 +144,25 @@ mod tests {
         ];
         for (delivery, due) in cases {
             assert_eq!(is_due(&delivery, 200), due, "{delivery:?}");
+        }
+    }
+
+    #[test]
+    fn what_waits_is_pending_or_sending_and_the_earliest_counts() {
+        let at = |state, t: u64| Delivery { next_attempt_at: Some(t), ..d(state, 1) };
+        let mut earliest = None;
+        decide_all(&mut earliest, &[at(DeliveryState::Failed, 5), at(DeliveryState::Pending, 30)]);
+        assert_eq!(earliest, Some(30), "a failed delivery is not waited for");
+        decide_all(&mut earliest, &[at(DeliveryState::Sending, 20), at(DeliveryState::Confirmed, 1)]);
+        assert_eq!(earliest, Some(20));
+        let mut none = None;
+        decide_all(&mut none, &[at(DeliveryState::Failed, 5), at(DeliveryState::Skipped, 5)]);
+        assert_eq!(none, None);
+    }
+
+    fn decide_all(earliest: &mut Option<u64>, ds: &[Delivery]) {
+        for d in ds {
+            note_waiting(earliest, d);
         }
     }
 

@@ -84,6 +84,9 @@ pub(crate) struct SinkWorker {
     status: watch::Sender<ChainStatus>,
     counted_at: Instant,
     started: usize,
+    /// The earliest next attempt of a pending (or `sending`) delivery that was not due at the
+    /// last gather; `None` when none waited.
+    waiting: Option<u64>,
 }
 
 impl SinkWorker {
@@ -102,6 +105,7 @@ impl SinkWorker {
             status: tx,
             counted_at: Instant::now(),
             started: 0,
+            waiting: None,
         };
         (worker, rx)
     }
@@ -127,7 +131,9 @@ impl SinkWorker {
             if worked {
                 continue;
             }
-            let wait = match self.waiting()? {
+            // Nothing was due: the round's gather read every open delivery, and knows when the
+            // next one is.
+            let wait = match self.waiting {
                 None if self.opts.until_done => return self.finish(true),
                 None => IDLE,
                 Some(due_at) => {
@@ -301,6 +307,7 @@ impl SinkWorker {
         }
         let (chain, id, store) = (SINK_CHAIN, self.target.id, self.store.clone());
         let states = [DeliveryState::Sending, DeliveryState::Pending, DeliveryState::Failed];
+        let mut waiting = None;
         if !self.target.plan.ordered {
             let mut due = Vec::new();
             for state in states {
@@ -309,9 +316,16 @@ impl SinkWorker {
                     break;
                 }
                 due.extend(tokio::task::block_in_place(|| {
-                    store.target_deliveries(chain, id, state, left, |_, d| decide::is_due(d, t))
+                    store.target_deliveries(chain, id, state, left, |_, d| {
+                        let now_due = decide::is_due(d, t);
+                        if !now_due {
+                            decide::note_waiting(&mut waiting, d);
+                        }
+                        now_due
+                    })
                 })?);
             }
+            self.waiting = waiting;
             return Ok(due);
         }
         // Ordered: every open delivery (up to a window) in item order, each with its source.
@@ -336,6 +350,12 @@ impl SinkWorker {
                 (i, item.as_ref().map_or(u32::MAX, |it| source_of(k.item, it)), decide::is_due(d, t))
             })
             .collect();
+        for ((_, d), (_, _, due)) in open.iter().zip(&candidates) {
+            if !due {
+                decide::note_waiting(&mut waiting, d);
+            }
+        }
+        self.waiting = waiting;
         let take = decide::ordered(&candidates);
         Ok(take.into_iter().take(room).map(|i| open[i].clone()).collect())
     }
@@ -401,23 +421,6 @@ impl SinkWorker {
         }
         let store = self.store.clone();
         tokio::task::block_in_place(|| store.write(|tx| tx.put_deliveries_from(rows, acks)))
-    }
-
-    /// The earliest next attempt of a delivery that waits (pending with a retry time, or left
-    /// `sending`); `None` when none waits.
-    fn waiting(&self) -> Result<Option<u64>, StoreError> {
-        let (chain, id, store) = (SINK_CHAIN, self.target.id, self.store.clone());
-        let mut earliest: Option<u64> = None;
-        for state in [DeliveryState::Sending, DeliveryState::Pending] {
-            let open = tokio::task::block_in_place(|| {
-                store.target_deliveries(chain, id, state, usize::MAX, |_, _| true)
-            })?;
-            for (_, d) in open {
-                let at = d.next_attempt_at.unwrap_or(0);
-                earliest = Some(earliest.map_or(at, |e| e.min(at)));
-            }
-        }
-        Ok(earliest)
     }
 
     fn recount(&mut self) -> Result<(), StoreError> {
