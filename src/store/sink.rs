@@ -55,13 +55,6 @@ impl Store {
         }
         Ok(names)
     }
-
-    pub fn sink_ack(&self, key: DeliveryKey) -> Result<Option<SinkAck>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(tables::SINK_ACKS).map_err(|e| self.fail_read(e))?;
-        let value = table.get(key.to_bytes()).map_err(|e| self.fail_read(e))?;
-        value.map(|v| records::decode(v.value()).map_err(|e| self.fail_read(e))).transpose()
-    }
 }
 
 impl Store {
