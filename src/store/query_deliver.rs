@@ -281,8 +281,8 @@ impl<'a> DeliveryQuery<'a> {
         }
     }
 
-    fn row(&self, key: DeliveryKey, d: Delivery) -> DeliveryRow {
-        DeliveryRow {
+    fn row(&self, key: DeliveryKey, d: Delivery) -> Result<DeliveryRow, StoreError> {
+        Ok(DeliveryRow {
             id: self.id(&key),
             target: self.target_name(key.target),
             chain: self.chain_name(key.chain),
@@ -298,18 +298,20 @@ impl<'a> DeliveryQuery<'a> {
             reason: d.reason,
             retryable: d.retryable,
             next_attempt_at: d.next_attempt_at,
-            ack: if key.chain == SINK_CHAIN { self.sink_ack(key) } else { None },
+            ack: if key.chain == SINK_CHAIN { self.sink_ack(key)? } else { None },
             created_at: d.created_at,
             updated_at: d.updated_at,
-        }
+        })
     }
 
-    /// A sink's acknowledgement of `key`; `None` when there is none (or it cannot be read: the
-    /// row shows without it rather than failing a listing).
-    fn sink_ack(&self, key: DeliveryKey) -> Option<String> {
-        let table = self.txn.open_table(tables::SINK_ACKS).ok()?;
-        let value = table.get(key.to_bytes()).ok()??;
-        records::decode::<records::SinkAck>(value.value()).ok().map(|a| a.ack)
+    /// A sink's acknowledgement of `key`; `None` when it has none (yet).
+    fn sink_ack(&self, key: DeliveryKey) -> Result<Option<String>, StoreError> {
+        let table = self.txn.open_table(tables::SINK_ACKS).map_err(|e| fail(self.store, e))?;
+        let Some(value) = table.get(key.to_bytes()).map_err(|e| fail(self.store, e))? else {
+            return Ok(None);
+        };
+        let ack: records::SinkAck = records::decode(value.value()).map_err(|e| fail(self.store, e))?;
+        Ok(Some(ack.ack))
     }
 
     fn deliveries_table(&self) -> Result<Deliveries, StoreError> {
@@ -357,7 +359,7 @@ impl<'a> DeliveryQuery<'a> {
                     ));
                 }
                 emitted += 1;
-                if emit(self.row(key, delivery)).is_break() {
+                if emit(self.row(key, delivery)?).is_break() {
                     break;
                 }
             }
@@ -376,7 +378,7 @@ impl<'a> DeliveryQuery<'a> {
                 let key = DeliveryKey::from_bytes(key.value());
                 let delivery = self.decode_delivery(value.value())?;
                 emitted += 1;
-                if emit(self.row(key, delivery)).is_break() {
+                if emit(self.row(key, delivery)?).is_break() {
                     return Ok(emitted);
                 }
             }
