@@ -60,7 +60,7 @@ async fn a_signed_post_is_verified_and_recorded_by_the_receiver() {
     let receiver = WebhookReceiver::start(Some(SECRET));
     let mut plan = plan(&receiver.url(), Some(SECRET));
     plan.headers = vec![("Authorization".into(), "Bearer t0ken".into()), ("X-Team".into(), "ops".into())];
-    let mut sink = Webhook::connect(&plan, 4).expect("connect");
+    let mut sink = Webhook::connect(&plan, 4, false).expect("connect");
     let batch = [message("usdc", 1)];
 
     let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
@@ -89,7 +89,7 @@ async fn a_signed_post_is_verified_and_recorded_by_the_receiver() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_secret_nothing_is_signed() {
     let receiver = WebhookReceiver::start(None);
-    let mut sink = Webhook::connect(&plan(&receiver.url(), None), 4).expect("connect");
+    let mut sink = Webhook::connect(&plan(&receiver.url(), None), 4, false).expect("connect");
     assert_eq!(
         send(&mut sink, &[message("usdc", 1)]).await,
         vec![Outcome::Delivered { ack: "HTTP 200".into() }]
@@ -103,7 +103,7 @@ async fn without_a_secret_nothing_is_signed() {
 async fn a_wrong_or_missing_signature_is_refused_with_401_and_fails() {
     let receiver = WebhookReceiver::start(Some(SECRET));
     for (secret, why) in [(Some("whsec_not_the_one"), "does not match"), (None, "no X-Ferry-Signature")] {
-        let mut sink = Webhook::connect(&plan(&receiver.url(), secret), 4).expect("connect");
+        let mut sink = Webhook::connect(&plan(&receiver.url(), secret), 4, false).expect("connect");
         let outcomes = send(&mut sink, &[message("usdc", 1)]).await;
         match &outcomes[0] {
             Outcome::Failed { reason } => {
@@ -122,7 +122,7 @@ async fn a_wrong_or_missing_signature_is_refused_with_401_and_fails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_and_rate_limits_retry_with_their_retry_after() {
     let receiver = WebhookReceiver::start(Some(SECRET));
-    let mut sink = Webhook::connect(&plan(&receiver.url(), Some(SECRET)), 4).expect("connect");
+    let mut sink = Webhook::connect(&plan(&receiver.url(), Some(SECRET)), 4, false).expect("connect");
     let batch = [message("usdc", 1)];
 
     receiver.set_mode_next(1, Mode::with_body(500, r#"{"error":"database is down"}"#));
@@ -159,7 +159,7 @@ async fn server_errors_and_rate_limits_retry_with_their_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_error_fails_quoting_the_first_200_bytes_of_the_body() {
     let receiver = WebhookReceiver::start(None);
-    let mut sink = Webhook::connect(&plan(&receiver.url(), None), 4).expect("connect");
+    let mut sink = Webhook::connect(&plan(&receiver.url(), None), 4, false).expect("connect");
     // 3 spaces, then 2-byte characters: byte 200 falls inside the 99th, which shows as U+FFFD.
     let body = format!("   {}", "é".repeat(150));
     receiver.set_mode(Mode::with_body(400, &body));
@@ -177,7 +177,7 @@ async fn a_receiver_slower_than_the_timeout_is_retried() {
     let receiver = WebhookReceiver::start(Some(SECRET));
     let mut plan = plan(&receiver.url(), Some(SECRET));
     plan.timeout = Duration::from_millis(500);
-    let mut sink = Webhook::connect(&plan, 4).expect("connect");
+    let mut sink = Webhook::connect(&plan, 4, false).expect("connect");
     receiver.set_mode(Mode::Stall(Duration::from_secs(20)));
 
     let started = Instant::now();
@@ -197,7 +197,7 @@ async fn a_receiver_slower_than_the_timeout_is_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_is_not_followed_and_fails_naming_it() {
     let receiver = WebhookReceiver::start(None);
-    let mut sink = Webhook::connect(&plan(&receiver.url(), None), 4).expect("connect");
+    let mut sink = Webhook::connect(&plan(&receiver.url(), None), 4, false).expect("connect");
     receiver.set_mode(Mode::Answer {
         status: 302,
         headers: vec![("Location".into(), "/moved?token=abc123".into())],
@@ -219,7 +219,7 @@ async fn a_redirect_is_not_followed_and_fails_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_run_concurrently_up_to_the_limit_and_keep_their_order() {
     let receiver = WebhookReceiver::start(Some(SECRET));
-    let mut sink = Webhook::connect(&plan(&receiver.url(), Some(SECRET)), 8).expect("connect");
+    let mut sink = Webhook::connect(&plan(&receiver.url(), Some(SECRET)), 8, false).expect("connect");
     // Each answer held a while, so requests overlap as far as the sink lets them.
     receiver.set_mode(Mode::Stall(Duration::from_millis(150)));
     let batch: Vec<Message> = (0..50).map(|n| message("usdc", n)).collect();
@@ -247,7 +247,7 @@ async fn requests_run_concurrently_up_to_the_limit_and_keep_their_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ordered_sink_stops_a_source_at_its_first_undelivered_message() {
     let receiver = WebhookReceiver::start(Some(SECRET));
-    let mut sink = Webhook::connect(&plan(&receiver.url(), Some(SECRET)), 1).expect("connect");
+    let mut sink = Webhook::connect(&plan(&receiver.url(), Some(SECRET)), 1, true).expect("connect");
     receiver.set_mode(Mode::Stall(Duration::from_millis(20)));
     let batch = [
         message("usdc", 1),
@@ -295,7 +295,7 @@ async fn an_ordered_sink_stops_a_source_at_its_first_undelivered_message() {
 async fn a_closed_port_is_a_retry_naming_the_masked_url() {
     let closed = RefusingPort::bind();
     let url = format!("{}/hook?token=s3cr3t", closed.url());
-    let mut sink = Webhook::connect(&plan(&url, Some(SECRET)), 4).expect("connect needs no answer");
+    let mut sink = Webhook::connect(&plan(&url, Some(SECRET)), 4, false).expect("connect needs no answer");
     let outcomes = send(&mut sink, &[message("usdc", 1), message("usdc", 2)]).await;
     for outcome in &outcomes {
         match outcome {
@@ -344,7 +344,7 @@ async fn the_probe_reaches_a_receiver_and_names_a_closed_port() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_signed_messages_land_once_each() {
     let receiver = WebhookReceiver::start(Some(SECRET));
-    let mut sink = Webhook::connect(&plan(&receiver.url(), Some(SECRET)), 16).expect("connect");
+    let mut sink = Webhook::connect(&plan(&receiver.url(), Some(SECRET)), 16, false).expect("connect");
     let batch: Vec<Message> = (0..1_000).map(|n| message("usdc", n)).collect();
     let outcomes = send(&mut sink, &batch).await;
     assert!(outcomes.iter().all(|o| matches!(o, Outcome::Delivered { .. })), "{outcomes:?}");

@@ -83,7 +83,9 @@ impl Sink {
     /// Connects (or opens the file). A sink that cannot be reached is `Unavailable`.
     pub async fn connect(plan: &SinkPlan) -> Result<Sink, SinkError> {
         Ok(match &plan.kind {
-            SinkKind::Webhook(p) => Sink::Webhook(webhook::Webhook::connect(p, plan.concurrency)?),
+            SinkKind::Webhook(p) => {
+                Sink::Webhook(webhook::Webhook::connect(p, plan.concurrency, plan.ordered)?)
+            }
             SinkKind::Jsonl(p) => Sink::Jsonl(jsonl::Jsonl::connect(p)?),
             SinkKind::RedisStream(p) => Sink::Redis(redis::RedisStream::connect(p).await?),
             SinkKind::NatsJetstream(p) => Sink::Nats(nats::Jetstream::connect(p).await?),

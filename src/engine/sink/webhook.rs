@@ -40,8 +40,10 @@ pub struct Webhook {
     /// Boxed: the `Sink` enum stays small next to the other kinds.
     target: Box<Target>,
     timeout: Duration,
-    /// Requests in flight at once; 1 is the ordered sink.
+    /// Requests in flight at once (1 when ordered).
     concurrency: usize,
+    /// One at a time, in order per source.
+    ordered: bool,
 }
 
 /// What every request is built from, checked once.
@@ -55,7 +57,9 @@ struct Target {
 }
 
 impl Webhook {
-    pub fn connect(plan: &WebhookPlan, concurrency: usize) -> Result<Self, SinkError> {
+    /// `ordered`: one request at a time, in the batch's order, each source stopping at its first
+    /// message not delivered (the plan's `ordered: true`, which also means a concurrency of 1).
+    pub fn connect(plan: &WebhookPlan, concurrency: usize, ordered: bool) -> Result<Self, SinkError> {
         let (client, url, headers) = prepare(plan)?;
         Ok(Webhook {
             client,
@@ -66,15 +70,16 @@ impl Webhook {
                 headers,
             }),
             timeout: plan.timeout,
-            concurrency: concurrency.max(1),
+            concurrency: if ordered { 1 } else { concurrency.max(1) },
+            ordered,
         })
     }
 
     /// One attempt per message, outcomes in the batch's order. Up to `concurrency` requests are in
-    /// flight together; with 1 (an ordered sink) they go one at a time in the batch's order, and
-    /// once a message is not delivered the later ones of its source wait for the next round.
+    /// flight together; an ordered sink sends one at a time in the batch's order, and once a
+    /// message is not delivered the later ones of its source wait for the next round.
     pub async fn send(&mut self, batch: &[Message]) -> Vec<Outcome> {
-        if self.concurrency == 1 {
+        if self.ordered {
             return self.send_ordered(batch).await;
         }
         // The futures are made first: a stream over a borrowing closure is not `Send` for every
