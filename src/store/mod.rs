@@ -275,6 +275,12 @@ impl Store {
         })
     }
 
+    /// Records the fingerprint of the config now in use, when a running writer takes a new one
+    /// (`watch` on SIGHUP), so that the file names the config that writes it.
+    pub fn set_config_fingerprint(&self, fingerprint: &str) -> Result<(), StoreError> {
+        self.write(|tx| tx.set_meta(meta::CONFIG_FINGERPRINT, fingerprint))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

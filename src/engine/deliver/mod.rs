@@ -115,11 +115,21 @@ pub struct Options {
     pub until_done: bool,
     /// Start at most this many new deliveries per chain.
     pub limit: Option<usize>,
+    /// Fired when a stop has waited long enough: workers still running are dropped where they
+    /// wait (a worker writes in whole transactions, and the next start reconciles what it left),
+    /// and [`run_all`] returns once every one of them is gone, without their statuses.
+    pub abandon: tokio_util::sync::CancellationToken,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_in_flight: DEFAULT_MAX_IN_FLIGHT, dry_run: false, until_done: false, limit: None }
+        Options {
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            dry_run: false,
+            until_done: false,
+            limit: None,
+            abandon: tokio_util::sync::CancellationToken::new(),
+        }
     }
 }
 

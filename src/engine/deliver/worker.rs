@@ -487,9 +487,17 @@ pub async fn run_all(
     drop(started_tx);
     let mut out = BTreeMap::new();
     let mut store_error = None;
+    let abandon = opts.abandon.clone();
+    let mut abandoned = false;
     loop {
         tokio::select! {
             Some(rx) = started_rx.recv() => on_start(rx),
+            // Joined below as they go: returning only once every aborted task is dropped is what
+            // lets a caller start new workers on the same chains without two of them at once.
+            () = abandon.cancelled(), if !abandoned => {
+                abandoned = true;
+                tasks.abort_all();
+            }
             joined = tasks.join_next() => match joined {
                 Some(Ok((name, Ok(status)))) => {
                     out.insert(name, status);
@@ -500,7 +508,7 @@ pub async fn run_all(
                     store_error.get_or_insert(e);
                 }
                 Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                // Aborted only by a runtime shutting down, which ends the command anyway.
+                // Aborted when abandoned, or by a runtime shutting down, which ends the command anyway.
                 Some(Err(_)) => {}
                 None => break,
             },

@@ -76,10 +76,23 @@ impl Running {
             match self.tasks.join_next().await? {
                 Ok(outcome) => return Some(outcome),
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                // Aborted only by a runtime shutting down, which ends the command anyway.
+                // Abandoned, or aborted by a runtime shutting down, which ends the command anyway.
                 Err(_) => {}
             }
         }
+    }
+
+    /// Drops every source still running where it waits and returns once they are all gone, with
+    /// the outcomes of those that ended on their own meanwhile. A range commits in one
+    /// transaction, so none is half-written; a commit already handed to the store finishes on its
+    /// own, and a repeated range is a no-op.
+    pub async fn abandon(&mut self) -> Vec<Outcome> {
+        self.tasks.abort_all();
+        let mut outcomes = Vec::new();
+        while let Some(outcome) = self.next().await {
+            outcomes.push(outcome);
+        }
+        outcomes
     }
 
     /// Waits for every source; their outcomes by source name.
