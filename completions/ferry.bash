@@ -1675,7 +1675,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__push)
-            opts="-c -v -q -h -V --no-sync --timeout --dry-run --target --chain --limit --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h -V --no-sync --timeout --dry-run --target --chain --limit --stop-timeout --config --store --log-format --verbose --quiet --color --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1694,6 +1694,10 @@ _ferry() {
                     return 0
                     ;;
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stop-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1725,12 +1729,16 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__watch)
-            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h -V --stop-timeout --config --store --log-format --verbose --quiet --color --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --stop-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

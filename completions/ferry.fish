@@ -45,6 +45,7 @@ complete -c ferry -n "__fish_ferry_needs_command" -f -a "migrate" -d 'Upgrade th
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "check-config" -d 'Check the config: offline by default, against the chains with --online'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "generate" -d 'Write shell completions and man pages from the command-line definitions'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferry -n "__fish_ferry_using_subcommand watch" -l stop-timeout -d 'After SIGINT/SIGTERM (or on a reload), stop within this long: sources finish their range and workers their round until then; what still runs after it is dropped (exit 130)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -l store -d 'State file; overrides `store:` in the config' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
@@ -61,6 +62,7 @@ complete -c ferry -n "__fish_ferry_using_subcommand push" -l timeout -d 'Give up
 complete -c ferry -n "__fish_ferry_using_subcommand push" -l target -d 'Only deliveries to this target (repeatable)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand push" -l chain -d 'Only deliveries to this chain (repeatable)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand push" -l limit -d 'At most this many deliveries' -r
+complete -c ferry -n "__fish_ferry_using_subcommand push" -l stop-timeout -d 'After SIGINT/SIGTERM, stop within this long; what still waits then is dropped (exit 130)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand push" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand push" -l store -d 'State file; overrides `store:` in the config' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand push" -l log-format -d 'Log format on stderr' -r -f -a "text\t''

@@ -33,12 +33,27 @@ fn main() -> ExitCode {
     // the store and never the runtime's 101.
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async {
-            let cancel = match signals::install() {
-                Ok(token) => token,
+            let signals = match signals::install() {
+                Ok(signals) => signals,
                 Err(e) => return report_error(eyre::eyre!("cannot install signal handlers: {e}")),
             };
-            let ctx = Ctx::new(cli.global.clone(), cancel.clone());
-            match cli::dispatch(cli.command, ctx).await {
+            let cancel = signals.cancel.clone();
+            let stop_timeout = cli.command.stop_timeout();
+            let ctx = Ctx::new(cli.global.clone(), &signals);
+            // The backstop of the stop bound: a command that keeps its own (`watch`) has ended by
+            // then; any other is dropped where it waits.
+            let command = cli::dispatch(cli.command, ctx);
+            let Some(outcome) =
+                signals::bounded(command, &cancel, stop_timeout + signals::BACKSTOP_GRACE).await
+            else {
+                tracing::warn!(
+                    "the stop timeout ({}) passed: abandoning what was still running; every write \
+                     already committed is whole, the rest is done again on the next run",
+                    humantime::format_duration(stop_timeout)
+                );
+                return Exit::Interrupted;
+            };
+            match outcome {
                 Ok(exit) if cancel.is_cancelled() && exit == Exit::Ok => Exit::Interrupted,
                 Ok(exit) => exit,
                 Err(report) if output::is_broken_pipe(&report) => Exit::Ok,

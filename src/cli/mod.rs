@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, ConfigError, Loaded};
 use crate::exit::{EXIT_CODES_HELP, Exit, ExitError};
 use crate::output::Output;
+use crate::signals::{Reloads, Signals};
 
 const ABOUT: &str = "Watch EVM chains and SEDA batches, record them in one redb file, \
 and deliver them to EVM chains and sinks exactly once in effect.";
@@ -133,13 +134,15 @@ pub enum Command {
 pub struct Ctx {
     pub global: GlobalArgs,
     pub cancel: CancellationToken,
+    /// SIGHUP's reload requests; only `watch` subscribes.
+    pub reloads: Reloads,
     pub out: Output,
 }
 
 impl Ctx {
-    pub fn new(global: GlobalArgs, cancel: CancellationToken) -> Self {
+    pub fn new(global: GlobalArgs, signals: &Signals) -> Self {
         let out = Output::new(global.json, global.color.enabled(std::io::stdout().is_terminal()));
-        Self { global, cancel, out }
+        Self { global, cancel: signals.cancel.clone(), reloads: signals.reloads.clone(), out }
     }
 
     /// Loads and validates the config; any error-severity problem is a [`ConfigError`] (exit 2).
@@ -174,6 +177,17 @@ fn config_dir(config: &Path) -> PathBuf {
     match config.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
+    }
+}
+
+impl Command {
+    /// How long the command may take to stop cleanly after SIGINT/SIGTERM.
+    pub fn stop_timeout(&self) -> std::time::Duration {
+        match self {
+            Command::Watch(args) => args.stop_timeout.0,
+            Command::Push(args) => args.stop_timeout.0,
+            _ => crate::signals::DEFAULT_STOP_TIMEOUT,
+        }
     }
 }
 

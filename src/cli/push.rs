@@ -43,6 +43,9 @@ pub struct PushArgs {
     /// At most this many deliveries.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// After SIGINT/SIGTERM, stop within this long; what still waits then is dropped (exit 130).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub stop_timeout: Duration,
 }
 
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -1,21 +1,34 @@
-//! `ferry watch`: the daemon. Follows every `evm` source from its cursor to the head and on, one
-//! task per source under one cancellation token, until SIGINT/SIGTERM: then each source finishes
-//! the range it is committing and the process exits 130. A source that fails for good (a reorg
-//! deeper than its window) stops alone; the others go on. Next to the sources, one delivery
-//! worker per destination chain sends what routes planned, continuously; a chain whose RPC fails
-//! backs off alone.
+//! `ferry watch`: the daemon. Follows every source from its cursor to the head and on, and next to
+//! them runs one delivery worker per destination chain (and per sink target), continuously; a
+//! chain whose RPC fails backs off alone, a source that fails for good (a reorg deeper than its
+//! window) stops alone while the others go on.
+//!
+//! Sources and workers run as a [`Generation`] of one config:
+//! - **SIGHUP** reloads the config: the file is loaded and validated again, and made ready
+//!   (clients, signers, targets) before anything stops. A config that cannot be used is one WARN
+//!   saying why, and the generation running goes on untouched. A usable one ends the running
+//!   generation (each source finishes its range, each worker its round) and starts the next from
+//!   the new config; state stays in the store, and what was in flight is reconciled by the new
+//!   workers as after a restart. An unchanged config (logrotate's SIGHUP) changes nothing.
+//! - **SIGINT/SIGTERM** end the last generation within `--stop-timeout`; what still runs then is
+//!   dropped and named, and the process exits 130.
+//!
+//! What outlives generations (the store, and servers such as metrics or a control socket) is set
+//! up in [`WatchArgs::run`] before the first one starts.
+
+mod generation;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
 
 use clap::Args;
-use tokio_util::sync::CancellationToken;
 
-use super::progress::{self, Style};
+use self::generation::{Ended, Generation, Prepared};
+use super::progress::Style;
+use super::push::parse_duration;
 use super::{Ctx, after_help};
-use crate::engine::deliver::{Options, destinations, run_all};
-use crate::engine::ingest::{IngestError, Until, run_sources};
-use crate::engine::sink::sink_targets;
+use crate::config::values::Duration;
+use crate::config::{ConfigError, Loaded};
 use crate::exit::{Exit, ExitError};
 use crate::store::Store;
 
@@ -23,116 +36,178 @@ use crate::store::Store;
 #[derive(Debug, Args)]
 #[command(after_help = after_help("\
   ferry watch                               follow everything in ferry.yaml
-  ferry watch -c prod.yaml --log-format json"))]
-pub struct WatchArgs {}
+  ferry watch -c prod.yaml --log-format json
+  kill -HUP <pid>                           reload ferry.yaml without stopping"))]
+pub struct WatchArgs {
+    /// After SIGINT/SIGTERM (or on a reload), stop within this long: sources finish their range
+    /// and workers their round until then; what still runs after it is dropped (exit 130).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub stop_timeout: Duration,
+}
 
 impl WatchArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
+        // Listening before anything else: a SIGHUP from here on is a reload, none is lost.
+        let mut reloads = ctx.reloads.subscribe();
         let loaded = ctx.load_config()?;
-        let plans = loaded.resolved.sources.clone();
-        let seda = loaded.resolved.seda_sources.clone();
-        if plans.is_empty() && seda.is_empty() {
-            return Err(ExitError::new(
-                Exit::Usage,
-                format!("{} has no source to watch", loaded.file_name()),
-            )
-            .into());
+        if let Some(why) = unwatchable(&loaded) {
+            return Err(ExitError::new(Exit::Usage, why).into());
         }
-        let store =
-            Arc::new(Store::create_or_open(&ctx.store_path(Some(&loaded)), Some(loaded.fingerprint()))?);
-        // One client per chain, shared by its source and its deliveries: one rate limit, one
-        // view of each URL's health.
-        let clients = crate::engine::rpc::clients(&loaded.resolved.chains)?;
-
-        let mut running =
-            run_sources(plans, seda, &clients, store.clone(), Until::Forever, ctx.cancel.clone()).await?;
-        let statuses = running.statuses.clone();
-        // Delivery runs under its own token too: when every source has stopped, it stops as well.
-        let dests = destinations(&loaded.resolved, &clients, &store, &[], &[])?;
-        let sinks = sink_targets(&loaded.resolved, &store, &[])?;
-        let deliver_cancel = ctx.cancel.child_token();
-        let (started_tx, started_rx) = tokio::sync::mpsc::unbounded_channel();
-        let chains = dests.len() + sinks.len();
-        let delivery = tokio::spawn(run_all(
-            dests,
-            sinks,
-            store.clone(),
-            Options::default(),
-            deliver_cancel.clone(),
-            move |status| {
-                let _ = started_tx.send(status);
-            },
-        ));
-        tracing::info!(sources = statuses.len(), destinations = chains, store = %store.path().display(), "watching");
-        let stop_progress = CancellationToken::new();
+        let store_path = ctx.store_path(Some(&loaded));
+        let store = Arc::new(Store::create_or_open(&store_path, Some(loaded.fingerprint()))?);
+        // Servers that outlive generations (metrics, a control socket) start here.
         let style =
             if std::io::stderr().is_terminal() && !ctx.global.json { Style::Live } else { Style::Log };
-        let progress = progress::spawn(style, statuses, stop_progress.clone());
-        let delivery_progress = progress::spawn_deliveries(started_rx, stop_progress.clone());
+        let bound = self.stop_timeout.0;
 
-        let mut stopped = Vec::new();
-        let mut store_error = None;
-        let mut delivery = delivery;
-        let mut delivered = None;
-        loop {
-            tokio::select! {
-                outcome = running.next() => {
-                    let Some(outcome) = outcome else { break };
-                    let name = outcome.status.source;
-                    match outcome.result {
-                        Ok(()) | Err(IngestError::Cancelled) => {}
-                        Err(IngestError::Store(e)) => {
-                            // The store is everyone's: stop every source, cleanly.
-                            ctx.cancel.cancel();
-                            store_error.get_or_insert(e);
+        let mut prepared = Prepared::new(loaded, &store)?;
+        let mut listening = true;
+        let ended = loop {
+            let fingerprint = prepared.loaded.fingerprint().to_string();
+            let current = prepared.loaded.clone();
+            let mut generation = Generation::start(prepared, &store, &ctx.cancel, style).await?;
+            let next = loop {
+                if generation.must_end() {
+                    break None;
+                }
+                tokio::select! {
+                    () = generation.step() => {}
+                    () = ctx.cancel.cancelled() => break None,
+                    changed = reloads.changed(), if listening => {
+                        if changed.is_err() {
+                            // No sender, no reloads: nothing to listen for.
+                            listening = false;
+                            continue;
                         }
-                        Err(e) => {
-                            // One source stopping never stalls the others.
-                            tracing::error!(source = %name, "stopped: {e}");
-                            stopped.push(format!("{name}: {e}"));
+                        if let Some(next) = reload(ctx, &store, &current) {
+                            break Some(next);
                         }
                     }
                 }
-                // Delivery ends before the sources when there is nothing to deliver to, or when
-                // the store fails under it (or a worker panicked): then everything stops,
-                // cleanly, and the command says why.
-                result = &mut delivery, if delivered.is_none() => {
-                    if !matches!(result, Ok(Ok(_))) {
-                        ctx.cancel.cancel();
-                    }
-                    delivered = Some(result);
-                }
+            };
+            let ended = generation.end(bound).await;
+            let Some(next) = next else { break ended };
+            if failed(&ended) || ctx.cancel.is_cancelled() {
+                break ended;
             }
-        }
-        deliver_cancel.cancel();
-        let delivered = match delivered {
-            Some(result) => result,
-            None => delivery.await,
+            store.set_config_fingerprint(next.loaded.fingerprint())?;
+            tracing::info!(from = %fingerprint, to = %next.loaded.fingerprint(), "config reloaded");
+            prepared = next;
         };
-        // A panicked worker is a bug (exit 1); a store that failed under delivery is exit 3.
-        let statuses = match delivered? {
-            Ok(statuses) => statuses,
-            Err(e) => {
-                stop_progress.cancel();
-                return Err(e.into());
-            }
-        };
-        for (chain, s) in &statuses {
-            tracing::info!(chain = %chain, confirmed = s.counts.confirmed, left = s.counts.left(), txs = s.sent_txs, "delivery stopped");
-        }
-        stop_progress.cancel();
-        let _ = progress.await;
-        let _ = delivery_progress.await;
-        if let Some(e) = store_error {
-            return Err(e.into());
-        }
-        if !ctx.cancel.is_cancelled() {
-            return Err(ExitError::new(
-                Exit::Failure,
-                format!("every source stopped: {}", stopped.join("; ")),
-            )
-            .into());
-        }
-        Ok(if stopped.is_empty() { Exit::Ok } else { Exit::Failure })
+        finish(ended, ctx)
     }
+}
+
+/// Why a config cannot be watched, if it cannot.
+fn unwatchable(loaded: &Loaded) -> Option<String> {
+    let r = &loaded.resolved;
+    (r.sources.is_empty() && r.seda_sources.is_empty())
+        .then(|| format!("{} has no source to watch", loaded.file_name()))
+}
+
+/// Whether a generation ended on a failure that ends the command (not on a reload's stop).
+fn failed(ended: &Ended) -> bool {
+    ended.store_error.is_some() || !matches!(ended.delivered, Ok(Ok(_)))
+}
+
+/// A SIGHUP: the new config, ready to run, or `None` (said in one WARN) when it cannot be used
+/// or is the one running.
+fn reload(ctx: &Ctx, store: &Store, current: &Loaded) -> Option<Prepared> {
+    let refuse = |why: String| {
+        tracing::warn!("SIGHUP: not reloading, the running config stays: {why}");
+        None
+    };
+    let loaded = match ctx.load_config() {
+        Ok(loaded) => loaded,
+        Err(e) => return refuse(compact(&e)),
+    };
+    if loaded.fingerprint() == current.fingerprint() {
+        tracing::info!("SIGHUP: the config is unchanged, nothing to reload");
+        return None;
+    }
+    if let Some(why) = unwatchable(&loaded) {
+        return refuse(why);
+    }
+    let path = ctx.store_path(Some(&loaded));
+    if path != store.path() {
+        return refuse(format!(
+            "the store would move to {}; a running watch keeps {} (restart it to change stores)",
+            path.display(),
+            store.path().display()
+        ));
+    }
+    let changes = Changes::between(current, &loaded);
+    match Prepared::new(loaded, store) {
+        Ok(prepared) => {
+            tracing::info!(
+                added = ?changes.added,
+                removed = ?changes.removed,
+                "SIGHUP: the new config is valid, switching to it"
+            );
+            Some(prepared)
+        }
+        Err(e) => refuse(format!("{e:#}")),
+    }
+}
+
+/// A config's problems on one line: `file:line:col: key: message; …`.
+fn compact(e: &ConfigError) -> String {
+    let problems: Vec<String> = e
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == crate::config::Severity::Error)
+        .map(|d| {
+            let place =
+                if d.line == 0 { d.file.clone() } else { format!("{}:{}:{}", d.file, d.line, d.column) };
+            let key = if d.key.is_empty() { String::new() } else { format!("{}: ", d.key) };
+            format!("{place}: {key}{}", d.message)
+        })
+        .collect();
+    format!("{e}: {}", problems.join("; "))
+}
+
+/// Names of chains, sources and targets a reload adds and removes, for its log line.
+#[derive(Debug, Default, PartialEq)]
+struct Changes {
+    added: Vec<String>,
+    removed: Vec<String>,
+}
+
+impl Changes {
+    fn between(old: &Loaded, new: &Loaded) -> Self {
+        let names = |l: &Loaded| -> std::collections::BTreeSet<String> {
+            let c = &l.config;
+            c.chains
+                .keys()
+                .map(|n| format!("chain {n}"))
+                .chain(c.sources.keys().map(|n| format!("source {n}")))
+                .chain(c.targets.keys().map(|n| format!("target {n}")))
+                .collect()
+        };
+        let (old, new) = (names(old), names(new));
+        Changes {
+            added: new.difference(&old).cloned().collect(),
+            removed: old.difference(&new).cloned().collect(),
+        }
+    }
+}
+
+/// How the command ends, from how its last generation ended.
+fn finish(ended: Ended, ctx: &Ctx) -> eyre::Result<Exit> {
+    // A panicked worker is a bug (exit 1); a store that failed under delivery is exit 3.
+    let statuses = ended.delivered??;
+    for (chain, s) in &statuses {
+        tracing::info!(chain = %chain, confirmed = s.counts.confirmed, left = s.counts.left(), txs = s.sent_txs, "delivery stopped");
+    }
+    if let Some(e) = ended.store_error {
+        return Err(e.into());
+    }
+    if !ctx.cancel.is_cancelled() {
+        return Err(ExitError::new(
+            Exit::Failure,
+            format!("every source stopped: {}", ended.stopped.join("; ")),
+        )
+        .into());
+    }
+    Ok(if ended.stopped.is_empty() { Exit::Ok } else { Exit::Failure })
 }

@@ -1,0 +1,208 @@
+//! `watch` reloads its config on SIGHUP: a destination chain added to a running `watch` gets the
+//! items that come after, the chain it had goes on, and no item reaches a chain twice; a config
+//! that does not validate is one WARN and the running one goes on. A one-shot ignores SIGHUP.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::U256;
+use alloy::sol_types::SolCall;
+use serde_json::Value;
+
+use crate::deliver::{Miner, Net, view_u256};
+use crate::support::command::{ferry_command, run};
+use crate::support::devnet::IBatchReceiver;
+use crate::support::output::text;
+use crate::support::process::KillOnDrop;
+
+/// A config routing BatchReady events to `record` on the destinations `dests` (indexes into
+/// `net.dests`); `urls` overrides a destination's RPC URL and request timeout.
+pub(crate) fn config(net: &Net, dests: &[usize], urls: &[(usize, String, &str)]) -> String {
+    let mut yaml = format!(
+        "chains:\n  src:\n    chain_id: 31337\n    rpc: [\"{}\"]\n    confirmations: 1\n    poll_interval: 200ms\n",
+        net.source.url()
+    );
+    let mut targets = String::new();
+    for &i in dests {
+        let (anvil, receiver) = &net.dests[i];
+        let (url, timeout) = match urls.iter().find(|(j, _, _)| *j == i) {
+            Some((_, url, timeout)) => (url.clone(), *timeout),
+            None => (anvil.url(), "2s"),
+        };
+        yaml.push_str(&format!(
+            "  d{i}:\n    chain_id: {}\n    rpc: [\"{url}\"]\n    confirmations: 1\n    poll_interval: 200ms\n    request_timeout: {timeout}\n    signer: {{ key_env: FERRY_TEST_SIGNER }}\n",
+            anvil.chain_id()
+        ));
+        targets.push_str(&format!("      d{i}: \"{}\"\n", receiver.to_checksum(None)));
+    }
+    yaml.push_str(&format!(
+        "sources:\n  batches:\n    kind: evm\n    chain: src\n    contracts:\n      - address: \"{}\"\n        events: [\"event BatchReady(uint64 indexed height, bytes32 root)\"]\n",
+        net.emitter.to_checksum(None)
+    ));
+    yaml.push_str(&format!(
+        "targets:\n  receiver:\n    kind: evm-call\n    function: function record(uint64 height, bytes32 root)\n    args:\n      height: {{ field: height }}\n      root: {{ field: root }}\n    chains:\n{targets}"
+    ));
+    yaml.push_str("routes:\n  - source: batches\n    targets: [receiver]\n");
+    yaml
+}
+
+/// `ferry watch ARGS…` in `dir`, its standard error written to `watch.log` there (read while it
+/// runs).
+pub(crate) fn spawn_watch(dir: &Path, args: &[&str]) -> (KillOnDrop, PathBuf) {
+    let log = dir.join("watch.log");
+    let file = std::fs::File::create(&log).expect("log file");
+    let watch =
+        KillOnDrop::spawn(ferry_command(dir).arg("watch").args(args).stdout(Stdio::null()).stderr(file));
+    (watch, log)
+}
+
+/// The lines of `log` that contain every one of `needles`, waiting up to `limit` for one.
+pub(crate) async fn wait_for_line(log: &Path, needles: &[&str], limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+            return line.to_string();
+        }
+        assert!(Instant::now() < deadline, "no line with {needles:?} within {limit:?}; the log:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn total(net: &Net, i: usize) -> U256 {
+    let (anvil, receiver) = &net.dests[i];
+    view_u256(anvil, *receiver, IBatchReceiver::totalRecordedCall {}.abi_encode()).await
+}
+
+/// Waits until the destinations have recorded `want` items in all (mining the source, whose one
+/// confirmation needs a block on top), then a little more to see that nothing else comes.
+async fn wait_totals(net: &Net, want: &[u64], log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut got = Vec::new();
+        for i in 0..want.len() {
+            got.push(total(net, i).await);
+        }
+        if got.iter().zip(want).all(|(g, w)| *g == U256::from(*w)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "recorded {got:?}, want {want:?}; the log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        net.source.mine(1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// How many times each height was recorded on destination `i`.
+async fn recorded(net: &Net, i: usize, heights: std::ops::Range<u64>) -> Vec<U256> {
+    let (anvil, receiver) = &net.dests[i];
+    let mut counts = Vec::new();
+    for h in heights {
+        counts.push(
+            view_u256(anvil, *receiver, IBatchReceiver::recordedCountCall { height: h }.abi_encode()).await,
+        );
+    }
+    counts
+}
+
+/// The value of the first `key` anywhere in `v`.
+fn find<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    match v {
+        Value::Object(map) => map.get(key).or_else(|| map.values().find_map(|v| find(v, key))),
+        Value::Array(items) => items.iter().find_map(|v| find(v, key)),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_adds_a_destination_chain_without_sending_anything_twice_and_a_bad_config_is_refused() {
+    let net = Net::start(2).await;
+    let _miner =
+        Miner::start(net.dests.iter().map(|(anvil, _)| anvil.url()).collect(), Duration::from_millis(500));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = dir.path().join("ferry.yaml");
+    std::fs::write(&config_path, config(&net, &[0], &[])).expect("config");
+    net.emit(0, 3).await;
+    let (mut watch, log) = spawn_watch(dir.path(), &["--stop-timeout", "5s"]);
+    wait_totals(&net, &[3, 0], &log).await;
+
+    // Add chain d1 to the target, and reload.
+    std::fs::write(&config_path, config(&net, &[0, 1], &[])).expect("config");
+    assert!(watch.signal("HUP"), "SIGHUP sent");
+    let reloaded = wait_for_line(&log, &["config reloaded"], Duration::from_secs(30)).await;
+    assert!(watch.running(), "SIGHUP does not stop watch");
+    let fingerprint = reloaded.split("to=").nth(1).expect("the new fingerprint").trim().to_string();
+    net.emit(3, 4).await;
+    // The old chain goes on, the new one gets the items that came after the reload.
+    wait_totals(&net, &[7, 4], &log).await;
+
+    // A config that does not validate: one WARN saying why, and the running one goes on.
+    let broken = format!("{}bogus_key: 1\n", config(&net, &[0], &[]));
+    std::fs::write(&config_path, broken).expect("config");
+    assert!(watch.signal("HUP"), "SIGHUP sent");
+    let warned = wait_for_line(&log, &["WARN", "not reloading"], Duration::from_secs(30)).await;
+    assert!(warned.contains("bogus_key"), "the WARN names the problem: {warned}");
+    assert!(watch.running(), "a bad config does not stop watch");
+    net.emit(7, 2).await;
+    wait_totals(&net, &[9, 6], &log).await;
+
+    // Nothing more comes: the totals above were every transaction.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!((total(&net, 0).await, total(&net, 1).await), (U256::from(9), U256::from(6)));
+    watch.signal("TERM");
+    let status = watch.wait_within(Duration::from_secs(30)).await.expect("watch stops");
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(!stderr.contains("abandoned"), "a healthy stop abandons nothing: {stderr}");
+
+    let one = U256::from(1);
+    assert_eq!(recorded(&net, 0, 0..9).await, vec![one; 9], "each height once on d0");
+    let mut want = vec![U256::ZERO; 3];
+    want.extend(vec![one; 6]);
+    assert_eq!(recorded(&net, 1, 0..9).await, want, "d1: the items after the reload, each once");
+
+    // The store names the config that wrote it last: the one reloaded, not the refused one.
+    // (`--store`: the config on disk is the refused one.)
+    let out = run(dir.path(), &["inspect-store", "summary", "--json", "--store", "ferry.redb"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("summary JSON");
+    assert_eq!(
+        find(&summary, "config_fingerprint").and_then(Value::as_str),
+        Some(fingerprint.as_str()),
+        "{summary}"
+    );
+}
+
+/// `push` is a one-shot: SIGHUP neither reloads nor kills it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_during_push_is_ignored_with_a_log_line() {
+    let net = Net::start(1).await;
+    net.emit(0, 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A destination that refuses connections keeps push busy until its --timeout.
+    let dead = crate::support::net::RefusingPort::bind();
+    std::fs::write(dir.path().join("ferry.yaml"), config(&net, &[0], &[(0, dead.url(), "2s")]))
+        .expect("config");
+    let log = dir.path().join("push.log");
+    let mut push = KillOnDrop::spawn(
+        ferry_command(dir.path())
+            .args(["push", "--timeout", "6s"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file")),
+    );
+    // The store exists once push runs (its signal handlers are installed before).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dir.path().join("ferry.redb").exists() {
+        assert!(Instant::now() < deadline, "push did not create its store");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(push.signal("HUP"), "SIGHUP sent");
+    wait_for_line(&log, &["SIGHUP", "ignored"], Duration::from_secs(10)).await;
+    let status = push.wait_within(Duration::from_secs(30)).await.expect("push ends");
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status.code(), Some(4), "work left undone, not killed by SIGHUP (129): {stderr}");
+}

@@ -1,0 +1,66 @@
+//! SIGTERM stops `watch` within `--stop-timeout` whatever a destination does: a destination that
+//! takes connections and never answers holds its worker in a request, and the stop drops it at
+//! the bound, names it, exits 130 and leaves a store that opens without recovery.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::U256;
+use alloy::sol_types::SolCall;
+
+use crate::deliver::{Miner, Net, view_u256};
+use crate::reload::{config, spawn_watch, wait_for_line};
+use crate::support::command::run;
+use crate::support::devnet::IBatchReceiver;
+use crate::support::output::text;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_hung_destination_stops_within_the_bound_and_leaves_the_store_clean() {
+    let net = Net::start(2).await;
+    let _miner =
+        Miner::start(net.dests.iter().map(|(anvil, _)| anvil.url()).collect(), Duration::from_millis(500));
+    // Connections are taken (the kernel's backlog) and never answered: every request to d1 waits
+    // for its 60 s timeout, far past the stop timeout.
+    let hole = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hole_url = format!("http://{}", hole.local_addr().expect("address"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ferry.yaml"), config(&net, &[0, 1], &[(1, hole_url, "60s")]))
+        .expect("config");
+    net.emit(0, 3).await;
+    let bound = Duration::from_secs(3);
+    let (mut watch, log) = spawn_watch(dir.path(), &["--stop-timeout", "3s"]);
+
+    // The healthy chain delivers; d1's worker is stuck in a request meanwhile.
+    let (anvil, receiver) = &net.dests[0];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while view_u256(anvil, *receiver, IBatchReceiver::totalRecordedCall {}.abi_encode()).await
+        != U256::from(3)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "d0 got nothing; the log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        net.source.mine(1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let asked = Instant::now();
+    assert!(watch.signal("TERM"), "SIGTERM sent");
+    let status = watch.wait_within(Duration::from_secs(60)).await.expect("watch stops");
+    let took = asked.elapsed();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    println!("watch stopped {took:?} after SIGTERM, with a stop timeout of {bound:?}");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    // The bound, and a margin for dropping what is left and closing the store.
+    assert!(took < bound + Duration::from_millis(2500), "stopped after {took:?}: {stderr}");
+    assert!(took >= bound - Duration::from_millis(500), "d1 was waited for until the bound ({took:?})");
+    let abandoned = wait_for_line(&log, &["stop timeout passed"], Duration::from_secs(1)).await;
+    assert!(abandoned.contains("d1") && !abandoned.contains("\"d0\""), "names what it dropped: {abandoned}");
+
+    // The store was closed cleanly: a reader opens it as it is.
+    let out = run(dir.path(), &["inspect-store", "summary"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("not closed cleanly"), "{}", text(&out));
+    drop(hole);
+}
