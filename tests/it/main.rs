@@ -26,6 +26,7 @@ mod seda;
 mod seda_api;
 mod seda_contract;
 mod seda_crash;
+mod service;
 mod sink_jsonl;
 mod sink_nats;
 mod sink_pubsub;
