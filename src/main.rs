@@ -38,14 +38,12 @@ fn main() -> ExitCode {
                 Err(e) => return report_error(eyre::eyre!("cannot install signal handlers: {e}")),
             };
             let cancel = signals.cancel.clone();
-            let stop_timeout = cli.command.stop_timeout();
+            let (stop_timeout, backstop) = (cli.command.stop_timeout(), cli.command.stop_backstop());
             let ctx = Ctx::new(cli.global.clone(), &signals);
-            // The backstop of the stop bound: a command that keeps its own (`watch`) has ended by
-            // then; any other is dropped where it waits.
+            // The stop bound: a command that keeps its own (`watch`) has ended by then; any other
+            // is dropped where it waits.
             let command = cli::dispatch(cli.command, ctx);
-            let Some(outcome) =
-                signals::bounded(command, &cancel, stop_timeout + signals::BACKSTOP_GRACE).await
-            else {
+            let Some(outcome) = signals::bounded(command, &cancel, backstop).await else {
                 tracing::warn!(
                     "the stop timeout ({}) passed: abandoning what was still running; every write \
                      already committed is whole, the rest is done again on the next run",

@@ -56,8 +56,8 @@ impl Reloads {
 /// How long a clean shutdown may take by default, after SIGINT/SIGTERM.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the backstop in `main` adds to a command's stop timeout: the time a command that keeps its
-/// own bound (`watch`) needs to drop what is left and say what it abandoned.
+/// What the backstop in `main` adds to the stop timeout of a command that keeps its own bound
+/// (`watch`): the time it needs to drop what is left and say what it abandoned.
 pub const BACKSTOP_GRACE: Duration = Duration::from_secs(1);
 
 /// Installs the handlers on the current runtime and returns what they feed.
@@ -109,8 +109,8 @@ pub fn install() -> std::io::Result<Signals> {
 /// was not is done again on the next start) and `None` is returned. The command's own tasks are
 /// dropped with the runtime; the store closes when the last of them is gone.
 ///
-/// A command that keeps its own, finer bound (`watch` abandons what is left and says what) ends
-/// before this one, which is the backstop for every other.
+/// A command that keeps its own, finer bound (`watch` abandons what is left and says what) gets
+/// this one a [`BACKSTOP_GRACE`] later; for every other, this is the bound.
 pub async fn bounded<T>(
     command: impl Future<Output = T>,
     cancel: &CancellationToken,

@@ -189,6 +189,15 @@ impl Command {
             _ => crate::signals::DEFAULT_STOP_TIMEOUT,
         }
     }
+
+    /// When `main` drops the command after SIGINT/SIGTERM: at its stop timeout, or, for `watch`,
+    /// which keeps the bound itself (and says what it abandoned), a grace later as a backstop.
+    pub fn stop_backstop(&self) -> std::time::Duration {
+        match self {
+            Command::Watch(_) => self.stop_timeout() + crate::signals::BACKSTOP_GRACE,
+            _ => self.stop_timeout(),
+        }
+    }
 }
 
 /// Runs one command to its end and says how the process should exit.

@@ -64,3 +64,43 @@ async fn sigterm_with_a_hung_destination_stops_within_the_bound_and_leaves_the_s
     assert!(!text(&out).contains("not closed cleanly"), "{}", text(&out));
     drop(hole);
 }
+
+/// `push --stop-timeout`: the same bound for the one-shot, whose work is dropped where it waits
+/// when the bound passes; the store is left clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_push_with_a_hung_destination_within_its_bound() {
+    let net = Net::start(1).await;
+    let hole = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hole_url = format!("http://{}", hole.local_addr().expect("address"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ferry.yaml"), config(&net, &[0], &[(0, hole_url, "60s")]))
+        .expect("config");
+    net.emit(0, 2).await;
+    net.source.mine(1).await;
+    let log = dir.path().join("push.log");
+    let mut push = crate::support::process::KillOnDrop::spawn(
+        crate::support::command::ferry_command(dir.path())
+            .args(["push", "--timeout", "5m", "--stop-timeout", "2s"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file")),
+    );
+    // The worker of the hung chain is waiting on its first request once the sync is done.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dir.path().join("ferry.redb").exists() {
+        assert!(Instant::now() < deadline, "push did not create its store");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let asked = Instant::now();
+    assert!(push.signal("TERM"), "SIGTERM sent");
+    let status = push.wait_within(Duration::from_secs(60)).await.expect("push stops");
+    let took = asked.elapsed();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    println!("push stopped {took:?} after SIGTERM, with a stop timeout of 2s");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(took < Duration::from_millis(4000), "stopped after {took:?}: {stderr}");
+    assert!(stderr.contains("stop timeout (2s) passed"), "says what it did: {stderr}");
+    let out = run(dir.path(), &["inspect-store", "summary"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    drop(hole);
+}
