@@ -134,6 +134,19 @@ pub struct RoutePlan {
     pub chain_ids: Vec<u64>,
     /// Only events of these names; all decoded events when `None`.
     pub events: Option<Vec<String>>,
+    /// Stored events get this route's deliveries they lack when the source opens.
+    pub deliver_existing: bool,
+}
+
+impl RoutePlan {
+    /// Whether an event of this name (`None`: no declaration matched it) goes this route.
+    pub fn wants(&self, name: Option<&str>) -> bool {
+        match (&self.events, name) {
+            (None, _) => true,
+            (Some(names), Some(name)) => names.iter().any(|n| n == name),
+            (Some(_), None) => false,
+        }
+    }
 }
 
 /// One `seda` source: the batching REST API of a SEDA chain.
@@ -291,4 +304,32 @@ pub struct EvmCallPlan {
     pub plan: Arc<CallPlan>,
     /// Chain name → contract.
     pub chains: BTreeMap<String, Address>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_takes_the_events_it_names_or_every_decoded_one() {
+        let route = |events: Option<&[&str]>| RoutePlan {
+            target: "t".into(),
+            target_id: 1,
+            chain_ids: vec![5],
+            events: events.map(|e| e.iter().map(|s| s.to_string()).collect()),
+            deliver_existing: false,
+        };
+        // (events named by the route, the event's name, taken)
+        type Case<'a> = (Option<&'a [&'a str]>, Option<&'a str>, bool);
+        let cases: [Case; 5] = [
+            (None, Some("Approved"), true),
+            (None, None, true),
+            (Some(&["Approved"]), Some("Approved"), true),
+            (Some(&["Approved"]), Some("Created"), false),
+            (Some(&["Approved"]), None, false),
+        ];
+        for (events, name, taken) in cases {
+            assert_eq!(route(events).wants(name), taken, "{events:?} {name:?}");
+        }
+    }
 }

@@ -421,6 +421,12 @@ pub struct Route {
     /// Only items of these event names (EVM sources); every decoded event when absent.
     #[serde(default)]
     pub events: Option<Vec<String>>,
+    /// Also deliver the events the store already holds (EVM sources): each time the source
+    /// starts (`watch`, its reload on SIGHUP, `push`, `backfill`), a stored event gets the
+    /// deliveries of this route it lacks, so that a target or chain added to the route gets the
+    /// past too. Default false: a route delivers what is ingested after it was added.
+    #[serde(default)]
+    pub deliver_existing: bool,
 }
 
 mod defaults {

@@ -175,8 +175,13 @@ fn check_routes(
                     .map(|c| c.chain_id)
                     .collect(),
             };
-            let route_plan =
-                RoutePlan { target: target.clone(), target_id: 0, chain_ids, events: route.events.clone() };
+            let route_plan = RoutePlan {
+                target: target.clone(),
+                target_id: 0,
+                chain_ids,
+                events: route.events.clone(),
+                deliver_existing: route.deliver_existing,
+            };
             if let Some(source) = resolved.sources.iter_mut().find(|s| s.name == route.source) {
                 if matches!(plan, TargetPlan::SedaProver(_)) {
                     r.error(
@@ -193,6 +198,13 @@ fn check_routes(
                         &format!("{path}.events"),
                         "a seda source's items are batches, not events",
                         Some("remove `events`".into()),
+                    );
+                }
+                if route.deliver_existing {
+                    r.error(
+                        &format!("{path}.deliver_existing"),
+                        "a seda-prover target posts the batches the store holds already; `deliver_existing` is for evm sources",
+                        Some("remove `deliver_existing`".into()),
                     );
                 }
                 if matches!(plan, TargetPlan::EvmCall(_)) {

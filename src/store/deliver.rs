@@ -28,6 +28,36 @@ impl WriteTx<'_> {
         Ok(true)
     }
 
+    /// Creates the deliveries that the stored events of `source` on `chain` lack, as `plan` says
+    /// (the deliveries an event gets); returns how many it created. Existing deliveries are left
+    /// as they are, whatever their state.
+    pub fn add_deliveries_for_stored(
+        &mut self,
+        source: u32,
+        chain: u64,
+        plan: impl Fn(EventKey, &Event) -> Vec<DeliveryKey>,
+    ) -> Result<u64, StoreError> {
+        let mut wanted = Vec::new();
+        {
+            let events = self.raw().open_table(tables::EVENTS).map_err(|e| self.err(e))?;
+            let lo = EventKey { chain, block: 0, log_index: 0 }.to_bytes();
+            let hi = EventKey { chain, block: u64::MAX, log_index: u32::MAX }.to_bytes();
+            for entry in events.range(lo..=hi).map_err(|e| self.err(e))? {
+                let (key, value) = entry.map_err(|e| self.err(e))?;
+                let event: Event = records::decode(value.value()).map_err(|e| self.err(e))?;
+                if event.source == source {
+                    wanted.extend(plan(EventKey::from_bytes(key.value()), &event));
+                }
+            }
+        }
+        let now = super::now();
+        let mut created = 0;
+        for key in wanted {
+            created += u64::from(self.add_delivery(key, now)?);
+        }
+        Ok(created)
+    }
+
     /// Removes the deliveries of orphaned events that never got a transaction. Deliveries already
     /// sent stay: their transactions exist on the destination whatever happened to the source.
     /// Returns (removed, kept because sent).

@@ -162,12 +162,7 @@ impl Fetched {
             let event = to_event(write.source, log, set);
             if event.fields.is_some() {
                 for route in &plan.routes {
-                    let wanted = match (&route.events, &event.name) {
-                        (None, _) => true,
-                        (Some(names), Some(name)) => names.contains(name),
-                        (Some(_), None) => false,
-                    };
-                    if wanted {
+                    if route.wants(event.name.as_deref()) {
                         write.deliveries.extend(route.chain_ids.iter().map(|&chain| DeliveryKey {
                             target: route.target_id,
                             chain,

@@ -22,8 +22,9 @@ pub use self::run::{Outcome, RangeEnd, Running, Until, run_sources};
 use super::evm::{FetchError, FetchState, Registry, SourcePlan, fetch_range, final_head};
 use super::rpc::ranges::RangeSizer;
 use super::rpc::{BlockId, ChainRpc, ErrorKind, RpcError, backoff};
+use crate::config::RoutePlan;
 use crate::store::ingest::IngestReader;
-use crate::store::keys::ContractKey;
+use crate::store::keys::{ContractKey, DeliveryKey, ItemKey};
 use crate::store::records::Contract;
 use crate::store::{Store, StoreError};
 
@@ -182,6 +183,30 @@ impl SourceRunner {
                     ContractKey { chain: plan.chain_id, address: *address },
                     &Contract { source: id, factory: None, created_at: None },
                 )?;
+            }
+            // Routes that take the past too: what the store holds gets the deliveries it lacks
+            // (a target or chain added since), in the transaction that names the target ids.
+            let existing: Vec<&RoutePlan> = plan.routes.iter().filter(|r| r.deliver_existing).collect();
+            if !existing.is_empty() {
+                let created = tx.add_deliveries_for_stored(id, plan.chain_id, |key, event| {
+                    if event.fields.is_none() {
+                        return Vec::new();
+                    }
+                    existing
+                        .iter()
+                        .filter(|route| route.wants(event.name.as_deref()))
+                        .flat_map(|route| {
+                            route.chain_ids.iter().map(|&chain| DeliveryKey {
+                                target: route.target_id,
+                                chain,
+                                item: ItemKey::Event(key),
+                            })
+                        })
+                        .collect()
+                })?;
+                if created > 0 {
+                    tracing::info!(source = %plan.name, deliveries = created, "planned deliveries for events stored before their route");
+                }
             }
             Ok(id)
         })?;

@@ -101,7 +101,13 @@ fn plan(tip: bool, max_addresses: usize) -> SourcePlan {
             child_events: declared(&[APPROVED]),
         }],
         child_topics: vec![topic(APPROVED)],
-        routes: vec![RoutePlan { target: "t".into(), target_id: 1, chain_ids: vec![5], events: None }],
+        routes: vec![RoutePlan {
+            target: "t".into(),
+            target_id: 1,
+            chain_ids: vec![5],
+            events: None,
+            deliver_existing: false,
+        }],
     }
 }
 
