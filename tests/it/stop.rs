@@ -53,7 +53,7 @@ async fn sigterm_with_a_hung_destination_stops_within_the_bound_and_leaves_the_s
     println!("watch stopped {took:?} after SIGTERM, with a stop timeout of {bound:?}");
     assert_eq!(status.code(), Some(130), "{stderr}");
     // The bound, and a margin for dropping what is left and closing the store.
-    assert!(took < bound + Duration::from_millis(2500), "stopped after {took:?}: {stderr}");
+    assert!(took < bound + Duration::from_secs(3), "stopped after {took:?}: {stderr}");
     assert!(took >= bound - Duration::from_millis(500), "d1 was waited for until the bound ({took:?})");
     let abandoned = wait_for_line(&log, &["stop timeout passed"], Duration::from_secs(1)).await;
     assert!(abandoned.contains("d1") && !abandoned.contains("\"d0\""), "names what it dropped: {abandoned}");
@@ -98,7 +98,7 @@ async fn sigterm_stops_push_with_a_hung_destination_within_its_bound() {
     let stderr = std::fs::read_to_string(&log).unwrap_or_default();
     println!("push stopped {took:?} after SIGTERM, with a stop timeout of 2s");
     assert_eq!(status.code(), Some(130), "{stderr}");
-    assert!(took < Duration::from_millis(4000), "stopped after {took:?}: {stderr}");
+    assert!(took < Duration::from_secs(2 + 3), "stopped after {took:?}: {stderr}");
     assert!(stderr.contains("stop timeout (2s) passed"), "says what it did: {stderr}");
     let out = run(dir.path(), &["inspect-store", "summary"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
