@@ -211,3 +211,40 @@ fn finish(ended: Ended, ctx: &Ctx) -> eyre::Result<Exit> {
     }
     Ok(if ended.stopped.is_empty() { Exit::Ok } else { Exit::Failure })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Diagnostic, Severity};
+
+    fn diagnostic(line: usize, key: &str, severity: Severity, message: &str) -> Diagnostic {
+        Diagnostic {
+            file: "ferry.yaml".into(),
+            line,
+            column: 3,
+            key: key.into(),
+            severity,
+            message: message.into(),
+            suggestion: Some("a hint".into()),
+        }
+    }
+
+    #[test]
+    fn a_refused_reload_says_every_error_on_one_line_and_leaves_warnings_out() {
+        let error = ConfigError {
+            path: "ferry.yaml".into(),
+            diagnostics: vec![
+                diagnostic(4, "chains.d1.rpc", Severity::Error, "not a URL"),
+                diagnostic(9, "routes[0]", Severity::Warning, "routed twice"),
+                diagnostic(0, "", Severity::Error, "cannot read the config file"),
+            ],
+        };
+        let line = compact(&error);
+        assert_eq!(
+            line,
+            "config ferry.yaml has 3 problem(s): ferry.yaml:4:3: chains.d1.rpc: not a URL; \
+             ferry.yaml: cannot read the config file"
+        );
+        assert!(!line.contains('\n'));
+    }
+}
