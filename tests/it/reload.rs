@@ -206,6 +206,41 @@ async fn sighup_adds_destination_chains_without_sending_anything_twice_and_a_bad
     );
 }
 
+/// A chain removed by a reload gets nothing more while the others go on; added back with a route
+/// that takes the past, it gets what it missed, and nothing reaches any chain twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_removes_a_chain_and_adds_it_back_without_losing_or_doubling_anything() {
+    let net = Net::start(2).await;
+    let _miner =
+        Miner::start(net.dests.iter().map(|(anvil, _)| anvil.url()).collect(), Duration::from_millis(500));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = dir.path().join("ferry.yaml");
+    std::fs::write(&config_path, config(&net, &[0, 1], &[])).expect("config");
+    net.emit(0, 2).await;
+    let (mut watch, log) = spawn_watch(dir.path(), &[]);
+    wait_totals(&net, &[2, 2], &log).await;
+
+    std::fs::write(&config_path, config(&net, &[0], &[])).expect("config");
+    assert!(watch.signal("HUP"), "SIGHUP sent");
+    let removed = wait_for_line(&log, &["switching to it"], Duration::from_secs(30)).await;
+    assert!(removed.contains("removed=[\"chain d1\"]"), "{removed}");
+    wait_for_line(&log, &["config reloaded"], Duration::from_secs(30)).await;
+    net.emit(2, 3).await;
+    wait_totals(&net, &[5, 2], &log).await;
+
+    std::fs::write(&config_path, config_with(&net, &[0, 1], &[], "deliver_existing: true")).expect("config");
+    assert!(watch.signal("HUP"), "SIGHUP sent");
+    wait_for_nth_line(&log, &["config reloaded"], 2, Duration::from_secs(30)).await;
+    wait_totals(&net, &[5, 5], &log).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    watch.signal("TERM");
+    let status = watch.wait_within(Duration::from_secs(30)).await.expect("watch stops");
+    assert_eq!(status.code(), Some(130), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    for i in 0..2 {
+        assert_eq!(recorded(&net, i, 0..5).await, vec![U256::from(1); 5], "each height once on d{i}");
+    }
+}
+
 /// `push` is a one-shot: SIGHUP neither reloads nor kills it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_during_push_is_ignored_with_a_log_line() {
