@@ -1,6 +1,11 @@
 //! Printing results: the one place that writes to stdout. A command returns data implementing
 //! [`Render`]; it is printed as pretty JSON under `--json`, otherwise in the form a person reads
 //! (comfy-table tables). A closed pipe (`ferry export | head`) is not an error.
+//!
+//! The JSON contract (README "JSON output", `docs/json/*.schema.json`): every `--json` document is
+//! one object that opens with `"v"` (the shape's version, [`JSON_VERSION`]) and `"kind"` (which
+//! shape, e.g. `inspect-store.events`), then the report's own fields. [`Output::emit`] adds the
+//! two, so no command can print JSON without them; a report that is not an object is refused.
 
 use std::io::{self, Write};
 
@@ -8,10 +13,38 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
+/// The version of every `--json` shape. Raised only when a field is renamed, removed or changes
+/// type; adding a field keeps it.
+pub const JSON_VERSION: u32 = 1;
+
 /// Something a command reports.
 pub trait Render: Serialize {
+    /// Which shape this is in the JSON contract, e.g. `push` or `inspect-store.events`: its
+    /// schema is `docs/json/<kind>.schema.json`.
+    fn kind(&self) -> &'static str;
+
     /// The human form, written to stdout.
     fn human(&self, out: &Output) -> String;
+}
+
+/// What `--json` prints: the version and kind first, then the report's fields.
+#[derive(Serialize)]
+struct Envelope<'a, R: Serialize> {
+    v: u32,
+    kind: &'static str,
+    #[serde(flatten)]
+    body: &'a R,
+}
+
+/// A report as the one JSON object the contract promises, pretty-printed with a final newline.
+pub fn to_json<R: Render>(report: &R) -> eyre::Result<String> {
+    let envelope = Envelope { v: JSON_VERSION, kind: report.kind(), body: report };
+    // serde refuses to flatten a sequence or a scalar: a report must be an object, which is
+    // what keeps every document extensible.
+    let mut s = serde_json::to_string_pretty(&envelope)
+        .map_err(|e| eyre::eyre!("the {} report is not a JSON object: {e}", report.kind()))?;
+    s.push('\n');
+    Ok(s)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -35,13 +68,7 @@ impl Output {
 
     /// Prints a report on stdout as JSON or for people.
     pub fn emit<R: Render>(&self, report: &R) -> eyre::Result<()> {
-        let text = if self.json {
-            let mut s = serde_json::to_string_pretty(report)?;
-            s.push('\n');
-            s
-        } else {
-            report.human(self)
-        };
+        let text = if self.json { to_json(report)? } else { report.human(self) };
         write_stdout(text.as_bytes())
     }
 

@@ -189,6 +189,10 @@ impl SourceReport {
 }
 
 impl Render for BackfillReport {
+    fn kind(&self) -> &'static str {
+        "backfill"
+    }
+
     fn human(&self, out: &Output) -> String {
         let mut table = out.table([
             "source",

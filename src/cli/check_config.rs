@@ -70,6 +70,10 @@ struct CheckReport {
 }
 
 impl Render for CheckReport {
+    fn kind(&self) -> &'static str {
+        "check-config"
+    }
+
     fn human(&self, out: &Output) -> String {
         let mut text = String::new();
         if let Some(online) = &self.online {

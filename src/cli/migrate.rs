@@ -69,15 +69,50 @@ fn must_ask(yes: bool, on_terminal: bool) -> Result<bool, ExitError> {
     }
 }
 
-#[derive(Serialize)]
 struct Report {
-    #[serde(flatten)]
     plan: Plan,
     done: bool,
     dry_run: bool,
 }
 
+/// The JSON of a migration: the plan's steps as objects rather than tuples.
+impl Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Step<'a> {
+            from: u32,
+            to: u32,
+            what: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Json<'a> {
+            path: &'a std::path::Path,
+            from: u32,
+            to: u32,
+            steps: Vec<Step<'a>>,
+            backup: Option<&'a std::path::Path>,
+            done: bool,
+            dry_run: bool,
+        }
+        let p = &self.plan;
+        Json {
+            path: &p.path,
+            from: p.from,
+            to: p.to,
+            steps: p.steps.iter().map(|(from, to, what)| Step { from: *from, to: *to, what }).collect(),
+            backup: p.backup.as_deref(),
+            done: self.done,
+            dry_run: self.dry_run,
+        }
+        .serialize(serializer)
+    }
+}
+
 impl Render for Report {
+    fn kind(&self) -> &'static str {
+        "migrate"
+    }
+
     fn human(&self, out: &Output) -> String {
         let p = &self.plan;
         if p.is_current() {

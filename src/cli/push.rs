@@ -166,6 +166,10 @@ struct PushReport {
 }
 
 impl Render for PushReport {
+    fn kind(&self) -> &'static str {
+        "push"
+    }
+
     fn human(&self, out: &Output) -> String {
         let mut text = chains_table(out, &self.chains);
         for c in self.chains.iter().filter(|c| !c.would_send.is_empty()) {
