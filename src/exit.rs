@@ -28,6 +28,20 @@ impl Exit {
     pub fn code(self) -> i32 {
         self as i32
     }
+
+    /// The stable `error.code` of a fatal error that ends with this exit code, under `--json`
+    /// and `--log-format json` (README "JSON output"). A config with diagnostics
+    /// (`config_invalid`) and a bug (`bug`) have codes of their own, see [`Fatal`].
+    pub fn error_code(self) -> &'static str {
+        match self {
+            Exit::Ok => "ok",
+            Exit::Failure => "failure",
+            Exit::Usage => "usage",
+            Exit::Store => "store_unusable",
+            Exit::Incomplete => "incomplete",
+            Exit::Interrupted => "interrupted",
+        }
+    }
 }
 
 /// The text `--help` and the man pages show for the contract.
@@ -133,4 +147,59 @@ pub fn bug_line(what: &str) -> String {
     format!(
         "error: this is a bug in ferry: {what}\n  please report it with the command and the log; the store was left as the last commit wrote it"
     )
+}
+/// A fatal error read once for every way it is shown: the exit code, a stable code for
+/// scripts, one line of text, and a config's diagnostics when that is what it was.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Fatal {
+    #[serde(skip)]
+    pub exit: Exit,
+    /// `config_invalid`, `bug`, or the [`Exit::error_code`] of the exit code.
+    pub code: &'static str,
+    /// One line: the error and its causes joined by `: `.
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<crate::config::Diagnostic>,
+}
+
+impl Fatal {
+    /// How `report` is said in one line and as JSON; the exit code is [`classify`]'s.
+    pub fn from_report(report: &eyre::Report) -> Self {
+        let (exit, shown) = classify(report);
+        match shown {
+            Shown::Diagnostics(config) => Fatal {
+                exit,
+                code: "config_invalid",
+                message: config.to_string(),
+                diagnostics: config.diagnostics.clone(),
+            },
+            Shown::Plain(message) => Fatal::new(exit, message),
+            Shown::Bug(what) => Fatal::bug(&what),
+            Shown::Report => Fatal::new(exit, one_line(report)),
+        }
+    }
+
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        let message =
+            message.into().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+        Fatal { exit, code: exit.error_code(), message, diagnostics: Vec::new() }
+    }
+
+    /// A panic: exit 1, said as a bug.
+    pub fn bug(what: &str) -> Self {
+        Fatal { code: "bug", ..Fatal::new(Exit::Failure, format!("this is a bug in ferry: {what}")) }
+    }
+}
+
+/// An error and its causes on one line, `outer: inner: root`, each said once.
+pub fn one_line(report: &eyre::Report) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in report.chain() {
+        let text = cause.to_string();
+        // A wrapper that repeats its cause's text adds nothing.
+        if parts.last().is_none_or(|last| !last.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
 }

@@ -114,6 +114,23 @@ pub enum Paint {
     Dim,
 }
 
+/// The JSON document of a fatal error (`kind: "error"`): what went wrong and the exit code.
+#[derive(Serialize)]
+pub struct FatalReport<'a> {
+    pub error: &'a crate::exit::Fatal,
+    pub exit: i32,
+}
+
+impl Render for FatalReport<'_> {
+    fn kind(&self) -> &'static str {
+        "error"
+    }
+
+    fn human(&self, _out: &Output) -> String {
+        format!("error: {}\n", self.error.message)
+    }
+}
+
 /// Writes bytes to stdout; a reader that went away (`| head`) ends output quietly.
 pub fn write_stdout(bytes: &[u8]) -> eyre::Result<()> {
     let mut stdout = io::stdout().lock();
