@@ -44,15 +44,26 @@ impl Exit {
     }
 }
 
-/// The text `--help` and the man pages show for the contract.
-pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0    done
-  1    unexpected failure
-  2    bad command line or config
-  3    store unusable (held by another writer, needs migration, newer, damaged)
-  4    work left undone (deliveries failed or unconfirmed at --timeout, range not finished)
-  130  interrupted, after a clean shutdown";
+/// The whole contract, as `ferry --help` and `ferry(1)` show it: every code any command can end
+/// with. Each command's help lists the codes it can return, with what they mean for it.
+pub const EXIT_CODES: &[(i32, &str)] = &[
+    (0, "done"),
+    (1, "unexpected failure"),
+    (2, "bad command line or config"),
+    (3, "store unusable (needs migration, newer, damaged)"),
+    (4, "work left undone (deliveries failed or unconfirmed at --timeout, range not finished)"),
+    (5, "store held by another ferry process (e.g. an overlapping cron run)"),
+    (130, "interrupted, after a clean shutdown"),
+];
+
+/// The `Exit codes:` block of a help text, one aligned line per code.
+pub fn exit_codes_help(codes: &[(i32, &str)]) -> String {
+    let mut text = String::from("Exit codes:");
+    for (code, meaning) in codes {
+        text.push_str(&format!("\n  {code:<4} {meaning}"));
+    }
+    text
+}
 
 /// An error that already knows its exit code, for the CLI layer's own refusals
 /// (e.g. "refusing to migrate without a TTY and without --yes").
@@ -142,12 +153,6 @@ pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".into())
 }
 
-/// The line printed for a bug: what happened, and what to do with it.
-pub fn bug_line(what: &str) -> String {
-    format!(
-        "error: this is a bug in ferry: {what}\n  please report it with the command and the log; the store was left as the last commit wrote it"
-    )
-}
 /// A fatal error read once for every way it is shown: the exit code, a stable code for
 /// scripts, one line of text, and a config's diagnostics when that is what it was.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -202,4 +207,11 @@ pub fn one_line(report: &eyre::Report) -> String {
         }
     }
     parts.join(": ")
+}
+
+/// The line printed for a bug: what happened, and what to do with it.
+pub fn bug_line(what: &str) -> String {
+    format!(
+        "error: this is a bug in ferry: {what}\n  please report it with the command and the log; the store was left as the last commit wrote it"
+    )
 }

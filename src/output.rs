@@ -7,7 +7,7 @@
 //! shape, e.g. `inspect-store.events`), then the report's own fields. [`Output::emit`] adds the
 //! two, so no command can print JSON without them; a report that is not an object is refused.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
@@ -83,10 +83,19 @@ impl Output {
             .load_style(UTF8_FULL_CONDENSED)
             .set_content_arrangement(ContentArrangement::Dynamic)
             .set_header(header);
+        // The width is decided here rather than by comfy-table, which detects it only when it
+        // may also colour: with colour off on a terminal, tables did not wrap.
         if !self.color {
             table.force_no_tty();
         } else {
             table.enforce_styling();
+        }
+        let terminal = std::io::stdout()
+            .is_terminal()
+            .then(|| terminal_size::terminal_size_of(io::stdout()).map(|(w, _)| w.0))
+            .flatten();
+        if let Some(width) = table_width(std::env::var("COLUMNS").ok().as_deref(), terminal) {
+            table.set_width(width);
         }
         table
     }
@@ -104,6 +113,12 @@ impl Output {
         };
         format!("\x1b[{code}m{text}\x1b[0m")
     }
+}
+
+/// The width tables wrap to: `COLUMNS` when set (a script or a pager can ask for one), else
+/// the terminal's when stdout is one; otherwise none, and rows stay whole for `grep` and files.
+pub fn table_width(columns: Option<&str>, terminal: Option<u16>) -> Option<u16> {
+    columns.and_then(|c| c.trim().parse::<u16>().ok()).filter(|w| *w > 0).or(terminal)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -146,4 +161,59 @@ pub fn is_broken_pipe(report: &eyre::Report) -> bool {
         .chain()
         .filter_map(|e| e.downcast_ref::<io::Error>())
         .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_wrap_to_columns_else_the_terminal_else_not_at_all() {
+        assert_eq!(table_width(Some("60"), Some(120)), Some(60));
+        assert_eq!(table_width(None, Some(120)), Some(120));
+        assert_eq!(table_width(Some("wide"), Some(120)), Some(120));
+        assert_eq!(table_width(Some("0"), None), None);
+        assert_eq!(table_width(None, None), None);
+    }
+
+    #[derive(Serialize)]
+    struct Rows {
+        rows: Vec<u32>,
+    }
+
+    impl Render for Rows {
+        fn kind(&self) -> &'static str {
+            "test.rows"
+        }
+
+        fn human(&self, _out: &Output) -> String {
+            String::new()
+        }
+    }
+
+    #[derive(Serialize)]
+    struct Bare(Vec<u32>);
+
+    impl Render for Bare {
+        fn kind(&self) -> &'static str {
+            "test.bare"
+        }
+
+        fn human(&self, _out: &Output) -> String {
+            String::new()
+        }
+    }
+
+    #[test]
+    fn json_opens_with_the_version_and_kind() {
+        let text = to_json(&Rows { rows: vec![1, 2] }).expect("an object");
+        assert!(text.starts_with("{\n  \"v\": 1,\n  \"kind\": \"test.rows\",\n  \"rows\""), "{text}");
+        assert!(text.ends_with("}\n"));
+    }
+
+    #[test]
+    fn a_report_that_is_not_an_object_is_refused() {
+        let error = to_json(&Bare(vec![1])).expect_err("a bare array");
+        assert!(error.to_string().contains("test.bare"), "{error}");
+    }
 }

@@ -10,7 +10,7 @@ use eyre::WrapErr;
 
 use super::filters::{ConfigNames, EventFilterArgs, StateArg};
 use super::inspect_store::batches::SedaNames;
-use super::{Ctx, after_help};
+use super::{Ctx, after_help, codes};
 use crate::exit::{Exit, ExitError};
 use crate::store::query::{ContractRow, EventRow, Query};
 use crate::store::query_deliver::{
@@ -35,7 +35,7 @@ use crate::store::{ReadStore, dump, tables};
 
 `events`, `contracts`, `deliveries`, `txs` and `batches` write one row per line (CSV joins lists
 with `;`; a batch's validator is `operator:address:power`, a signature `operator:0x…`).
-Without them, each line is {\"table\": …, \"key\": {…}, \"value\": {…}}, keys and records decoded."))]
+Without them, each line is {\"table\": …, \"key\": {…}, \"value\": {…}}, keys and records decoded.", &[codes::OK, codes::FAILURE, codes::USAGE, codes::STORE, (130, "interrupted; an --out file is not written")]))]
 pub struct ExportArgs {
     /// Rows to export. Without it, raw tables (see --table).
     #[arg(value_enum, value_name = "WHAT")]

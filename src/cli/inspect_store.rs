@@ -16,7 +16,7 @@ use self::batches::{BatchesArgs, ProversArgs, SedaNames};
 use self::deliveries::{DeliveriesArgs, TxsArgs};
 use self::operate::{CancelArgs, ManageArgs, ResyncArgs, RetryArgs, SkipArgs};
 use super::filters::{ChainArg, ConfigNames, EventFilterArgs};
-use super::{Ctx, after_help};
+use super::{Ctx, after_help, codes};
 use crate::exit::Exit;
 use crate::output::{Output, Render};
 use crate::store::ReadStore;
@@ -41,7 +41,7 @@ use crate::store::query_seda::{ProverFilter, ProverRow};
   ferry inspect-store batches --from 4000000 --to 4000100 --json
   ferry inspect-store provers               each Prover's last batch, and how far it is behind
   ferry inspect-store provers --target provers --chain base --json
-  ferry inspect-store --store /var/lib/ferry/seda.redb"))]
+  ferry inspect-store --store /var/lib/ferry/seda.redb", &[codes::OK, codes::FAILURE, codes::USAGE, codes::STORE, (5, "retry, skip, cancel, resync, manage: the store is held by another ferry process")]))]
 pub struct InspectStoreArgs {
     #[command(subcommand)]
     pub view: Option<View>,

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use clap::Args;
 use serde::Serialize;
 
-use super::{Ctx, after_help};
+use super::{Ctx, after_help, codes};
 use crate::exit::{Exit, ExitError};
 use crate::output::{Output, Paint, Render};
 use crate::store::migrate::{self, Plan, STEPS};
@@ -16,7 +16,7 @@ use crate::store::tables::SCHEMA_VERSION;
 #[command(after_help = after_help("\
   ferry migrate --dry-run                  print the plan, change nothing
   ferry migrate                            ask, then upgrade (on a terminal)
-  ferry migrate --yes                      upgrade without asking (scripts, CI)"))]
+  ferry migrate --yes                      upgrade without asking (scripts, CI)", &[(0, "migrated, or nothing to do"), codes::FAILURE, (2, "bad command line or config, or not on a terminal without --yes"), (3, "store unusable (newer than this ferry, damaged)"), codes::BUSY]))]
 pub struct MigrateArgs {
     /// Print what would be done and change nothing.
     #[arg(long)]

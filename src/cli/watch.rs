@@ -12,7 +12,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::progress::{self, Style};
-use super::{Ctx, after_help};
+use super::{Ctx, after_help, codes};
 use crate::engine::deliver::{Options, destinations, run_all};
 use crate::engine::ingest::{IngestError, Until, run_sources};
 use crate::engine::sink::sink_targets;
@@ -23,7 +23,7 @@ use crate::store::Store;
 #[derive(Debug, Args)]
 #[command(after_help = after_help("\
   ferry watch                               follow everything in ferry.yaml
-  ferry watch -c prod.yaml --log-format json"))]
+  ferry watch -c prod.yaml --log-format json", &[codes::FAILURE, codes::USAGE, codes::STORE, codes::BUSY, codes::INTERRUPTED]))]
 pub struct WatchArgs {}
 
 impl WatchArgs {
