@@ -33,8 +33,10 @@ use crate::store::{ReadStore, dump, tables};
   ferry export                             meta and every table with rows, raw, to stdout
   ferry export --table events --out ev.jsonl
 
-`events`, `contracts`, `deliveries`, `txs` and `batches` write one row per line (CSV joins lists
-with `;`; a batch's validator is `operator:address:power`, a signature `operator:0x…`).
+`events`, `contracts`, `deliveries`, `txs` and `batches` write one row per line, with the fields
+`inspect-store --json` shows. CSV has a column per field: lists joined with `;`, a delivery's
+receipt as `receipt_*` columns, a batch's validator as `operator:address:power` and a signature
+as `operator:0x…`.
 Without them, each line is {\"table\": …, \"key\": {…}, \"value\": {…}}, keys and records decoded.", &[codes::OK, codes::FAILURE, codes::USAGE, codes::STORE, (130, "interrupted; an --out file is not written")]))]
 pub struct ExportArgs {
     /// Rows to export. Without it, raw tables (see --table).
@@ -329,13 +331,16 @@ const DELIVERY_COLUMNS: &[&str] = &[
     "nonce",
     "tx_hash",
     "tx_hashes",
-    "receipt_block",
     "receipt_tx_hash",
+    "receipt_block",
+    "receipt_block_hash",
     "receipt_success",
-    "gas_used",
+    "receipt_gas_used",
+    "receipt_effective_gas_price",
     "reason",
     "retryable",
     "next_attempt_at",
+    "ack",
     "created_at",
     "updated_at",
 ];
@@ -354,13 +359,16 @@ fn delivery_record(d: &DeliveryRow) -> Vec<String> {
         opt(d.nonce),
         opt(d.tx_hash),
         joined(&d.tx_hashes),
-        opt(receipt.map(|r| r.block)),
         opt(receipt.map(|r| r.tx_hash)),
+        opt(receipt.map(|r| r.block)),
+        opt(receipt.map(|r| r.block_hash)),
         opt(receipt.map(|r| r.success)),
         opt(receipt.map(|r| r.gas_used)),
+        opt(receipt.map(|r| r.effective_gas_price)),
         d.reason.clone().unwrap_or_default(),
         d.retryable.to_string(),
         opt(d.next_attempt_at),
+        d.ack.clone().unwrap_or_default(),
         d.created_at.to_string(),
         d.updated_at.to_string(),
     ]
