@@ -399,3 +399,37 @@ fn rows_name_chains_as_the_config_does() {
     let out = ferry_command(dir.path()).args(["export", "events"]).output().expect("ferry runs");
     assert_eq!(json_lines(&out.stdout)[0]["chain"], "home", "{}", text(&out));
 }
+
+/// A panic under `--json` and `--log-format json`: a `bug` error document on stdout, and on
+/// stderr only JSON lines, the last one the bug (no panic report in text among them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_is_a_bug_document_and_a_json_log_line() {
+    let dest = crate::support::devnet::Anvil::start(41000).await;
+    let receiver = dest.deploy("BatchReceiver", &[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "chains:\n  dst:\n    chain_id: 41000\n    rpc: [\"{}\"]\n    confirmations: 1\n\
+         \x20   signer: {{ key_env: FERRY_TEST_SIGNER }}\n\
+         targets:\n  receiver:\n    kind: evm-call\n    function: function record(uint64 height, bytes32 root)\n\
+         \x20   args:\n      height: {{ field: height }}\n      root: {{ field: root }}\n\
+         \x20   chains:\n      dst: \"{}\"\n",
+        dest.url(),
+        receiver.to_checksum(None)
+    );
+    std::fs::write(dir.path().join("ferry.yaml"), config).expect("config");
+    let out = ferry_command(dir.path())
+        .args(["push", "--no-sync", "--timeout", "30s", "--json", "--log-format", "json"])
+        .env("FERRY_TEST_PANIC_IN_WORKER", "dst")
+        .output()
+        .expect("push");
+    let mut seen = BTreeSet::new();
+    let error = checked(&out, "a panicking push", 1, &mut seen);
+    assert_eq!(error["error"]["code"], "bug", "{error}");
+    assert!(
+        error["error"]["message"].as_str().is_some_and(|m| m.contains("FERRY_TEST_PANIC_IN_WORKER")),
+        "{error}"
+    );
+    let lines = json_log_lines(&out);
+    let last = lines.last().expect("a line");
+    assert_eq!((last["code"].clone(), last["exit"].clone()), ("bug".into(), 1.into()), "{last}");
+}
