@@ -863,8 +863,7 @@ impl Soak {
             .await;
         match out.code {
             Some(0) => {
-                let broadcast =
-                    if out.json()["broadcast"].get("Err").is_some() { ", not broadcast" } else { "" };
+                let broadcast = if out.json()["broadcast"] == false { ", not broadcast" } else { "" };
                 (format!("cancelled {chain}#{nonce} ({of}){broadcast}"), Some(chain))
             }
             code => (
@@ -1233,9 +1232,9 @@ impl Soak {
                 let n = t["nonce"].as_u64().unwrap_or(u64::MAX);
                 by_nonce.insert(n, t);
                 let state = t["state"].as_str().unwrap_or("?");
-                let hashes: BTreeSet<String> = std::iter::once(lower(&t["hash"]))
-                    .chain(t["replaced"].as_array().into_iter().flatten().map(lower))
-                    .chain(std::iter::once(lower(&t["cancel"])))
+                let hashes: BTreeSet<String> = std::iter::once(lower(&t["tx_hash"]))
+                    .chain(t["replaced_tx_hashes"].as_array().into_iter().flatten().map(lower))
+                    .chain(std::iter::once(lower(&t["cancel_tx_hash"])))
                     .collect();
                 match (state, dest.by_nonce.get(&n)) {
                     ("signed" | "sent", _) => unsettled = true,
@@ -1245,10 +1244,10 @@ impl Soak {
                     ("dropped", _) => {}
                     (_, None) => wrong.push(format!("nonce {n}: intent {state}, nothing mined there")),
                     (_, Some(m)) => {
-                        if lower(&t["mined"]) != m.hash || !hashes.contains(&m.hash) {
+                        if lower(&t["mined_tx_hash"]) != m.hash || !hashes.contains(&m.hash) {
                             wrong.push(format!(
                                 "nonce {n}: intent {state} says mined {}, the chain has {}",
-                                t["mined"], m.hash
+                                t["mined_tx_hash"], m.hash
                             ));
                         }
                     }
@@ -1285,7 +1284,7 @@ impl Soak {
         let stored = self.export("events").await;
         for source in [&self.src, &self.tip] {
             let name = if source.name == "src" { "batches" } else { "pings" };
-            let cursor = cursors
+            let cursor = cursors["cursors"]
                 .as_array()
                 .and_then(|rows| rows.iter().find(|r| r["source"] == name))
                 .and_then(|r| r["next"].as_u64());

@@ -22,11 +22,11 @@ _ferry() {
             ferry,check-config)
                 cmd="ferry__subcmd__check__subcmd__config"
                 ;;
+            ferry,completions)
+                cmd="ferry__subcmd__completions"
+                ;;
             ferry,export)
                 cmd="ferry__subcmd__export"
-                ;;
-            ferry,generate)
-                cmd="ferry__subcmd__generate"
                 ;;
             ferry,help)
                 cmd="ferry__subcmd__help"
@@ -49,11 +49,11 @@ _ferry() {
             ferry__subcmd__help,check-config)
                 cmd="ferry__subcmd__help__subcmd__check__subcmd__config"
                 ;;
+            ferry__subcmd__help,completions)
+                cmd="ferry__subcmd__help__subcmd__completions"
+                ;;
             ferry__subcmd__help,export)
                 cmd="ferry__subcmd__help__subcmd__export"
-                ;;
-            ferry__subcmd__help,generate)
-                cmd="ferry__subcmd__help__subcmd__generate"
                 ;;
             ferry__subcmd__help,help)
                 cmd="ferry__subcmd__help__subcmd__help"
@@ -209,7 +209,7 @@ _ferry() {
 
     case "${cmd}" in
         ferry)
-            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version watch push backfill inspect-store export migrate check-config generate help"
+            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version watch push backfill inspect-store export migrate check-config completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -243,7 +243,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__backfill)
-            opts="-c -v -q -h -V --source --from --to --deliver --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h --source --from --to --deliver --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -289,7 +289,41 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__check__subcmd__config)
-            opts="-c -v -q -h -V --online --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h --online --config --store --log-format --verbose --quiet --color --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ferry__subcmd__completions)
+            opts="-c -v -q -h --config --store --log-format --verbose --quiet --color --json --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -323,7 +357,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__export)
-            opts="-c -v -q -h -V --format --chain --source --address --event --from-block --to-block --target --state --limit --table --out --config --store --log-format --verbose --quiet --color --json --help --version events contracts deliveries txs batches"
+            opts="-c -v -q -h --format --chain --source --address --event --from-block --to-block --target --state --limit --table --out --config --store --log-format --verbose --quiet --color --json --help events contracts deliveries txs batches"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -404,46 +438,8 @@ _ferry() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        ferry__subcmd__generate)
-            opts="-c -v -q -h -V --out-dir --config --store --log-format --verbose --quiet --color --json --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --out-dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -c)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --store)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --log-format)
-                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
-                    return 0
-                    ;;
-                --color)
-                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         ferry__subcmd__help)
-            opts="watch push backfill inspect-store export migrate check-config generate help"
+            opts="watch push backfill inspect-store export migrate check-config completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -484,7 +480,7 @@ _ferry() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        ferry__subcmd__help__subcmd__export)
+        ferry__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -498,7 +494,7 @@ _ferry() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        ferry__subcmd__help__subcmd__generate)
+        ferry__subcmd__help__subcmd__export)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -779,7 +775,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store)
-            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help"
+            opts="-c -v -q -h --config --store --log-format --verbose --quiet --color --json --help summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -813,7 +809,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__batches)
-            opts="-c -v -q -h -V --source --from --to --limit --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h --source --from --to --limit --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -863,7 +859,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__cancel)
-            opts="-y -c -v -q -h -V --chain --nonce --max-fee-gwei --yes --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-y -c -v -q -h --chain --nonce --max-fee-gwei --yes --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -909,7 +905,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__contracts)
-            opts="-c -v -q -h -V --chain --address --limit --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h --chain --address --limit --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -955,7 +951,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__cursors)
-            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -989,7 +985,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__deliveries)
-            opts="-c -v -q -h -V --target --chain --state --limit --matrix --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h --target --chain --state --limit --matrix --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1039,7 +1035,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__events)
-            opts="-c -v -q -h -V --chain --source --address --event --from-block --to-block --limit --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h --chain --source --address --event --from-block --to-block --limit --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1325,7 +1321,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__manage)
-            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1359,7 +1355,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__provers)
-            opts="-c -v -q -h -V --target --chain --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h --target --chain --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1401,7 +1397,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__reorgs)
-            opts="-c -v -q -h -V --chain --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h --chain --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1439,7 +1435,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__resync)
-            opts="-y -c -v -q -h -V --chain --yes --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-y -c -v -q -h --chain --yes --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1477,7 +1473,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__retry)
-            opts="-y -c -v -q -h -V --all-failed --target --yes --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-y -c -v -q -h --all-failed --target --yes --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1519,7 +1515,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__skip)
-            opts="-y -c -v -q -h -V --all-failed --target --yes --reason --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-y -c -v -q -h --all-failed --target --yes --reason --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1565,7 +1561,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__summary)
-            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1599,7 +1595,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__inspect__subcmd__store__subcmd__txs)
-            opts="-c -v -q -h -V --chain --open --limit --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h --chain --open --limit --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1641,7 +1637,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__migrate)
-            opts="-y -c -v -q -h -V --dry-run --yes --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-y -c -v -q -h --dry-run --yes --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1675,7 +1671,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__push)
-            opts="-c -v -q -h -V --no-sync --timeout --dry-run --target --chain --limit --stop-timeout --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h --no-sync --timeout --dry-run --target --chain --limit --stop-timeout --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1729,7 +1725,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__watch)
-            opts="-c -v -q -h -V --stop-timeout --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h --stop-timeout --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -43,7 +43,7 @@ complete -c ferry -n "__fish_ferry_needs_command" -f -a "inspect-store" -d 'Show
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "export" -d 'Export events, contracts, deliveries, transactions or SEDA batches as JSON lines or CSV, or raw tables as JSON lines (read-only; works while `watch` runs)'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "migrate" -d 'Upgrade the state file to this ferry\'s schema (backup first, one transaction)'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "check-config" -d 'Check the config: offline by default, against the chains with --online'
-complete -c ferry -n "__fish_ferry_needs_command" -f -a "generate" -d 'Write shell completions and man pages from the command-line definitions'
+complete -c ferry -n "__fish_ferry_needs_command" -f -a "completions" -d 'Print shell completions to stdout'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -l stop-timeout -d 'After SIGINT/SIGTERM (or on a reload), stop within this long: sources finish their range and workers their round until then; what still runs after it is dropped (exit 130)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -s c -l config -d 'Config file' -r -F
@@ -57,7 +57,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand watch" -s v -l verbose -d 'M
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand watch" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand push" -l timeout -d 'Give up waiting after this long (exit 4 if work is left)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand push" -l target -d 'Only deliveries to this target (repeatable)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand push" -l chain -d 'Only deliveries to this chain (repeatable)' -r
@@ -76,7 +75,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand push" -s v -l verbose -d 'Mo
 complete -c ferry -n "__fish_ferry_using_subcommand push" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand push" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand push" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand push" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand backfill" -l source -d 'Only this source (repeatable); all sources when absent' -r
 complete -c ferry -n "__fish_ferry_using_subcommand backfill" -l from -d 'First block of the range' -r
 complete -c ferry -n "__fish_ferry_using_subcommand backfill" -l to -d 'Last block of the range: a number, `safe` or `latest`' -r
@@ -92,7 +90,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s v -l verbose -d
 complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand backfill" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand backfill" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -l store -d 'State file; overrides `store:` in the config' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
@@ -104,7 +101,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fis
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "summary" -d 'Schema version, file size, rows per table and source cursors (the default)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "cursors" -d 'Where each source stands: the range of blocks it holds'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and not __fish_seen_subcommand_from summary cursors contracts events reorgs deliveries txs batches provers retry skip cancel resync manage help" -f -a "contracts" -d 'Watched contracts: configured ones and factory children'
@@ -131,7 +127,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from summary" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -l store -d 'State file; overrides `store:` in the config' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
@@ -143,7 +138,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cursors" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -l address -d 'Only this address' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -l limit -d 'At most this many rows' -r
@@ -158,7 +152,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from contracts" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l source -d 'Only items (events, batches) of this source' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l address -d 'Only events emitted by this address' -r
@@ -177,7 +170,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from events" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -l store -d 'State file; overrides `store:` in the config' -r -F
@@ -190,7 +182,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from reorgs" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -l target -d 'Only deliveries to this target' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -l state -d 'Only deliveries in this state (read from the status index: cheap on a large store)' -r -f -a "pending\t''
@@ -212,7 +203,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from deliveries" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -l limit -d 'At most this many rows, the newest; the footer still counts every match' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -s c -l config -d 'Config file' -r -F
@@ -227,7 +217,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from txs" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -l source -d 'Only batches of this seda source' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -l from -d 'Only batches numbered at or above this' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -l to -d 'Only batches numbered at or below this' -r
@@ -243,7 +232,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from batches" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -l target -d 'Only this seda-prover target' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -l chain -d 'Only this chain: a chain id, or a chain name from the config' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -s c -l config -d 'Config file' -r -F
@@ -257,7 +245,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from provers" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l all-failed -d 'Every failed delivery on this chain, or of this sink target (with --target, of that target only)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l target -d 'With --all-failed: only this target' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -s c -l config -d 'Config file' -r -F
@@ -272,7 +259,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from retry" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -l all-failed -d 'Every failed delivery on this chain, or of this sink target (with --target, of that target only)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -l target -d 'With --all-failed: only this target' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -l reason -d 'Why, kept with the delivery' -r
@@ -288,7 +274,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from skip" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -l chain -d 'The destination chain (a name from the config)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -l nonce -d 'The nonce to cancel (see `inspect-store txs --open`)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -l max-fee-gwei -d 'Offer this max fee per gas instead of the old one + the bump percent (or the market)' -r
@@ -304,7 +289,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from cancel" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -l chain -d 'The destination chain (a name from the config)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -l store -d 'State file; overrides `store:` in the config' -r -F
@@ -318,7 +302,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from resync" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -l store -d 'State file; overrides `store:` in the config' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
@@ -330,7 +313,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_se
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from manage" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "summary" -d 'Schema version, file size, rows per table and source cursors (the default)'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "cursors" -d 'Where each source stands: the range of blocks it holds'
 complete -c ferry -n "__fish_ferry_using_subcommand inspect-store; and __fish_seen_subcommand_from help" -f -a "contracts" -d 'Watched contracts: configured ones and factory children'
@@ -388,7 +370,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand export" -s v -l verbose -d '
 complete -c ferry -n "__fish_ferry_using_subcommand export" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand export" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ferry -n "__fish_ferry_using_subcommand export" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand migrate" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand migrate" -l store -d 'State file; overrides `store:` in the config' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand migrate" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
@@ -402,7 +383,6 @@ complete -c ferry -n "__fish_ferry_using_subcommand migrate" -s v -l verbose -d 
 complete -c ferry -n "__fish_ferry_using_subcommand migrate" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand migrate" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand migrate" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand migrate" -s V -l version -d 'Print version'
 complete -c ferry -n "__fish_ferry_using_subcommand check-config" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand check-config" -l store -d 'State file; overrides `store:` in the config' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand check-config" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
@@ -415,29 +395,26 @@ complete -c ferry -n "__fish_ferry_using_subcommand check-config" -s v -l verbos
 complete -c ferry -n "__fish_ferry_using_subcommand check-config" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand check-config" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
 complete -c ferry -n "__fish_ferry_using_subcommand check-config" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand check-config" -s V -l version -d 'Print version'
-complete -c ferry -n "__fish_ferry_using_subcommand generate" -l out-dir -d 'Directory that receives `completions/` and `man/`' -r -F
-complete -c ferry -n "__fish_ferry_using_subcommand generate" -s c -l config -d 'Config file' -r -F
-complete -c ferry -n "__fish_ferry_using_subcommand generate" -l store -d 'State file; overrides `store:` in the config' -r -F
-complete -c ferry -n "__fish_ferry_using_subcommand generate" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+complete -c ferry -n "__fish_ferry_using_subcommand completions" -s c -l config -d 'Config file' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand completions" -l store -d 'State file; overrides `store:` in the config' -r -F
+complete -c ferry -n "__fish_ferry_using_subcommand completions" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c ferry -n "__fish_ferry_using_subcommand generate" -l color -d 'When to use colour' -r -f -a "auto\t''
+complete -c ferry -n "__fish_ferry_using_subcommand completions" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c ferry -n "__fish_ferry_using_subcommand generate" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
-complete -c ferry -n "__fish_ferry_using_subcommand generate" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
-complete -c ferry -n "__fish_ferry_using_subcommand generate" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
-complete -c ferry -n "__fish_ferry_using_subcommand generate" -s h -l help -d 'Print help'
-complete -c ferry -n "__fish_ferry_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "watch" -d 'Run as a daemon: follow every source and deliver to every target until stopped'
-complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "push" -d 'One-shot for cron: sync sources, deliver everything pending, wait for confirmations'
-complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "backfill" -d 'Ingest a historical range of blocks, resumably; deliver only with --deliver'
-complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "inspect-store" -d 'Show what the state file holds (read-only; works while `watch` runs)'
-complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "export" -d 'Export events, contracts, deliveries, transactions or SEDA batches as JSON lines or CSV, or raw tables as JSON lines (read-only; works while `watch` runs)'
-complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "migrate" -d 'Upgrade the state file to this ferry\'s schema (backup first, one transaction)'
-complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "check-config" -d 'Check the config: offline by default, against the chains with --online'
-complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "generate" -d 'Write shell completions and man pages from the command-line definitions'
-complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferry -n "__fish_ferry_using_subcommand completions" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c ferry -n "__fish_ferry_using_subcommand completions" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
+complete -c ferry -n "__fish_ferry_using_subcommand completions" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
+complete -c ferry -n "__fish_ferry_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config completions help" -f -a "watch" -d 'Run as a daemon: follow every source and deliver to every target until stopped'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config completions help" -f -a "push" -d 'One-shot for cron: sync sources, deliver everything pending, wait for confirmations'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config completions help" -f -a "backfill" -d 'Ingest a historical range of blocks, resumably; deliver only with --deliver'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config completions help" -f -a "inspect-store" -d 'Show what the state file holds (read-only; works while `watch` runs)'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config completions help" -f -a "export" -d 'Export events, contracts, deliveries, transactions or SEDA batches as JSON lines or CSV, or raw tables as JSON lines (read-only; works while `watch` runs)'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config completions help" -f -a "migrate" -d 'Upgrade the state file to this ferry\'s schema (backup first, one transaction)'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config completions help" -f -a "check-config" -d 'Check the config: offline by default, against the chains with --online'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config completions help" -f -a "completions" -d 'Print shell completions to stdout'
+complete -c ferry -n "__fish_ferry_using_subcommand help; and not __fish_seen_subcommand_from watch push backfill inspect-store export migrate check-config completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "summary" -d 'Schema version, file size, rows per table and source cursors (the default)'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "cursors" -d 'Where each source stands: the range of blocks it holds'
 complete -c ferry -n "__fish_ferry_using_subcommand help; and __fish_seen_subcommand_from inspect-store" -f -a "contracts" -d 'Watched contracts: configured ones and factory children'

@@ -28,17 +28,42 @@ impl Exit {
     pub fn code(self) -> i32 {
         self as i32
     }
+
+    /// The stable `error.code` of a fatal error that ends with this exit code, under `--json`
+    /// and `--log-format json` (README "JSON output"). A config with diagnostics
+    /// (`config_invalid`) and a bug (`bug`) have codes of their own, see [`Fatal`].
+    pub fn error_code(self) -> &'static str {
+        match self {
+            Exit::Ok => "ok",
+            Exit::Failure => "failure",
+            Exit::Usage => "usage",
+            Exit::Store => "store_unusable",
+            Exit::Incomplete => "incomplete",
+            Exit::Interrupted => "interrupted",
+        }
+    }
 }
 
-/// The text `--help` and the man pages show for the contract.
-pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0    done
-  1    unexpected failure
-  2    bad command line or config
-  3    store unusable (held by another writer, needs migration, newer, damaged)
-  4    work left undone (deliveries failed or unconfirmed at --timeout, range not finished)
-  130  interrupted, after a clean shutdown";
+/// The whole contract, as `ferry --help` and `ferry(1)` show it: every code any command can end
+/// with. Each command's help lists the codes it can return, with what they mean for it.
+pub const EXIT_CODES: &[(i32, &str)] = &[
+    (0, "done"),
+    (1, "unexpected failure"),
+    (2, "bad command line or config"),
+    (3, "store unusable (needs migration, newer, damaged)"),
+    (4, "work left undone (deliveries failed or unconfirmed at --timeout, range not finished)"),
+    (5, "store held by another ferry process (e.g. an overlapping cron run)"),
+    (130, "interrupted, after a clean shutdown"),
+];
+
+/// The `Exit codes:` block of a help text, one aligned line per code.
+pub fn exit_codes_help(codes: &[(i32, &str)]) -> String {
+    let mut text = String::from("Exit codes:");
+    for (code, meaning) in codes {
+        text.push_str(&format!("\n  {code:<4} {meaning}"));
+    }
+    text
+}
 
 /// An error that already knows its exit code, for the CLI layer's own refusals
 /// (e.g. "refusing to migrate without a TTY and without --yes").
@@ -126,6 +151,62 @@ pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// A fatal error read once for every way it is shown: the exit code, a stable code for
+/// scripts, one line of text, and a config's diagnostics when that is what it was.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Fatal {
+    #[serde(skip)]
+    pub exit: Exit,
+    /// `config_invalid`, `bug`, or the [`Exit::error_code`] of the exit code.
+    pub code: &'static str,
+    /// One line: the error and its causes joined by `: `.
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<crate::config::Diagnostic>,
+}
+
+impl Fatal {
+    /// How `report` is said in one line and as JSON; the exit code is [`classify`]'s.
+    pub fn from_report(report: &eyre::Report) -> Self {
+        let (exit, shown) = classify(report);
+        match shown {
+            Shown::Diagnostics(config) => Fatal {
+                exit,
+                code: "config_invalid",
+                message: config.to_string(),
+                diagnostics: config.diagnostics.clone(),
+            },
+            Shown::Plain(message) => Fatal::new(exit, message),
+            Shown::Bug(what) => Fatal::bug(&what),
+            Shown::Report => Fatal::new(exit, one_line(report)),
+        }
+    }
+
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        let message =
+            message.into().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+        Fatal { exit, code: exit.error_code(), message, diagnostics: Vec::new() }
+    }
+
+    /// A panic: exit 1, said as a bug.
+    pub fn bug(what: &str) -> Self {
+        Fatal { code: "bug", ..Fatal::new(Exit::Failure, format!("this is a bug in ferry: {what}")) }
+    }
+}
+
+/// An error and its causes on one line, `outer: inner: root`, each said once.
+pub fn one_line(report: &eyre::Report) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in report.chain() {
+        let text = cause.to_string();
+        // A wrapper that repeats its cause's text adds nothing.
+        if parts.last().is_none_or(|last| !last.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
 }
 
 /// The line printed for a bug: what happened, and what to do with it.

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::chains::{ChainReport, chains_table};
 use super::progress::{self, Style};
-use super::{Ctx, after_help, select_sources};
+use super::{Ctx, after_help, codes, select_sources};
 use crate::engine::deliver::{Options, destinations, run_all};
 use crate::engine::ingest::{IngestError, RangeEnd, SourceStatus, Until, run_sources};
 use crate::engine::rpc::RpcStats;
@@ -28,7 +28,7 @@ use crate::store::Store;
 #[command(after_help = after_help("\
   ferry backfill --from 19000000 --to 19100000
   ferry backfill --source escrows --from 0 --to safe --json
-  ferry backfill --from 0 --to latest --deliver"))]
+  ferry backfill --from 0 --to latest --deliver", &[codes::OK, codes::FAILURE, codes::USAGE, codes::STORE, (4, "a source failed before the end of its range, or with --deliver, deliveries left undone"), codes::BUSY, codes::INTERRUPTED]))]
 pub struct BackfillArgs {
     /// Only this source (repeatable); all sources when absent.
     #[arg(long, value_name = "NAME")]
@@ -189,6 +189,10 @@ impl SourceReport {
 }
 
 impl Render for BackfillReport {
+    fn kind(&self) -> &'static str {
+        "backfill"
+    }
+
     fn human(&self, out: &Output) -> String {
         let mut table = out.table([
             "source",

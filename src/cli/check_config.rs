@@ -4,7 +4,7 @@
 use clap::Args;
 use serde::Serialize;
 
-use super::{Ctx, after_help};
+use super::{Ctx, after_help, codes};
 use crate::config::{Diagnostic, Loaded, Severity};
 use crate::engine::preflight::{self, OnlineReport};
 use crate::exit::Exit;
@@ -15,7 +15,7 @@ use crate::output::{Output, Paint, Render};
 #[command(after_help = after_help("\
   ferry check-config                     every problem in ferry.yaml, with line and key
   ferry check-config -c prod.yaml --json diagnostics as JSON, for CI
-  ferry check-config --online            also check chain ids, contract code, signer balances, RPC latency"))]
+  ferry check-config --online            also check chain ids, code, balances, RPC latency", &[(0, "the config is usable (warnings allowed)"), codes::FAILURE, (2, "the config has errors (with --online: the chains disagree with it)")]))]
 pub struct CheckConfigArgs {
     /// Also connect to every chain: chain id per RPC URL, contract code, signer balance, latency.
     #[arg(long)]
@@ -70,6 +70,10 @@ struct CheckReport {
 }
 
 impl Render for CheckReport {
+    fn kind(&self) -> &'static str {
+        "check-config"
+    }
+
     fn human(&self, out: &Output) -> String {
         let mut text = String::new();
         if let Some(online) = &self.online {

@@ -10,7 +10,7 @@ use eyre::WrapErr;
 
 use super::filters::{ConfigNames, EventFilterArgs, StateArg};
 use super::inspect_store::batches::SedaNames;
-use super::{Ctx, after_help};
+use super::{Ctx, after_help, codes};
 use crate::exit::{Exit, ExitError};
 use crate::store::query::{ContractRow, EventRow, Query};
 use crate::store::query_deliver::{
@@ -27,15 +27,17 @@ use crate::store::{ReadStore, dump, tables};
   ferry export events --chain base --event Approved --from-block 21000000 | jq .fields
   ferry export contracts --format csv
   ferry export deliveries --state failed --format csv --out failed.csv
-  ferry export txs --chain base | jq .hash
+  ferry export txs --chain base | jq .tx_hash
   ferry export batches --source seda | jq '.signatures | length'
   ferry export batches --format csv --limit 1000 --out batches.csv
   ferry export                             meta and every table with rows, raw, to stdout
   ferry export --table events --out ev.jsonl
 
-`events`, `contracts`, `deliveries`, `txs` and `batches` write one row per line (CSV joins lists
-with `;`; a batch's validator is `operator:address:power`, a signature `operator:0x…`).
-Without them, each line is {\"table\": …, \"key\": {…}, \"value\": {…}}, keys and records decoded."))]
+`events`, `contracts`, `deliveries`, `txs` and `batches` write one row per line, with the fields
+`inspect-store --json` shows. CSV has a column per field: lists joined with `;`, a delivery's
+receipt as `receipt_*` columns, a batch's validator as `operator:address:power` and a signature
+as `operator:0x…`.
+Without them, each line is {\"table\": …, \"key\": {…}, \"value\": {…}}, keys and records decoded.", &[codes::OK, codes::FAILURE, codes::USAGE, codes::STORE, (130, "interrupted; an --out file is not written")]))]
 pub struct ExportArgs {
     /// Rows to export. Without it, raw tables (see --table).
     #[arg(value_enum, value_name = "WHAT")]
@@ -98,7 +100,7 @@ impl ExportArgs {
         let result = (|| -> eyre::Result<()> {
             match self.what {
                 Some(What::Events) => {
-                    let query = Query::new(&store)?;
+                    let query = Query::new(&store, ConfigNames::load(ctx).chains)?;
                     let mut rows_out = RowWriter::new(self.format, &mut writer, EVENT_COLUMNS);
                     query.events(&filter, &mut |row| {
                         rows += 1;
@@ -114,7 +116,7 @@ impl ExportArgs {
                     rows_out.finish().wrap_err("cannot write the export")?;
                 }
                 Some(What::Contracts) => {
-                    let query = Query::new(&store)?;
+                    let query = Query::new(&store, ConfigNames::load(ctx).chains)?;
                     let mut rows_out = RowWriter::new(self.format, &mut writer, CONTRACT_COLUMNS);
                     query.contracts(filter.chain, filter.address, &mut |row| {
                         rows += 1;
@@ -270,6 +272,7 @@ fn flow(go_on: bool) -> ControlFlow<()> {
 
 const EVENT_COLUMNS: &[&str] = &[
     "chain",
+    "chain_id",
     "block",
     "log_index",
     "source",
@@ -285,7 +288,8 @@ const EVENT_COLUMNS: &[&str] = &[
 
 fn event_record(e: &EventRow) -> Vec<String> {
     vec![
-        e.chain.to_string(),
+        e.chain.clone(),
+        e.chain_id.to_string(),
         e.block.to_string(),
         e.log_index.to_string(),
         e.source.clone(),
@@ -295,17 +299,18 @@ fn event_record(e: &EventRow) -> Vec<String> {
         e.decode_error.clone().unwrap_or_default(),
         e.tx_hash.to_string(),
         e.block_hash.to_string(),
-        e.topics.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" "),
+        joined(&e.topics),
         e.data.to_string(),
     ]
 }
 
 const CONTRACT_COLUMNS: &[&str] =
-    &["chain", "address", "source", "factory", "created_block", "created_log_index"];
+    &["chain", "chain_id", "address", "source", "factory", "created_block", "created_log_index"];
 
 fn contract_record(c: &ContractRow) -> Vec<String> {
     vec![
-        c.chain.to_string(),
+        c.chain.clone(),
+        c.chain_id.to_string(),
         c.address.to_checksum(None),
         c.source.clone(),
         c.factory.map(|f| f.to_checksum(None)).unwrap_or_default(),
@@ -326,13 +331,16 @@ const DELIVERY_COLUMNS: &[&str] = &[
     "nonce",
     "tx_hash",
     "tx_hashes",
-    "receipt_block",
     "receipt_tx_hash",
+    "receipt_block",
+    "receipt_block_hash",
     "receipt_success",
-    "gas_used",
+    "receipt_gas_used",
+    "receipt_effective_gas_price",
     "reason",
     "retryable",
     "next_attempt_at",
+    "ack",
     "created_at",
     "updated_at",
 ];
@@ -351,13 +359,16 @@ fn delivery_record(d: &DeliveryRow) -> Vec<String> {
         opt(d.nonce),
         opt(d.tx_hash),
         joined(&d.tx_hashes),
-        opt(receipt.map(|r| r.block)),
         opt(receipt.map(|r| r.tx_hash)),
+        opt(receipt.map(|r| r.block)),
+        opt(receipt.map(|r| r.block_hash)),
         opt(receipt.map(|r| r.success)),
         opt(receipt.map(|r| r.gas_used)),
+        opt(receipt.map(|r| r.effective_gas_price)),
         d.reason.clone().unwrap_or_default(),
         d.retryable.to_string(),
         opt(d.next_attempt_at),
+        d.ack.clone().unwrap_or_default(),
         d.created_at.to_string(),
         d.updated_at.to_string(),
     ]
@@ -369,9 +380,9 @@ const INTENT_COLUMNS: &[&str] = &[
     "signer",
     "nonce",
     "state",
-    "hash",
-    "replaced",
-    "cancel",
+    "tx_hash",
+    "replaced_tx_hashes",
+    "cancel_tx_hash",
     "to",
     "gas_limit",
     "max_fee_per_gas",
@@ -381,7 +392,7 @@ const INTENT_COLUMNS: &[&str] = &[
     "deliveries",
     "created_at",
     "sent_at",
-    "mined",
+    "mined_tx_hash",
 ];
 
 fn intent_record(t: &IntentRow) -> Vec<String> {
@@ -391,9 +402,9 @@ fn intent_record(t: &IntentRow) -> Vec<String> {
         t.signer.to_checksum(None),
         t.nonce.to_string(),
         intent_state_name(t.state).to_string(),
-        t.hash.to_string(),
-        joined(&t.replaced),
-        opt(t.cancel),
+        t.tx_hash.to_string(),
+        joined(&t.replaced_tx_hashes),
+        opt(t.cancel_tx_hash),
         t.to.to_checksum(None),
         t.gas_limit.to_string(),
         t.max_fee_per_gas.to_string(),
@@ -403,7 +414,7 @@ fn intent_record(t: &IntentRow) -> Vec<String> {
         joined(&t.deliveries),
         t.created_at.to_string(),
         opt(t.sent_at),
-        opt(t.mined),
+        opt(t.mined_tx_hash),
     ]
 }
 

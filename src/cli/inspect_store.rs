@@ -6,6 +6,7 @@ pub mod batches;
 pub mod deliveries;
 pub mod operate;
 
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use clap::{Args, Subcommand};
@@ -14,8 +15,8 @@ use serde::Serialize;
 use self::batches::{BatchesArgs, ProversArgs, SedaNames};
 use self::deliveries::{DeliveriesArgs, TxsArgs};
 use self::operate::{CancelArgs, ManageArgs, ResyncArgs, RetryArgs, SkipArgs};
-use super::filters::{ChainArg, EventFilterArgs};
-use super::{Ctx, after_help};
+use super::filters::{ChainArg, ConfigNames, EventFilterArgs};
+use super::{Ctx, after_help, codes};
 use crate::exit::Exit;
 use crate::output::{Output, Render};
 use crate::store::ReadStore;
@@ -40,7 +41,7 @@ use crate::store::query_seda::{ProverFilter, ProverRow};
   ferry inspect-store batches --from 4000000 --to 4000100 --json
   ferry inspect-store provers               each Prover's last batch, and how far it is behind
   ferry inspect-store provers --target provers --chain base --json
-  ferry inspect-store --store /var/lib/ferry/seda.redb"))]
+  ferry inspect-store --store /var/lib/ferry/seda.redb", &[codes::OK, codes::FAILURE, codes::USAGE, codes::STORE, (5, "retry, skip, cancel, resync, manage: the store is held by another ferry process")]))]
 pub struct InspectStoreArgs {
     #[command(subcommand)]
     pub view: Option<View>,
@@ -105,6 +106,8 @@ impl InspectStoreArgs {
         };
         let path = ctx.store_path_without_config()?;
         let store = ReadStore::open(&path)?;
+        // Rows name chains as the config does; the views that show none do not read it.
+        let chain_names = || ConfigNames::load(ctx).chains;
         match view {
             View::Summary => {
                 let summary = dump::summary(&store)?;
@@ -118,28 +121,30 @@ impl InspectStoreArgs {
                 };
                 ctx.out.emit(&SummaryReport { summary, provers })?
             }
-            View::Cursors => ctx.out.emit(&Cursors(Query::new(&store)?.cursors()?))?,
+            View::Cursors => {
+                ctx.out.emit(&Cursors { cursors: Query::new(&store, BTreeMap::new())?.cursors()? })?
+            }
             View::Contracts { chain, address, limit } => {
                 let chain = chain.resolve(ctx)?;
                 let mut rows = Vec::new();
-                Query::new(&store)?.contracts(chain, address, &mut |row| {
+                Query::new(&store, chain_names())?.contracts(chain, address, &mut |row| {
                     rows.push(row);
                     if rows.len() >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
                 })?;
-                ctx.out.emit(&Contracts(rows))?
+                ctx.out.emit(&Contracts { contracts: rows })?
             }
             View::Events { filter, limit } => {
                 let filter = filter.resolve(ctx)?;
                 let mut rows = Vec::new();
-                Query::new(&store)?.events(&filter, &mut |row| {
+                Query::new(&store, chain_names())?.events(&filter, &mut |row| {
                     rows.push(row);
                     if rows.len() >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
                 })?;
-                ctx.out.emit(&Events(rows))?
+                ctx.out.emit(&Events { events: rows })?
             }
             View::Reorgs { chain } => {
                 let chain = chain.resolve(ctx)?;
-                ctx.out.emit(&Reorgs(Query::new(&store)?.reorgs(chain)?))?
+                ctx.out.emit(&Reorgs { reorgs: Query::new(&store, chain_names())?.reorgs(chain)? })?
             }
             View::Deliveries(args) => args.run(ctx, &store)?,
             View::Txs(args) => args.run(ctx, &store)?,
@@ -154,27 +159,32 @@ impl InspectStoreArgs {
 }
 
 #[derive(Serialize)]
-#[serde(transparent)]
-struct Cursors(Vec<CursorRow>);
+struct Cursors {
+    cursors: Vec<CursorRow>,
+}
 
 impl Render for Cursors {
+    fn kind(&self) -> &'static str {
+        "inspect-store.cursors"
+    }
+
     fn human(&self, out: &Output) -> String {
-        if self.0.is_empty() {
+        if self.cursors.is_empty() {
             return "no cursors yet: no source has been ingested\n".into();
         }
         let mut table = out.table(["source", "first", "next", "last hash", "updated"]);
-        for c in &self.0 {
+        for c in &self.cursors {
             table.add_row([
                 c.source.clone(),
                 c.first.to_string(),
                 c.next.to_string(),
-                c.last_hash.map(|h| short(&h.to_string())).unwrap_or_default(),
+                c.last_block_hash.map(|h| short(&h.to_string())).unwrap_or_default(),
                 ago(c.updated_at),
             ]);
         }
         let mut text = format!("{table}\n");
         // What stopped a source is for people to read whole, not squeezed into a column.
-        for c in self.0.iter().filter(|c| c.stopped.is_some()) {
+        for c in self.cursors.iter().filter(|c| c.stopped.is_some()) {
             text.push_str(&format!("{} stopped: {}\n", c.source, c.stopped.as_deref().unwrap_or_default()));
         }
         text
@@ -182,18 +192,23 @@ impl Render for Cursors {
 }
 
 #[derive(Serialize)]
-#[serde(transparent)]
-struct Contracts(Vec<ContractRow>);
+struct Contracts {
+    contracts: Vec<ContractRow>,
+}
 
 impl Render for Contracts {
+    fn kind(&self) -> &'static str {
+        "inspect-store.contracts"
+    }
+
     fn human(&self, out: &Output) -> String {
-        if self.0.is_empty() {
+        if self.contracts.is_empty() {
             return "no contracts match\n".into();
         }
         let mut table = out.table(["chain", "address", "source", "origin", "created at"]);
-        for c in &self.0 {
+        for c in &self.contracts {
             table.add_row([
-                c.chain.to_string(),
+                c.chain.clone(),
                 c.address.to_checksum(None),
                 c.source.clone(),
                 c.factory
@@ -204,21 +219,26 @@ impl Render for Contracts {
                 },
             ]);
         }
-        format!("{table}\n{} shown\n", self.0.len())
+        format!("{table}\n{} shown\n", self.contracts.len())
     }
 }
 
 #[derive(Serialize)]
-#[serde(transparent)]
-struct Events(Vec<EventRow>);
+struct Events {
+    events: Vec<EventRow>,
+}
 
 impl Render for Events {
+    fn kind(&self) -> &'static str {
+        "inspect-store.events"
+    }
+
     fn human(&self, out: &Output) -> String {
-        if self.0.is_empty() {
+        if self.events.is_empty() {
             return "no events match\n".into();
         }
         let mut table = out.table(["chain", "block", "log", "source", "address", "event", "fields"]);
-        for e in &self.0 {
+        for e in &self.events {
             let event = match (&e.event, &e.fields) {
                 (Some(name), Some(_)) => name.clone(),
                 (Some(name), None) => format!("{name} (undecoded)"),
@@ -236,7 +256,7 @@ impl Render for Events {
                 _ => format!("data {} bytes", e.data.len()),
             };
             table.add_row([
-                e.chain.to_string(),
+                e.chain.clone(),
                 e.block.to_string(),
                 e.log_index.to_string(),
                 e.source.clone(),
@@ -245,17 +265,22 @@ impl Render for Events {
                 fields,
             ]);
         }
-        format!("{table}\n{} shown\n", self.0.len())
+        format!("{table}\n{} shown\n", self.events.len())
     }
 }
 
 #[derive(Serialize)]
-#[serde(transparent)]
-struct Reorgs(Vec<ReorgRow>);
+struct Reorgs {
+    reorgs: Vec<ReorgRow>,
+}
 
 impl Render for Reorgs {
+    fn kind(&self) -> &'static str {
+        "inspect-store.reorgs"
+    }
+
     fn human(&self, out: &Output) -> String {
-        if self.0.is_empty() {
+        if self.reorgs.is_empty() {
             return "no reorgs seen\n".into();
         }
         let mut table = out.table([
@@ -268,9 +293,9 @@ impl Render for Reorgs {
             "children removed",
             "seen",
         ]);
-        for r in &self.0 {
+        for r in &self.reorgs {
             table.add_row([
-                r.chain.to_string(),
+                r.chain.clone(),
                 r.seq.to_string(),
                 r.source.clone(),
                 r.from_block.to_string(),
@@ -305,6 +330,10 @@ struct SummaryReport {
 }
 
 impl Render for SummaryReport {
+    fn kind(&self) -> &'static str {
+        "inspect-store.summary"
+    }
+
     fn human(&self, out: &Output) -> String {
         let s = &self.summary;
         let mut about = out.table(["store", ""]);
@@ -329,7 +358,7 @@ impl Render for SummaryReport {
                 cursors.add_row([
                     c.source.clone(),
                     c.next.to_string(),
-                    c.last_hash.clone().unwrap_or_default(),
+                    c.last_block_hash.clone().unwrap_or_default(),
                 ]);
             }
             text.push_str(&format!("{cursors}\n"));

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use clap::Args;
 use serde::Serialize;
 
-use super::{Ctx, after_help};
+use super::{Ctx, after_help, codes};
 use crate::exit::{Exit, ExitError};
 use crate::output::{Output, Paint, Render};
 use crate::store::migrate::{self, Plan, STEPS};
@@ -16,7 +16,7 @@ use crate::store::tables::SCHEMA_VERSION;
 #[command(after_help = after_help("\
   ferry migrate --dry-run                  print the plan, change nothing
   ferry migrate                            ask, then upgrade (on a terminal)
-  ferry migrate --yes                      upgrade without asking (scripts, CI)"))]
+  ferry migrate --yes                      upgrade without asking (scripts, CI)", &[(0, "migrated, or nothing to do"), codes::FAILURE, (2, "bad command line or config, or not on a terminal without --yes"), (3, "store unusable (newer than this ferry, damaged)"), codes::BUSY]))]
 pub struct MigrateArgs {
     /// Print what would be done and change nothing.
     #[arg(long)]
@@ -69,15 +69,50 @@ fn must_ask(yes: bool, on_terminal: bool) -> Result<bool, ExitError> {
     }
 }
 
-#[derive(Serialize)]
 struct Report {
-    #[serde(flatten)]
     plan: Plan,
     done: bool,
     dry_run: bool,
 }
 
+/// The JSON of a migration: the plan's steps as objects rather than tuples.
+impl Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Step<'a> {
+            from: u32,
+            to: u32,
+            what: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Json<'a> {
+            path: &'a std::path::Path,
+            from: u32,
+            to: u32,
+            steps: Vec<Step<'a>>,
+            backup: Option<&'a std::path::Path>,
+            done: bool,
+            dry_run: bool,
+        }
+        let p = &self.plan;
+        Json {
+            path: &p.path,
+            from: p.from,
+            to: p.to,
+            steps: p.steps.iter().map(|(from, to, what)| Step { from: *from, to: *to, what }).collect(),
+            backup: p.backup.as_deref(),
+            done: self.done,
+            dry_run: self.dry_run,
+        }
+        .serialize(serializer)
+    }
+}
+
 impl Render for Report {
+    fn kind(&self) -> &'static str {
+        "migrate"
+    }
+
     fn human(&self, out: &Output) -> String {
         let p = &self.plan;
         if p.is_current() {

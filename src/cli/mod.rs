@@ -1,4 +1,4 @@
-//! The command line: the clap definitions of ferry's seven commands, the flags they share, and
+//! The command line: the clap definitions of ferry's commands, the flags they share, and
 //! dispatch. Each command lives in its own file as `XArgs` with `async fn run(self, ctx)`.
 //! Commands turn arguments into plain structs for the engine and the store, and return data that
 //! `output` renders; nothing here decides what ferry does.
@@ -22,7 +22,7 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, ConfigError, Loaded};
-use crate::exit::{EXIT_CODES_HELP, Exit, ExitError};
+use crate::exit::{EXIT_CODES, Exit, ExitError, exit_codes_help};
 use crate::output::Output;
 use crate::signals::{Reloads, Signals};
 
@@ -30,7 +30,6 @@ const ABOUT: &str = "Watch EVM chains and SEDA batches, record them in one redb 
 and deliver them to EVM chains and sinks exactly once in effect.";
 
 const EXAMPLES: &str = "\
-Examples:
   ferry check-config                 check ferry.yaml offline
   ferry check-config --online        also talk to every chain's RPCs
   ferry watch                        run as a daemon: ingest and deliver continuously
@@ -40,9 +39,9 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(
     name = "ferry",
-    version,
+    version = version(),
     about = ABOUT,
-    after_help = format!("{EXAMPLES}\n\n{EXIT_CODES_HELP}"),
+    after_help = after_help(EXAMPLES, EXIT_CODES),
     propagate_version = true,
     max_term_width = 100
 )]
@@ -126,6 +125,7 @@ pub enum Command {
     Export(export::ExportArgs),
     Migrate(migrate::MigrateArgs),
     CheckConfig(check_config::CheckConfigArgs),
+    Completions(generate::CompletionsArgs),
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
 }
@@ -210,6 +210,7 @@ pub async fn dispatch(command: Command, ctx: Ctx) -> eyre::Result<Exit> {
         Command::Export(args) => args.run(&ctx).await,
         Command::Migrate(args) => args.run(&ctx).await,
         Command::CheckConfig(args) => args.run(&ctx).await,
+        Command::Completions(args) => args.run(&ctx),
         Command::Generate(args) => args.run(&ctx),
     }
 }
@@ -245,9 +246,47 @@ fn select_sources(loaded: &Loaded, names: &[String]) -> Result<Vec<crate::config
     Ok(plans)
 }
 
-/// The `after_help` of a command: its examples, then the exit-code contract.
-fn after_help(examples: &str) -> String {
-    format!("Examples:\n{examples}\n\n{EXIT_CODES_HELP}")
+/// What `--version` says: the release, the commit it was built from (`unknown` outside git)
+/// and the store schema this ferry reads and writes.
+pub fn version() -> String {
+    format!(
+        "{} (commit {}, store schema {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("FERRY_COMMIT"),
+        crate::store::tables::SCHEMA_VERSION
+    )
+}
+
+/// The `after_help` of a command: its examples, then the exit codes it can end with and what
+/// they mean for it.
+///
+/// Every example line is indented by two spaces here, whatever the source says: the examples
+/// are written as `"\` string continuations, which drop the first line's leading spaces.
+/// Other lines (notes after the examples) are kept as written.
+fn after_help(examples: &str, codes: &[(i32, &str)]) -> String {
+    let examples: Vec<String> = examples
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("ferry ") || trimmed == "ferry" {
+                format!("  {trimmed}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    format!("Examples:\n{}\n\n{}", examples.join("\n"), exit_codes_help(codes))
+}
+
+/// Exit codes shared by the commands' help lists.
+mod codes {
+    pub const OK: (i32, &str) = (0, "done");
+    pub const FAILURE: (i32, &str) =
+        (1, "unexpected failure (a bug, an I/O error, an RPC that never answered)");
+    pub const USAGE: (i32, &str) = (2, "bad command line or config");
+    pub const STORE: (i32, &str) = (3, "store unusable (needs migration, newer, damaged)");
+    pub const BUSY: (i32, &str) = (5, "store held by another ferry process (e.g. a running watch)");
+    pub const INTERRUPTED: (i32, &str) = (130, "interrupted (SIGINT/SIGTERM), after a clean shutdown");
 }
 
 #[cfg(test)]

@@ -123,7 +123,8 @@ async fn log_lines(sources: Vec<watch::Receiver<SourceStatus>>, stop: Cancellati
                 head = s.head,
                 target = s.target,
                 events = s.events,
-                events_per_sec = format!("{:.0}", rate(s.events, started)),
+                // A number in JSON logs, not text: rounded, not formatted.
+                events_per_sec = rate(s.events, started).round(),
                 reorgs = s.reorgs,
                 "progress"
             );

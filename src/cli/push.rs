@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::chains::{ChainReport, chains_table};
-use super::{Ctx, after_help};
+use super::{Ctx, after_help, codes};
 use crate::config::values::Duration;
 use crate::engine::deliver::{Options, destinations, run_all};
 use crate::engine::ingest::{IngestError, Until, run_sources};
@@ -23,7 +23,7 @@ use crate::store::Store;
 #[command(after_help = after_help("\
   ferry push                         sync, deliver, wait up to 5m
   ferry push --no-sync --timeout 2m  deliver what the store already has
-  ferry push --dry-run --json        simulate and print what would be sent"))]
+  ferry push --dry-run --json        simulate and print what would be sent", &[codes::OK, codes::FAILURE, codes::USAGE, codes::STORE, (4, "work left undone: a delivery failed or unconfirmed at --timeout, a source not synced"), codes::BUSY, codes::INTERRUPTED]))]
 pub struct PushArgs {
     /// Skip ingesting sources first; deliver only what the store holds.
     #[arg(long)]
@@ -169,6 +169,10 @@ struct PushReport {
 }
 
 impl Render for PushReport {
+    fn kind(&self) -> &'static str {
+        "push"
+    }
+
     fn human(&self, out: &Output) -> String {
         let mut text = chains_table(out, &self.chains);
         for c in self.chains.iter().filter(|c| !c.would_send.is_empty()) {

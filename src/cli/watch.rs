@@ -26,7 +26,7 @@ use clap::Args;
 use self::generation::{Ended, Generation, Prepared};
 use super::progress::Style;
 use super::push::parse_duration;
-use super::{Ctx, after_help};
+use super::{Ctx, after_help, codes};
 use crate::config::values::Duration;
 use crate::config::{ConfigError, Loaded};
 use crate::exit::{Exit, ExitError};
@@ -37,7 +37,7 @@ use crate::store::Store;
 #[command(after_help = after_help("\
   ferry watch                               follow everything in ferry.yaml
   ferry watch -c prod.yaml --log-format json
-  kill -HUP <pid>                           reload ferry.yaml without stopping"))]
+  kill -HUP <pid>                           reload ferry.yaml without stopping", &[codes::FAILURE, codes::USAGE, codes::STORE, codes::BUSY, codes::INTERRUPTED]))]
 pub struct WatchArgs {
     /// After SIGINT/SIGTERM (or on a reload), stop within this long: sources finish their range
     /// and workers their round until then; what still runs after it is dropped (exit 130).

@@ -180,7 +180,7 @@ pub struct TableCount {
 pub struct CursorRow {
     pub source: String,
     pub next: u64,
-    pub last_hash: Option<String>,
+    pub last_block_hash: Option<String>,
     pub updated_at: u64,
 }
 
@@ -207,7 +207,7 @@ fn summary_unguarded(store: &ReadStore) -> eyre::Result<Summary> {
         cursors.push(CursorRow {
             source: names.get(&id).cloned().unwrap_or_else(|| format!("#{id}")),
             next: value["next"].as_u64().unwrap_or_default(),
-            last_hash: value["last_hash"].as_str().map(str::to_string),
+            last_block_hash: value["last_hash"].as_str().map(str::to_string),
             updated_at: value["updated_at"].as_u64().unwrap_or_default(),
         });
         Ok(())

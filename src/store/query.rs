@@ -28,7 +28,9 @@ pub struct EventFilter {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct EventRow {
-    pub chain: u64,
+    /// The configured chain's name (its id as text when no config names it).
+    pub chain: String,
+    pub chain_id: u64,
     pub block: u64,
     pub log_index: u32,
     pub source: String,
@@ -46,7 +48,9 @@ pub struct EventRow {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ContractRow {
-    pub chain: u64,
+    /// The configured chain's name (its id as text when no config names it).
+    pub chain: String,
+    pub chain_id: u64,
     #[serde(serialize_with = "checksummed")]
     pub address: Address,
     pub source: String,
@@ -62,7 +66,7 @@ pub struct CursorRow {
     pub source: String,
     pub first: u64,
     pub next: u64,
-    pub last_hash: Option<B256>,
+    pub last_block_hash: Option<B256>,
     pub updated_at: u64,
     /// Why the source stopped, when it did on something that needs an operator.
     pub stopped: Option<String>,
@@ -70,15 +74,18 @@ pub struct CursorRow {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ReorgRow {
-    pub chain: u64,
+    /// The configured chain's name (its id as text when no config names it).
+    pub chain: String,
+    pub chain_id: u64,
     pub seq: u64,
     pub source: String,
     pub from_block: u64,
     pub depth: u64,
     pub removed_events: u64,
     pub removed_contracts: u64,
-    pub old_hash: B256,
-    pub new_hash: B256,
+    /// The block hash ferry had stored at the fork point, and the one the chain gave instead.
+    pub old_block_hash: B256,
+    pub new_block_hash: B256,
     pub detected_at: u64,
 }
 
@@ -87,10 +94,13 @@ pub struct Query<'a> {
     store: &'a ReadStore,
     txn: ReadTransaction,
     names: BTreeMap<u32, String>,
+    chain_names: BTreeMap<u64, String>,
 }
 
 impl<'a> Query<'a> {
-    pub fn new(store: &'a ReadStore) -> Result<Self, StoreError> {
+    /// `chain_names` maps chain ids to the names rows should show (the config's); ids without a
+    /// name show as their number.
+    pub fn new(store: &'a ReadStore, chain_names: BTreeMap<u64, String>) -> Result<Self, StoreError> {
         let txn = store.read()?;
         let mut names = BTreeMap::new();
         {
@@ -100,7 +110,11 @@ impl<'a> Query<'a> {
                 names.insert(id.value(), name.value().to_string());
             }
         }
-        Ok(Self { store, txn, names })
+        Ok(Self { store, txn, names, chain_names })
+    }
+
+    fn chain_name(&self, chain: u64) -> String {
+        self.chain_names.get(&chain).cloned().unwrap_or_else(|| chain.to_string())
     }
 
     fn name(&self, id: u32) -> String {
@@ -149,7 +163,8 @@ impl<'a> Query<'a> {
                 continue;
             }
             let row = EventRow {
-                chain: key.chain,
+                chain: self.chain_name(key.chain),
+                chain_id: key.chain,
                 block: key.block,
                 log_index: key.log_index,
                 source,
@@ -187,7 +202,8 @@ impl<'a> Query<'a> {
             let c: Contract = records::decode(value.value()).map_err(|e| store_failure(self.store, e))?;
             emitted += 1;
             let row = ContractRow {
-                chain: key.chain,
+                chain: self.chain_name(key.chain),
+                chain_id: key.chain,
                 address: key.address,
                 source: self.name(c.source),
                 factory: c.factory,
@@ -211,7 +227,7 @@ impl<'a> Query<'a> {
                 source: self.name(CursorKey::from_bytes(key.value()).source),
                 first: c.first,
                 next: c.next,
-                last_hash: c.last_hash,
+                last_block_hash: c.last_hash,
                 updated_at: c.updated_at,
                 stopped: c.stopped,
             });
@@ -230,15 +246,16 @@ impl<'a> Query<'a> {
             }
             let r: Reorg = records::decode(value.value()).map_err(|e| store_failure(self.store, e))?;
             rows.push(ReorgRow {
-                chain: key.chain,
+                chain: self.chain_name(key.chain),
+                chain_id: key.chain,
                 seq: key.seq,
                 source: self.name(r.source),
                 from_block: r.from_block,
                 depth: r.depth,
                 removed_events: r.removed_events,
                 removed_contracts: r.removed_contracts,
-                old_hash: r.old_hash,
-                new_hash: r.new_hash,
+                old_block_hash: r.old_hash,
+                new_block_hash: r.new_hash,
                 detected_at: r.detected_at,
             });
         }

@@ -124,8 +124,8 @@ pub struct DeliveryRow {
     pub reason: Option<String>,
     pub retryable: bool,
     pub next_attempt_at: Option<u64>,
-    /// What a sink said when it took the delivery (`HTTP 200`, a stream entry id, `seq 42`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// What a sink said when it took the delivery (`HTTP 200`, a stream entry id, `seq 42`);
+    /// `null` for a chain, like every other field that has no value.
     pub ack: Option<String>,
     pub created_at: u64,
     pub updated_at: u64,

@@ -324,10 +324,10 @@ async fn an_operator_retries_and_skips_failed_deliveries_and_is_refused_without_
     let out =
         run(dir.path(), &["inspect-store", "skip", &ids[1], "--reason", "posted by hand", "--yes", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(json_or_null(&out)[0]["to"], "skipped");
+    assert_eq!(json_or_null(&out)["changed"][0]["to"], "skipped");
     let out = run(dir.path(), &["inspect-store", "retry", &ids[0], "--yes", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(json_or_null(&out)[0]["to"], "pending");
+    assert_eq!(json_or_null(&out)["changed"][0]["to"], "pending");
     net.write_config(
         dir.path(),
         "function postBatch(uint64 height, bytes32 root)",

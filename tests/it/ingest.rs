@@ -242,7 +242,8 @@ async fn busy_chain(anvil: &Anvil, blocks: u64, per_block: u64) -> (Address, Add
 fn snapshot(dir: &Path) -> (Vec<Value>, Vec<Value>, Value) {
     let out = run(dir, &["inspect-store", "cursors", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let mut cursors: Value = serde_json::from_slice(&out.stdout).expect("cursors");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("cursors");
+    let mut cursors = report["cursors"].clone();
     for c in cursors.as_array_mut().expect("rows") {
         c.as_object_mut().expect("row").remove("updated_at");
     }
@@ -323,8 +324,8 @@ async fn backfill_killed_or_interrupted_anywhere_ends_identical_to_an_uninterrup
 /// `inspect-store cursors` next block of the only source, read while `watch` holds the store.
 fn cursor_next(dir: &Path) -> Option<u64> {
     let out = run(dir, &["inspect-store", "cursors", "--json"]);
-    let rows: Value = serde_json::from_slice(&out.stdout).ok()?;
-    rows[0]["next"].as_u64()
+    let report: Value = serde_json::from_slice(&out.stdout).ok()?;
+    report["cursors"][0]["next"].as_u64()
 }
 
 /// Waits (bounded) until the store holds every block up to the head and exactly the logs the
@@ -380,7 +381,8 @@ async fn reorgs_up_to_the_window_are_undone_and_a_deeper_one_stops_the_source() 
         wait_in_sync(&anvil, dir.path(), emitter, &format!("the store to follow a reorg of depth {depth}"))
             .await;
         let out = run(dir.path(), &["inspect-store", "reorgs", "--json"]);
-        let reorgs: Value = serde_json::from_slice(&out.stdout).expect("reorgs JSON");
+        let report: Value = serde_json::from_slice(&out.stdout).expect("reorgs JSON");
+        let reorgs = &report["reorgs"];
         assert_eq!(reorgs.as_array().expect("rows").len() as u64, depth, "{reorgs}");
         assert!(reorgs[depth as usize - 1]["depth"].as_u64().expect("depth") >= depth, "{reorgs}");
         // The new branch's events are in, with their new block hashes.
@@ -513,7 +515,7 @@ async fn logs_decode_by_declaration_and_the_rest_are_kept_raw_with_the_reason() 
 
     let out = run(dir.path(), &["inspect-store", "events", "--event", "undecoded", "--json"]);
     let undecoded: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(undecoded.as_array().expect("rows").len(), 4);
+    assert_eq!(undecoded["events"].as_array().expect("rows").len(), 4);
     let out =
         run(dir.path(), &["inspect-store", "events", "--event", "Ping", "--address", &right.to_string()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -704,7 +706,7 @@ async fn a_head_that_goes_back_is_waited_out_not_taken_for_a_reorg() {
     assert!(watch.try_wait().expect("wait").is_none(), "watch stopped on a head that went back");
     assert_eq!(cursor_next(dir.path()), Some(held), "nothing undone while the head is behind");
     let out = run(dir.path(), &["inspect-store", "reorgs", "--json"]);
-    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).expect("JSON"), json!([]));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).expect("JSON")["reorgs"], json!([]));
 
     // The chain grows past the old head on another branch: that is a reorg, and is followed.
     for h in 0..8u64 {
@@ -713,7 +715,7 @@ async fn a_head_that_goes_back_is_waited_out_not_taken_for_a_reorg() {
     wait_in_sync(&anvil, dir.path(), emitter, "the store to follow the new branch").await;
     let out = run(dir.path(), &["inspect-store", "reorgs", "--json"]);
     let reorgs: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(reorgs.as_array().expect("rows").len(), 1, "{reorgs}");
+    assert_eq!(reorgs["reorgs"].as_array().expect("rows").len(), 1, "{reorgs}");
     assert!(watch.signal("INT"));
     let status = watch.wait_within(Duration::from_secs(20)).await.expect("watch ends within 20s");
     let stderr = watch.read_stderr();

@@ -119,7 +119,7 @@ async fn deliveries_and_txs_read_back_what_push_did() {
 
     // The matrix: one row per item, one cell per chain.
     let matrix = json(dir, &["inspect-store", "deliveries", "--matrix", "--json", "--target", "receiver"]);
-    let matrix = matrix.as_array().expect("a list");
+    let matrix = rows(&matrix, "rows");
     assert_eq!(matrix.len() as u64, ITEMS);
     let mut d0_states = BTreeMap::<String, u64>::new();
     for row in matrix {
@@ -149,7 +149,7 @@ async fn deliveries_and_txs_read_back_what_push_did() {
         for id in t["deliveries"].as_array().expect("deliveries") {
             assert!(confirmed_ids.contains(id.as_str().expect("id")), "{t}");
         }
-        let mined = str_of(t, "mined");
+        let mined = str_of(t, "mined_tx_hash");
         assert_eq!(d0.receipt(mined).await["status"], "0x1");
         assert!(str_of(t, "max_fee_gwei").parse::<f64>().is_ok(), "{t}");
     }

@@ -182,8 +182,8 @@ async fn stored_logs(dir: &Path, emitter: Address) -> (BTreeSet<LogId>, usize) {
 /// holds the store).
 async fn cursor_next(dir: &Path) -> Option<u64> {
     let out = run_within(dir, &["inspect-store", "cursors", "--json"], Duration::from_secs(30)).await;
-    let rows: Value = serde_json::from_slice(&out.stdout).ok()?;
-    rows[0]["next"].as_u64()
+    let report: Value = serde_json::from_slice(&out.stdout).ok()?;
+    report["cursors"][0]["next"].as_u64()
 }
 
 /// Compares a store with the chain up to `to`; a description of the difference, if any.
@@ -446,7 +446,7 @@ impl ReorgedWhileStopped {
             run_within(self.dir.path(), &["inspect-store", "reorgs", "--json"], Duration::from_secs(30))
                 .await;
         let reorgs: Value = serde_json::from_slice(&out.stdout).expect("reorgs JSON");
-        assert_eq!(reorgs.as_array().map(Vec::len), Some(1), "{what}: {reorgs}");
+        assert_eq!(reorgs["reorgs"].as_array().map(Vec::len), Some(1), "{what}: {reorgs}");
     }
 }
 

@@ -17,6 +17,7 @@ mod disk;
 mod ingest;
 mod inspect_deliver;
 mod inspect_seda;
+mod json_contract;
 mod lagging;
 mod lagproxy;
 mod one_client;

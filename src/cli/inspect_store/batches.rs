@@ -191,6 +191,10 @@ struct Batches {
 }
 
 impl Render for Batches {
+    fn kind(&self) -> &'static str {
+        "inspect-store.batches"
+    }
+
     fn human(&self, out: &Output) -> String {
         if self.matched == 0 {
             return "no batches match\n".into();
@@ -242,6 +246,10 @@ struct Provers {
 }
 
 impl Render for Provers {
+    fn kind(&self) -> &'static str {
+        "inspect-store.provers"
+    }
+
     fn human(&self, out: &Output) -> String {
         if self.provers.is_empty() {
             return if self.filtered {

@@ -114,12 +114,17 @@ struct Deliveries {
 }
 
 impl Render for Deliveries {
+    fn kind(&self) -> &'static str {
+        "inspect-store.deliveries"
+    }
+
     fn human(&self, out: &Output) -> String {
         if self.matched == 0 {
             return "no deliveries match\n".into();
         }
         // A sink's acknowledgement (an entry id, `HTTP 200`) shows where a transaction's hash would.
-        let mut table = out.table(["id", "state", "tries", "nonce", "tx / ack", "block", "note", "updated"]);
+        let mut table =
+            out.table(["id", "state", "attempts", "nonce", "tx / ack", "block", "note", "updated"]);
         // The id is copied into `ferry inspect-store retry`: never wrap it.
         if let Some(column) = table.column_mut(0) {
             column.set_constraint(ColumnConstraint::ContentWidth);
@@ -185,20 +190,21 @@ fn paint_state(out: &Output, state: DeliveryState) -> String {
     out.paint(state.as_str(), paint)
 }
 
-/// The item × chain view. JSON is the list of rows alone.
+/// The item × chain view: one row per item, its state on each chain by chain name; `counts`
+/// counts every matching delivery, `--limit` aside.
+#[derive(Serialize)]
 struct Matrix {
     rows: Vec<MatrixRow>,
     counts: StateCounts,
+    #[serde(skip)]
     limit: usize,
 }
 
-impl Serialize for Matrix {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.rows.serialize(s)
-    }
-}
-
 impl Render for Matrix {
+    fn kind(&self) -> &'static str {
+        "inspect-store.deliveries-matrix"
+    }
+
     fn human(&self, out: &Output) -> String {
         let Some(first) = self.rows.first() else {
             return "no deliveries match\n".into();
@@ -236,6 +242,10 @@ struct Txs {
 }
 
 impl Render for Txs {
+    fn kind(&self) -> &'static str {
+        "inspect-store.txs"
+    }
+
     fn human(&self, out: &Output) -> String {
         if self.matched == 0 {
             return "no transactions match\n".into();
@@ -268,16 +278,16 @@ impl Render for Txs {
                 short(&t.signer.to_checksum(None)),
                 t.nonce.to_string(),
                 state,
-                short(&t.hash.to_string()),
-                t.replaced.len().to_string(),
-                t.cancel.map(|h| short(&h.to_string())).unwrap_or_default(),
+                short(&t.tx_hash.to_string()),
+                t.replaced_tx_hashes.len().to_string(),
+                t.cancel_tx_hash.map(|h| short(&h.to_string())).unwrap_or_default(),
                 format!("{} gwei", t.max_fee_gwei),
                 t.priority_fee_gwei.as_ref().map(|g| format!("{g} gwei")).unwrap_or_else(|| "legacy".into()),
                 t.gas_limit.to_string(),
                 t.deliveries.len().to_string(),
                 ago(t.created_at),
                 t.sent_at.map(ago).unwrap_or_default(),
-                t.mined.map(|h| short(&h.to_string())).unwrap_or_default(),
+                t.mined_tx_hash.map(|h| short(&h.to_string())).unwrap_or_default(),
             ]);
         }
         let shown = self.txs.len() as u64;

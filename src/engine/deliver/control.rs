@@ -118,6 +118,7 @@ fn change(
 #[derive(Debug, Clone, Serialize)]
 pub struct Cancelled {
     pub chain: String,
+    pub chain_id: u64,
     pub signer: Address,
     pub nonce: u64,
     /// The transaction it replaces.
@@ -201,6 +202,7 @@ pub async fn cancel(
     tracing::info!(chain = %dest.chain, nonce, replaces = %replaces, hash = %hash, "cancellation signed");
     Ok(Cancelled {
         chain: dest.chain.clone(),
+        chain_id: dest.chain_id,
         signer,
         nonce,
         replaces,
@@ -215,6 +217,7 @@ pub async fn cancel(
 #[derive(Debug, Clone, Serialize)]
 pub struct Resynced {
     pub chain: String,
+    pub chain_id: u64,
     pub signer: Address,
     /// The chain's transaction count, mined (`latest`) and with the node's pool (`pending`).
     pub latest: u64,
@@ -280,5 +283,14 @@ pub async fn resync(dest: &Destination, store: &Store) -> Result<Resynced, Contr
         dropped.push(nonce);
     }
     tracing::info!(chain = %dest.chain, latest, pending, stored_next, dropped = dropped.len(), kept = kept.len(), "resynced");
-    Ok(Resynced { chain: dest.chain.clone(), signer, latest, pending, stored_next, dropped, kept })
+    Ok(Resynced {
+        chain: dest.chain.clone(),
+        chain_id: dest.chain_id,
+        signer,
+        latest,
+        pending,
+        stored_next,
+        dropped,
+        kept,
+    })
 }

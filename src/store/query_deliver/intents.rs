@@ -29,11 +29,11 @@ pub struct IntentRow {
     pub nonce: u64,
     pub state: IntentState,
     /// The current hash: of the latest bytes signed at this nonce.
-    pub hash: B256,
+    pub tx_hash: B256,
     /// Hashes replaced by fee bumps, oldest first.
-    pub replaced: Vec<B256>,
+    pub replaced_tx_hashes: Vec<B256>,
     /// The operator's cancellation at this nonce, if any.
-    pub cancel: Option<B256>,
+    pub cancel_tx_hash: Option<B256>,
     #[serde(serialize_with = "checksummed")]
     pub to: Address,
     pub gas_limit: u64,
@@ -49,7 +49,7 @@ pub struct IntentRow {
     pub created_at: u64,
     pub sent_at: Option<u64>,
     /// The hash that was mined, once one was.
-    pub mined: Option<B256>,
+    pub mined_tx_hash: Option<B256>,
 }
 
 /// Intents by state.
@@ -153,9 +153,9 @@ impl DeliveryQuery<'_> {
             signer: key.signer,
             nonce: key.nonce,
             state: i.state,
-            hash: i.hash,
-            replaced: i.replaced,
-            cancel: i.cancel,
+            tx_hash: i.hash,
+            replaced_tx_hashes: i.replaced,
+            cancel_tx_hash: i.cancel,
             to: i.to,
             gas_limit: i.gas_limit,
             max_fee_per_gas: i.max_fee_per_gas,
@@ -165,7 +165,7 @@ impl DeliveryQuery<'_> {
             deliveries: i.deliveries.iter().map(|k| self.id(k)).collect(),
             created_at: i.created_at,
             sent_at: i.sent_at,
-            mined: i.mined,
+            mined_tx_hash: i.mined,
         }
     }
 }

@@ -54,11 +54,48 @@ impl CancelArgs {
     }
 }
 
-#[derive(Serialize)]
-#[serde(transparent)]
 pub(super) struct CancelReport(pub(super) Cancelled);
 
+/// The JSON of a cancellation: hashes named as everywhere else, and whether the node took it as
+/// a flag plus the reason, instead of a serialized `Result`.
+impl Serialize for CancelReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            chain: &'a str,
+            chain_id: u64,
+            #[serde(serialize_with = "crate::store::serde_text::checksummed")]
+            signer: alloy::primitives::Address,
+            nonce: u64,
+            tx_hash: alloy::primitives::B256,
+            replaced_tx_hash: alloy::primitives::B256,
+            max_fee_per_gas: u128,
+            max_priority_fee_per_gas: Option<u128>,
+            broadcast: bool,
+            broadcast_error: Option<&'a str>,
+        }
+        let c = &self.0;
+        Json {
+            chain: &c.chain,
+            chain_id: c.chain_id,
+            signer: c.signer,
+            nonce: c.nonce,
+            tx_hash: c.hash,
+            replaced_tx_hash: c.replaces,
+            max_fee_per_gas: c.max_fee_per_gas,
+            max_priority_fee_per_gas: c.max_priority_fee_per_gas,
+            broadcast: c.broadcast.is_ok(),
+            broadcast_error: c.broadcast.as_ref().err().map(String::as_str),
+        }
+        .serialize(serializer)
+    }
+}
+
 impl Render for CancelReport {
+    fn kind(&self) -> &'static str {
+        "inspect-store.cancel"
+    }
+
     fn human(&self, _out: &Output) -> String {
         let c = &self.0;
         let sent = match &c.broadcast {

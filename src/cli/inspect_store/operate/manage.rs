@@ -5,7 +5,7 @@ use clap::Args;
 use super::cancel::CancelReport;
 use super::resync::ResyncReport;
 use super::{
-    ChangedReport, Names, confirm, destination, failed_deliveries, on_terminal, open, signing_chains,
+    Action, ChangedReport, Names, confirm, destination, failed_deliveries, on_terminal, open, signing_chains,
 };
 use crate::cli::Ctx;
 use crate::engine::deliver::control;
@@ -65,7 +65,10 @@ impl ManageArgs {
                         control::skip(&store, &keys, None)
                     };
                     match changed {
-                        Ok(c) => eprint!("{}", ChangedReport::new(&names, c).human(&ctx.out)),
+                        Ok(c) => {
+                            let action = if pick == 0 { Action::Retry } else { Action::Skip };
+                            eprint!("{}", ChangedReport::new(action, &names, c).human(&ctx.out))
+                        }
                         Err(e) => eprintln!("nothing changed: {e}"),
                     }
                 }

@@ -230,27 +230,44 @@ struct ChangedRow {
     to: DeliveryState,
 }
 
+/// What `retry` or `skip` changed: one row per delivery.
 #[derive(Serialize)]
-#[serde(transparent)]
-struct ChangedReport(Vec<ChangedRow>);
+struct ChangedReport {
+    /// `retry` or `skip`: the command, which names the JSON shape.
+    #[serde(skip)]
+    action: Action,
+    changed: Vec<ChangedRow>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Retry,
+    Skip,
+}
 
 impl ChangedReport {
-    fn new(names: &Names, changed: Vec<Changed>) -> Self {
-        ChangedReport(
-            changed
-                .into_iter()
-                .map(|c| ChangedRow { id: names.id(&c.key), from: c.from, to: c.to })
-                .collect(),
-        )
+    fn new(action: Action, names: &Names, changed: Vec<Changed>) -> Self {
+        let changed = changed
+            .into_iter()
+            .map(|c| ChangedRow { id: names.id(&c.key), from: c.from, to: c.to })
+            .collect();
+        ChangedReport { action, changed }
     }
 }
 
 impl Render for ChangedReport {
+    fn kind(&self) -> &'static str {
+        match self.action {
+            Action::Retry => "inspect-store.retry",
+            Action::Skip => "inspect-store.skip",
+        }
+    }
+
     fn human(&self, out: &Output) -> String {
         let mut table = out.table(["delivery", "was", "now"]);
-        for r in &self.0 {
+        for r in &self.changed {
             table.add_row([r.id.clone(), r.from.as_str().to_string(), r.to.as_str().to_string()]);
         }
-        format!("{table}\n{} changed\n", self.0.len())
+        format!("{table}\n{} changed\n", self.changed.len())
     }
 }

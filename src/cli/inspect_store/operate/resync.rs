@@ -45,6 +45,10 @@ impl ResyncArgs {
 pub(super) struct ResyncReport(pub(super) Resynced);
 
 impl Render for ResyncReport {
+    fn kind(&self) -> &'static str {
+        "inspect-store.resync"
+    }
+
     fn human(&self, _out: &Output) -> String {
         let r = &self.0;
         let dropped = if r.dropped.is_empty() {

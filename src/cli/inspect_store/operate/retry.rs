@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::{ChangedReport, Names, Selection, confirm, open, refused};
+use super::{Action, ChangedReport, Names, Selection, confirm, open, refused};
 use crate::cli::Ctx;
 use crate::engine::deliver::control;
 use crate::exit::Exit;
@@ -23,7 +23,7 @@ impl RetryArgs {
             return Ok(Exit::Ok);
         }
         let changed = control::retry(&store, &keys).map_err(refused)?;
-        ctx.out.emit(&ChangedReport::new(&names, changed))?;
+        ctx.out.emit(&ChangedReport::new(Action::Retry, &names, changed))?;
         Ok(Exit::Ok)
     }
 }

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::{ChangedReport, Names, Selection, confirm, open, refused};
+use super::{Action, ChangedReport, Names, Selection, confirm, open, refused};
 use crate::cli::Ctx;
 use crate::engine::deliver::control;
 use crate::exit::Exit;
@@ -26,7 +26,7 @@ impl SkipArgs {
             return Ok(Exit::Ok);
         }
         let changed = control::skip(&store, &keys, self.reason.as_deref()).map_err(refused)?;
-        ctx.out.emit(&ChangedReport::new(&names, changed))?;
+        ctx.out.emit(&ChangedReport::new(Action::Skip, &names, changed))?;
         Ok(Exit::Ok)
     }
 }
