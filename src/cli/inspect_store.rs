@@ -1,4 +1,5 @@
-//! `ferry inspect-store`: what the state file holds, read-only, while `watch` runs or not.
+//! `ferry inspect-store`: what the state file holds, read-only, while `watch` runs or not, and
+//! after a writer was killed (from a repaired copy: the file itself is never written).
 //! The delivery and transaction views live in [`deliveries`], the SEDA batch and Prover views in
 //! [`batches`].
 
@@ -18,7 +19,6 @@ use super::filters::{ChainArg, EventFilterArgs};
 use super::{Ctx, after_help};
 use crate::exit::Exit;
 use crate::output::{Output, Render};
-use crate::store::ReadStore;
 use crate::store::dump::{self, Summary};
 use crate::store::query::{ContractRow, CursorRow, EventRow, Query, ReorgRow};
 use crate::store::query_seda::{ProverFilter, ProverRow};
@@ -103,8 +103,7 @@ impl InspectStoreArgs {
             View::Manage(args) => return args.run(ctx).await,
             view => view,
         };
-        let path = ctx.store_path_without_config()?;
-        let store = ReadStore::open(&path)?;
+        let store = ctx.open_read_store()?;
         match view {
             View::Summary => {
                 let summary = dump::summary(&store)?;
