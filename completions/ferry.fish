@@ -409,6 +409,7 @@ complete -c ferry -n "__fish_ferry_using_subcommand check-config" -l color -d 'W
 always\t''
 never\t''"
 complete -c ferry -n "__fish_ferry_using_subcommand check-config" -l online -d 'Also connect to every chain: chain id per RPC URL, contract code, signer balance, latency'
+complete -c ferry -n "__fish_ferry_using_subcommand check-config" -l no-env -d 'Check without the environment\'s secrets (in CI): a variable the config names that is not set is a warning naming it and its key, not an error, and what it stands for is not checked'
 complete -c ferry -n "__fish_ferry_using_subcommand check-config" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
 complete -c ferry -n "__fish_ferry_using_subcommand check-config" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand check-config" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
