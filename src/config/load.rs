@@ -375,6 +375,11 @@ impl<'a> Reader<'a> {
                 Err(e) => e,
             };
             let mut segs: Vec<Seg> = error.path().iter().filter_map(Seg::from_serde).collect();
+            // A list item cannot be removed, only emptied (indices stay stable): one that fails
+            // again once emptied was reported already, and would be 32 times over.
+            if removed.contains(&segs) {
+                return None;
+            }
             let message = error.inner().to_string();
             if let Some((field, expected)) = parse_unknown_field(&message) {
                 if segs.last().is_none_or(|s| s != &Seg::Key(field.clone())) {

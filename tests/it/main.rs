@@ -14,6 +14,7 @@ mod deliver_crash;
 mod deliver_faults;
 mod devnet;
 mod disk;
+mod incidents;
 mod ingest;
 mod inspect_deliver;
 mod inspect_seda;
