@@ -80,15 +80,20 @@ pub enum View {
     Txs(TxsArgs),
     Batches(BatchesArgs),
     Provers(ProversArgs),
-    /// Put failed (or skipped) deliveries back to pending (read-write: refused while `watch` runs).
+    /// Put failed (or skipped) deliveries back to pending (read-write; while `watch` runs, done
+    /// by it through its control socket).
     Retry(RetryArgs),
-    /// Mark pending or failed deliveries skipped, never to be sent (read-write).
+    /// Mark pending or failed deliveries skipped, never to be sent (read-write, or by a running
+    /// `watch`).
     Skip(SkipArgs),
-    /// Replace a stuck transaction with a zero-value send to itself at the same nonce (read-write).
+    /// Replace a stuck transaction with a zero-value send to itself at the same nonce (read-write,
+    /// or by a running `watch`).
     Cancel(CancelArgs),
-    /// Drop signed transactions no node holds and sign their deliveries again (read-write).
+    /// Drop signed transactions no node holds and sign their deliveries again (read-write, or by
+    /// a running `watch`).
     Resync(ResyncArgs),
-    /// Retry, skip, cancel or resync from menus, on a terminal (read-write).
+    /// Retry, skip, cancel or resync from menus, on a terminal (read-write, or by a running
+    /// `watch`).
     Manage(ManageArgs),
 }
 

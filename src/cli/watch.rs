@@ -15,6 +15,7 @@ use super::progress::{self, Style};
 use super::{Ctx, after_help};
 use crate::engine::deliver::{Options, destinations, run_all};
 use crate::engine::ingest::{IngestError, Until, run_sources};
+use crate::engine::operator::{Registry, server};
 use crate::engine::sink::sink_targets;
 use crate::exit::{Exit, ExitError};
 use crate::store::Store;
@@ -43,6 +44,9 @@ impl WatchArgs {
         // One client per chain, shared by its source and its deliveries: one rate limit, one
         // view of each URL's health.
         let clients = crate::engine::rpc::clients(&loaded.resolved.chains)?;
+        // Operators' actions reach the workers through the control socket beside the store.
+        let registry = Registry::default();
+        let _control = server::start_or_warn(&store, &registry);
 
         let mut running =
             run_sources(plans, seda, &clients, store.clone(), Until::Forever, ctx.cancel.clone()).await?;
@@ -57,7 +61,7 @@ impl WatchArgs {
             dests,
             sinks,
             store.clone(),
-            Options::default(),
+            Options { registry: Some(registry.clone()), ..Options::default() },
             deliver_cancel.clone(),
             move |status| {
                 let _ = started_tx.send(status);

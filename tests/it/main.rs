@@ -9,6 +9,7 @@ mod bugs;
 mod cli;
 mod config;
 mod contracts;
+mod control_socket;
 mod deliver;
 mod deliver_crash;
 mod deliver_faults;

@@ -115,11 +115,20 @@ pub struct Options {
     pub until_done: bool,
     /// Start at most this many new deliveries per chain.
     pub limit: Option<usize>,
+    /// Where workers register to take operators' requests between rounds (`watch`'s control
+    /// socket); none for one-shot commands.
+    pub registry: Option<crate::engine::operator::Registry>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_in_flight: DEFAULT_MAX_IN_FLIGHT, dry_run: false, until_done: false, limit: None }
+        Options {
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            dry_run: false,
+            until_done: false,
+            limit: None,
+            registry: None,
+        }
     }
 }
 
