@@ -3,7 +3,7 @@
 //! between its workers' rounds. A second `watch` is still refused; a socket left by a killed
 //! `watch` does not stop the next one.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
@@ -141,15 +141,21 @@ async fn retry_and_skip_reach_the_running_watch_over_an_owner_only_socket() {
     // A killed watch leaves its socket behind; the next watch replaces it.
     watch.kill().expect("SIGKILL");
     watch.wait().expect("reaped");
-    let stale = std::fs::metadata(&socket).expect("the socket is left behind").ino();
+    assert!(socket.exists(), "the socket is left behind");
+    assert!(std::os::unix::net::UnixStream::connect(&socket).is_err(), "nothing answers on it");
     let log = "watch2.log";
     let mut watch = start_watch(dir.path(), log);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::metadata(&socket).map_or(true, |m| m.ino() == stale) {
+    while !watch_log(dir.path(), log).contains("control socket listening") {
         assert!(watch.running(), "the next watch stopped: {}", watch_log(dir.path(), log));
         assert!(Instant::now() < deadline, "no new socket: {}", watch_log(dir.path(), log));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(
+        watch_log(dir.path(), log).contains("replacing a stale control socket"),
+        "{}",
+        watch_log(dir.path(), log)
+    );
     assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok(), "the new watch answers");
     // A stop removes it.
     watch.signal("INT");
