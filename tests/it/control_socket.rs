@@ -211,3 +211,54 @@ async fn cancel_runs_inside_the_chains_worker_of_the_running_watch() {
     let status = watch.wait_within(Duration::from_secs(20)).await.expect("watch exits");
     assert_eq!(status.code(), Some(130), "{}", watch_log(dir.path(), log));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_in_the_running_watch_signs_the_dropped_nonces_again_without_a_gap() {
+    let net = Net::start(1).await;
+    let (anvil, receiver) = (&net.dests[0].0, net.dests[0].1);
+    let _miner = Miner::start(vec![net.source.url()], Duration::from_millis(300));
+    net.emit(0, 3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    net.write_config(dir.path(), "function record(uint64 height, bytes32 root)", "", None);
+    anvil.rpc("evm_setAutomine", json!([false])).await;
+    let log = "watch.log";
+    let started = Instant::now();
+    let mut watch = start_watch(dir.path(), log);
+    wait_for_states(dir.path(), &["sent", "sent", "sent"], Duration::from_secs(60), log).await;
+    // The node forgets them, as a restarted node would.
+    anvil.rpc("anvil_dropAllTransactions", json!([])).await;
+    let out = operator(dir.path(), &["inspect-store", "resync", "--chain", "d0", "--yes", "--json"]);
+    let resynced_at = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let resynced = json_or_null(&out);
+    assert_eq!(
+        (resynced["latest"].clone(), resynced["stored_next"].clone()),
+        (0.into(), 3.into()),
+        "{resynced}"
+    );
+    // The worker broadcasts unmined transactions again 10 s after it started; before that no
+    // node holds them, and the resync drops all three.
+    if resynced_at < Duration::from_secs(9) {
+        assert_eq!(resynced["dropped"], json!([0, 1, 2]), "{resynced}");
+    }
+
+    // Signed again from the chain's nonce: each lands once, and nonces 0..3 leave no gap.
+    let _dest_miner = Miner::start(vec![anvil.url()], Duration::from_millis(300));
+    wait_for_states(dir.path(), &["confirmed", "confirmed", "confirmed"], Duration::from_secs(60), log).await;
+    for h in 0..3u64 {
+        let n =
+            view_u256(anvil, receiver, IBatchReceiver::recordedCountCall { height: h }.abi_encode()).await;
+        assert_eq!(n, U256::from(1), "height {h}");
+    }
+    let signer = crate::support::devnet::DEV_ADDRESSES[1];
+    let latest = anvil.rpc("eth_getTransactionCount", json!([signer, "latest"])).await;
+    assert_eq!(latest, "0x3", "nonces 0..3, no gap");
+    assert!(
+        watch_log(dir.path(), log).contains("next nonce after the resync"),
+        "{}",
+        watch_log(dir.path(), log)
+    );
+    watch.signal("INT");
+    let status = watch.wait_within(Duration::from_secs(20)).await.expect("watch exits");
+    assert_eq!(status.code(), Some(130), "{}", watch_log(dir.path(), log));
+}
