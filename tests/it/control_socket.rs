@@ -262,3 +262,50 @@ async fn resync_in_the_running_watch_signs_the_dropped_nonces_again_without_a_ga
     let status = watch.wait_within(Duration::from_secs(20)).await.expect("watch exits");
     assert_eq!(status.code(), Some(130), "{}", watch_log(dir.path(), log));
 }
+
+/// A sink's deliveries are written by its worker, which trusts the state it read: a retry holds
+/// that worker while it is written, then wakes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sink_delivery_is_retried_by_the_running_watch() {
+    use crate::sinks::{SECRET, Source, webhook_target};
+    use crate::support::webhook::{Mode, WebhookReceiver};
+
+    let mut source = Source::start().await;
+    source.emit(5).await;
+    let receiver = WebhookReceiver::start(Some(SECRET));
+    let keys = source.keys("hook");
+    let refused = keys[2].clone();
+    receiver.set_mode_for_key(&refused, Mode::with_body(400, "not yet"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    source.write_config(dir.path(), &webhook_target("hook", &receiver, ""));
+    let log = std::fs::File::create(dir.path().join("watch.log")).expect("log file");
+    let mut watch = KillOnDrop::spawn(
+        ferry_command(dir.path())
+            .args(["watch"])
+            .env("WEBHOOK_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(log),
+    );
+    let log = "watch.log";
+    let want = |refused_state: &'static str| {
+        let mut states = vec!["confirmed"; 5];
+        states[2] = refused_state;
+        states
+    };
+    wait_for_states(dir.path(), &want("failed"), Duration::from_secs(60), log).await;
+
+    receiver.set_mode_for_key(&refused, Mode::Ok);
+    // The operator's shell has no webhook secret: the running watch has it.
+    let out = operator(dir.path(), &["inspect-store", "retry", &refused, "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json_or_null(&out)[0]["to"], "pending", "{}", text(&out));
+    wait_for_states(dir.path(), &want("confirmed"), Duration::from_secs(60), log).await;
+    let accepted = receiver.received().iter().filter(|r| r.key == refused).count();
+    assert_eq!(accepted, 1, "handed over once, after the retry");
+    for key in &keys {
+        assert_eq!(receiver.received().iter().filter(|r| &r.key == key).count(), 1, "{key}");
+    }
+    watch.signal("INT");
+    let status = watch.wait_within(Duration::from_secs(20)).await.expect("watch exits");
+    assert_eq!(status.code(), Some(130), "{}", watch_log(dir.path(), log));
+}
