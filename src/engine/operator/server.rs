@@ -348,3 +348,43 @@ fn control_error(e: ControlError) -> Outcome {
         ControlError::Deliver(e) => error(ErrorKind::Failed, e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::keys::{EventKey, ItemKey};
+
+    #[test]
+    fn a_request_of_another_version_or_shape_is_refused_by_name() {
+        assert!(
+            matches!(parse(br#"{"v":1,"action":{"resync":{"chain":"base"}}}"#), Ok(Action::Resync { chain }) if chain == "base")
+        );
+        let refused = |line: &[u8]| parse(line).expect_err("refused");
+        assert!(refused(br#"{"v":2,"action":{"resync":{"chain":"base"}}}"#).contains("v2"));
+        assert!(refused(br#"{"action":{"resync":{"chain":"base"}}}"#).contains("no version"));
+        assert!(refused(br#"{"v":1,"action":{"reboot":{}}}"#).contains("not a request"));
+        assert!(refused(b"resync base").contains("not a JSON object"));
+    }
+
+    #[test]
+    fn a_chains_worker_owns_its_chains_deliveries_and_a_sinks_its_own() {
+        let item = ItemKey::Event(EventKey { chain: 1, block: 2, log_index: 3 });
+        let on_chain = DeliveryKey { target: 4, chain: 10, item };
+        let to_sink = DeliveryKey { target: 5, chain: SINK_CHAIN, item };
+        let chain = Owner::Chain { name: "ten".into(), chain_id: 10 };
+        let sink = Owner::Sink { name: "hook".into(), target: 5 };
+        let other_sink = Owner::Sink { name: "other".into(), target: 4 };
+        assert!(owns(&chain, &on_chain) && !owns(&chain, &to_sink));
+        assert!(owns(&sink, &to_sink) && !owns(&sink, &on_chain));
+        assert!(!owns(&other_sink, &on_chain), "a sink id that matches a chain target's owns nothing there");
+    }
+
+    #[test]
+    fn the_socket_is_the_store_path_with_sock_appended() {
+        assert_eq!(
+            socket_path(Path::new("/var/lib/ferry/ferry.redb")),
+            PathBuf::from("/var/lib/ferry/ferry.redb.sock")
+        );
+        assert_eq!(socket_path(Path::new("state")), PathBuf::from("state.sock"));
+    }
+}
