@@ -289,7 +289,7 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__check__subcmd__config)
-            opts="-c -v -q -h --online --config --store --log-format --verbose --quiet --color --json --help"
+            opts="-c -v -q -h --online --no-env --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

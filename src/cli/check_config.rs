@@ -15,17 +15,23 @@ use crate::output::{Output, Paint, Render};
 #[command(after_help = after_help("\
   ferry check-config                     every problem in ferry.yaml, with line and key
   ferry check-config -c prod.yaml --json diagnostics as JSON, for CI
-  ferry check-config --online            also check chain ids, code, balances, RPC latency", &[(0, "the config is usable (warnings allowed)"), codes::FAILURE, (2, "the config has errors (with --online: the chains disagree with it)")]))]
+  ferry check-config --online            also check chain ids, code, balances, RPC latency
+  ferry check-config --no-env            in CI, without secrets: unset variables are warnings", &[(0, "the config is usable (warnings allowed)"), codes::FAILURE, (2, "the config has errors (with --online: the chains disagree with it)")]))]
 pub struct CheckConfigArgs {
     /// Also connect to every chain: chain id per RPC URL, contract code, signer balance, latency.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_env")]
     pub online: bool,
+    /// Check without the environment's secrets (in CI): a variable the config names that is not
+    /// set is a warning naming it and its key, not an error, and what it stands for is not checked.
+    #[arg(long)]
+    pub no_env: bool,
 }
 
 impl CheckConfigArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
         let file = ctx.global.config.display().to_string();
-        let loaded = match ctx.load_config() {
+        let loaded = if self.no_env { ctx.load_config_without_env() } else { ctx.load_config() };
+        let loaded = match loaded {
             Ok(loaded) => loaded,
             Err(error) => {
                 let report = CheckReport { file, ok: false, diagnostics: error.diagnostics, online: None };
@@ -34,6 +40,14 @@ impl CheckConfigArgs {
             }
         };
         let mut report = CheckReport { file, ok: true, diagnostics: loaded.warnings.clone(), online: None };
+        // A keystore opens only with its password: a wrong one is found now, not at start-up.
+        let keystores = tokio::task::block_in_place(|| crate::config::signer::check_keystores(&loaded));
+        if !keystores.is_empty() {
+            report.ok = false;
+            report.diagnostics.extend(keystores);
+            ctx.out.emit(&report)?;
+            return Ok(Exit::Usage);
+        }
         if self.online {
             let clients = crate::engine::rpc::clients(&loaded.resolved.chains)?;
             let online = preflight::check(&loaded.resolved, &clients, &ctx.cancel).await;

@@ -17,7 +17,7 @@ use crate::store::query_deliver::{
     DeliveryFilter, DeliveryQuery, DeliveryRow, IntentFilter, IntentRow, Order, intent_state_name,
 };
 use crate::store::query_seda::{BatchFilter, BatchRow, SedaQuery};
-use crate::store::{ReadStore, dump, tables};
+use crate::store::{dump, tables};
 
 /// Export events, contracts, deliveries, transactions or SEDA batches as JSON lines or CSV, or raw
 /// tables as JSON lines (read-only; works while `watch` runs).
@@ -87,8 +87,7 @@ pub enum Format {
 impl ExportArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
         self.check_filters()?;
-        let path = ctx.store_path_without_config()?;
-        let store = ReadStore::open(&path)?;
+        let store = ctx.open_read_store()?;
         let filter = self.filter.resolve(ctx)?;
         let (sink, raw) = Sink::open(self.out.as_deref())?;
         let mut writer = BufWriter::with_capacity(1 << 16, raw);
@@ -195,7 +194,7 @@ impl ExportArgs {
                     let chosen: Vec<&str> = if self.table.is_empty() {
                         let mut with_rows = Vec::new();
                         for name in tables::ALL {
-                            if name == "meta" || dump::count_rows(&path, &txn, name)? > 0 {
+                            if name == "meta" || dump::count_rows(store.path(), &txn, name)? > 0 {
                                 with_rows.push(name);
                             }
                         }
@@ -207,7 +206,7 @@ impl ExportArgs {
                         if cancel.is_cancelled() {
                             break;
                         }
-                        rows += dump::dump_table(&path, &txn, table, &mut |(key, value)| {
+                        rows += dump::dump_table(store.path(), &txn, table, &mut |(key, value)| {
                             serde_json::to_writer(
                                 &mut writer,
                                 &serde_json::json!({ "table": table, "key": key, "value": value }),

@@ -35,7 +35,7 @@ impl ChainArg {
             )
             .into());
         }
-        let loaded = ctx.load_config()?;
+        let loaded = ctx.load_config_without_env()?;
         match loaded.config.chains.get(text) {
             Some(chain) => Ok(Some(chain.chain_id)),
             None => {
@@ -134,7 +134,7 @@ impl ConfigNames {
         if !ctx.global.config.exists() {
             return Self::default();
         }
-        match ctx.load_config() {
+        match ctx.load_config_without_env() {
             Ok(loaded) => {
                 let mut chains = BTreeMap::new();
                 for (name, chain) in &loaded.config.chains {

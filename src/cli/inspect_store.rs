@@ -1,4 +1,5 @@
-//! `ferry inspect-store`: what the state file holds, read-only, while `watch` runs or not.
+//! `ferry inspect-store`: what the state file holds, read-only, while `watch` runs or not, and
+//! after a writer was killed (from a repaired copy: the file itself is never written).
 //! The delivery and transaction views live in [`deliveries`], the SEDA batch and Prover views in
 //! [`batches`].
 
@@ -19,7 +20,6 @@ use super::filters::{ChainArg, ConfigNames, EventFilterArgs};
 use super::{Ctx, after_help, codes};
 use crate::exit::Exit;
 use crate::output::{Output, Render};
-use crate::store::ReadStore;
 use crate::store::dump::{self, Summary};
 use crate::store::query::{ContractRow, CursorRow, EventRow, Query, ReorgRow};
 use crate::store::query_seda::{ProverFilter, ProverRow};
@@ -81,15 +81,20 @@ pub enum View {
     Txs(TxsArgs),
     Batches(BatchesArgs),
     Provers(ProversArgs),
-    /// Put failed (or skipped) deliveries back to pending (read-write: refused while `watch` runs).
+    /// Put failed (or skipped) deliveries back to pending (read-write; while `watch` runs, done
+    /// by it through its control socket).
     Retry(RetryArgs),
-    /// Mark pending or failed deliveries skipped, never to be sent (read-write).
+    /// Mark pending or failed deliveries skipped, never to be sent (read-write, or by a running
+    /// `watch`).
     Skip(SkipArgs),
-    /// Replace a stuck transaction with a zero-value send to itself at the same nonce (read-write).
+    /// Replace a stuck transaction with a zero-value send to itself at the same nonce (read-write,
+    /// or by a running `watch`).
     Cancel(CancelArgs),
-    /// Drop signed transactions no node holds and sign their deliveries again (read-write).
+    /// Drop signed transactions no node holds and sign their deliveries again (read-write, or by
+    /// a running `watch`).
     Resync(ResyncArgs),
-    /// Retry, skip, cancel or resync from menus, on a terminal (read-write).
+    /// Retry, skip, cancel or resync from menus, on a terminal (read-write, or by a running
+    /// `watch`).
     Manage(ManageArgs),
 }
 
@@ -104,8 +109,7 @@ impl InspectStoreArgs {
             View::Manage(args) => return args.run(ctx).await,
             view => view,
         };
-        let path = ctx.store_path_without_config()?;
-        let store = ReadStore::open(&path)?;
+        let store = ctx.open_read_store()?;
         // Rows name chains as the config does; the views that show none do not read it.
         let chain_names = || ConfigNames::load(ctx).chains;
         match view {

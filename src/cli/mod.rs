@@ -25,6 +25,7 @@ use crate::config::{self, ConfigError, Loaded};
 use crate::exit::{EXIT_CODES, Exit, ExitError, exit_codes_help};
 use crate::output::Output;
 use crate::signals::{Reloads, Signals};
+use crate::store::ReadStore;
 
 const ABOUT: &str = "Watch EVM chains and SEDA batches, record them in one redb file, \
 and deliver them to EVM chains and sinks exactly once in effect.";
@@ -150,6 +151,12 @@ impl Ctx {
         config::load_and_validate(&self.global.config)
     }
 
+    /// Loads the config for its names and paths only: variables it names that are not set are
+    /// warnings, not errors (read-only commands need no secret). Never for running deliveries.
+    pub fn load_config_without_env(&self) -> Result<Loaded, ConfigError> {
+        config::load_without_env(&self.global.config)
+    }
+
     /// The state file: `--store`, else the config's `store:`, else `ferry.redb` beside the config.
     pub fn store_path(&self, loaded: Option<&Loaded>) -> PathBuf {
         if let Some(path) = &self.global.store {
@@ -163,13 +170,30 @@ impl Ctx {
 
     /// The state file for commands that do not need the config (inspect-store, export, migrate):
     /// `--store` wins; otherwise the config is read only to find `store:`, and a missing config
-    /// file falls back to `ferry.redb` beside where it would be.
+    /// file falls back to `ferry.redb` beside where it would be. The config's secrets are not
+    /// needed for that: unset variables do not stop it.
     pub fn store_path_without_config(&self) -> Result<PathBuf, ConfigError> {
         if self.global.store.is_some() || !self.global.config.exists() {
             return Ok(self.store_path(None));
         }
-        let loaded = self.load_config()?;
+        let loaded = self.load_config_without_env()?;
         Ok(self.store_path(Some(&loaded)))
+    }
+
+    /// The state file opened read-only for a command that only reads it (`inspect-store` views,
+    /// `export`). A file a killed writer left unclean is read from a repaired copy, and the
+    /// operator is told, once, on stderr.
+    pub fn open_read_store(&self) -> eyre::Result<ReadStore> {
+        let path = self.store_path_without_config()?;
+        let store = ReadStore::open(&path)?;
+        if store.is_recovered_copy() {
+            tracing::warn!(
+                store = %path.display(),
+                "the store was not closed cleanly (a killed writer?): reading a recovered copy, \
+                 the original is left as it is; figures may lag the last moments before the stop"
+            );
+        }
+        Ok(store)
     }
 }
 

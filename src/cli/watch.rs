@@ -29,6 +29,7 @@ use super::push::parse_duration;
 use super::{Ctx, after_help, codes};
 use crate::config::values::Duration;
 use crate::config::{ConfigError, Loaded};
+use crate::engine::operator::{Registry, server};
 use crate::exit::{Exit, ExitError};
 use crate::store::Store;
 
@@ -56,6 +57,10 @@ impl WatchArgs {
         let store_path = ctx.store_path(Some(&loaded));
         let store = Arc::new(Store::create_or_open(&store_path, Some(loaded.fingerprint()))?);
         // Servers that outlive generations (metrics, a control socket) start here.
+        // Operators' actions reach the workers through the control socket beside the store;
+        // workers of every generation register in the one registry.
+        let registry = Registry::default();
+        let _control = server::start_or_warn(&store, &registry);
         let style =
             if std::io::stderr().is_terminal() && !ctx.global.json { Style::Live } else { Style::Log };
         let bound = self.stop_timeout.0;
@@ -65,7 +70,7 @@ impl WatchArgs {
         let ended = loop {
             let fingerprint = prepared.loaded.fingerprint().to_string();
             let current = prepared.loaded.clone();
-            let mut generation = Generation::start(prepared, &store, &ctx.cancel, style).await?;
+            let mut generation = Generation::start(prepared, &store, &ctx.cancel, style, &registry).await?;
             let next = loop {
                 if generation.must_end() {
                     break None;

@@ -32,8 +32,26 @@ impl SubstProblem {
 /// Substitutes `${VAR}`, `${VAR:-default}` and `$$` in `s`. Returns the text and the values that
 /// came from the environment (so they can be redacted).
 pub fn substitute_str(s: &str, env: EnvLookup<'_>) -> Result<(String, Vec<String>), SubstProblem> {
+    substitute(s, env, false).map(|done| (done.text, done.values))
+}
+
+/// What a substitution made of a string.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Substituted {
+    pub text: String,
+    /// The values that came from the environment (to be redacted).
+    pub values: Vec<String>,
+    /// Variables that were not set, left as written (`keep_unset` only).
+    pub unset: Vec<String>,
+}
+
+/// [`substitute_str`]; with `keep_unset`, a reference to an unset variable without a default is
+/// left as written and named in [`Substituted::unset`] instead of failing (`--no-env`: a config
+/// checked, or read for its names, without the secrets it refers to).
+pub(super) fn substitute(s: &str, env: EnvLookup<'_>, keep_unset: bool) -> Result<Substituted, SubstProblem> {
     let mut out = String::with_capacity(s.len());
     let mut substituted = Vec::new();
+    let mut unset = Vec::new();
     let mut rest = s;
     while let Some(at) = rest.find('$') {
         out.push_str(&rest[..at]);
@@ -60,6 +78,10 @@ pub fn substitute_str(s: &str, env: EnvLookup<'_>) -> Result<(String, Vec<String
                     substituted.push(v);
                 }
                 (_, Some(d)) => out.push_str(d),
+                (None, None) if keep_unset => {
+                    out.push_str(&rest[at..at + 3 + end]);
+                    unset.push(name.to_string());
+                }
                 (None, None) => return Err(SubstProblem::Unset(name.to_string())),
                 (Some(_), None) => unreachable!("handled by the first arm"),
             }
@@ -70,7 +92,7 @@ pub fn substitute_str(s: &str, env: EnvLookup<'_>) -> Result<(String, Vec<String
         }
     }
     out.push_str(rest);
-    Ok((out, substituted))
+    Ok(Substituted { text: out, values: substituted, unset })
 }
 
 pub(super) fn is_single_reference(s: &str) -> bool {

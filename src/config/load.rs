@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use yaml_rust2::parser::Parser;
 
-use super::env::is_single_reference;
 pub use super::env::{SubstProblem, substitute_str};
+use super::env::{is_single_reference, substitute};
 use super::secrets::Redactor;
 use super::types::*;
 pub use super::yaml::{Position, Positions};
@@ -30,6 +30,18 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// What an environment variable the config names but the environment does not set is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unset {
+    /// An error: a command that runs on the config needs every variable it names.
+    Error,
+    /// A warning naming the variable and the key, the value left as written (`${VAR}`) and not
+    /// judged: `check-config --no-env` in CI, and commands that read the config only for names
+    /// and paths (`inspect-store`, `export`), which need no secret. Such a config never runs
+    /// deliveries.
+    Warn,
+}
+
 /// Reading a config collects diagnostics against one file.
 pub(super) struct Reader<'a> {
     pub file: String,
@@ -38,10 +50,13 @@ pub(super) struct Reader<'a> {
     pub redactor: Redactor,
     broken: std::collections::BTreeSet<String>,
     env: EnvLookup<'a>,
+    unset: Unset,
+    /// Keys whose value still holds a reference to an unset variable (`Unset::Warn` only).
+    unresolved: std::collections::BTreeSet<String>,
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(file: String, env: EnvLookup<'a>) -> Self {
+    pub fn with_unset(file: String, env: EnvLookup<'a>, unset: Unset) -> Self {
         Self {
             file,
             positions: Positions::default(),
@@ -49,6 +64,23 @@ impl<'a> Reader<'a> {
             redactor: Redactor::default(),
             broken: Default::default(),
             env,
+            unset,
+            unresolved: Default::default(),
+        }
+    }
+
+    /// A variable the config names (`key_env`, `password_env`, `secret_env`, `${VAR}`) that the
+    /// environment does not set: an error, or under [`Unset::Warn`] a warning naming it.
+    pub fn env_unset(&mut self, key: &str, var: &str) {
+        match self.unset {
+            Unset::Error => self.error(
+                key,
+                format!("environment variable `{var}` is not set"),
+                Some(format!("export {var} before starting ferry")),
+            ),
+            Unset::Warn => {
+                self.warn(key, format!("environment variable `{var}` is not set (not checked)"), None)
+            }
         }
     }
 
@@ -70,6 +102,10 @@ impl<'a> Reader<'a> {
     }
 
     fn push(&mut self, key: &str, severity: Severity, message: String, suggestion: Option<String>) {
+        // A value that still reads `${VAR}` cannot be judged: its warning says why.
+        if severity == Severity::Error && self.is_unresolved(key) {
+            return;
+        }
         let (line, column) = self.positions.find(key).unwrap_or((1, 1));
         self.diagnostics.push(Diagnostic {
             file: self.file.clone(),
@@ -135,13 +171,19 @@ impl<'a> Reader<'a> {
                 if !s.contains('$') {
                     return;
                 }
-                match substitute_str(s, self.env) {
-                    Ok((text, substituted)) => {
-                        for v in &substituted {
+                match substitute(s, self.env, self.unset == Unset::Warn) {
+                    Ok(done) => {
+                        for v in &done.values {
                             self.redactor.remember(v);
                         }
-                        let whole = substituted.len() == 1 && is_single_reference(s);
-                        *value = if whole { retype(text) } else { Value::String(text) };
+                        for var in &done.unset {
+                            self.env_unset(path, var);
+                        }
+                        if !done.unset.is_empty() {
+                            self.unresolved.insert(path.to_string());
+                        }
+                        let whole = done.values.len() == 1 && is_single_reference(s);
+                        *value = if whole { retype(done.text) } else { Value::String(done.text) };
                     }
                     Err(problem) => {
                         self.error(path, problem.message(), problem.suggestion());
@@ -333,6 +375,11 @@ impl<'a> Reader<'a> {
                 Err(e) => e,
             };
             let mut segs: Vec<Seg> = error.path().iter().filter_map(Seg::from_serde).collect();
+            // A list item cannot be removed, only emptied (indices stay stable): one that fails
+            // again once emptied was reported already, and would be 32 times over.
+            if removed.contains(&segs) {
+                return None;
+            }
             let message = error.inner().to_string();
             if let Some((field, expected)) = parse_unknown_field(&message) {
                 if segs.last().is_none_or(|s| s != &Seg::Key(field.clone())) {
@@ -366,6 +413,13 @@ impl<'a> Reader<'a> {
             None => Some(format!("valid keys here: {}", list(expected))),
         };
         self.error(&join_key(parent, key), format!("unknown key `{key}`"), suggestion);
+    }
+
+    /// Whether the value at `key`, or around it, still holds a reference to an unset variable.
+    fn is_unresolved(&self, key: &str) -> bool {
+        self.unresolved.iter().any(|u| {
+            key == u || key.strip_prefix(u.as_str()).is_some_and(|rest| rest.starts_with(['.', '[']))
+        })
     }
 
     /// Whether `path` (e.g. `sources.evm1`) is written in the file but could not be read; checks
@@ -495,13 +549,18 @@ fn retype(text: String) -> Value {
 /// A YAML text as the value tree the config is read from (for tests that build config items).
 #[cfg(test)]
 pub(crate) fn yaml_value(text: &str) -> Option<Value> {
-    Reader::new("test.yaml".into(), &|_| None).parse(text)
+    Reader::with_unset("test.yaml".into(), &|_| None, Unset::Error).parse(text)
 }
 
 /// The whole parse of one file: diagnostics, positions and (when the structure was readable) the
 /// config.
-pub(super) fn read<'a>(text: &str, file: String, env: EnvLookup<'a>) -> (Option<Config>, Reader<'a>) {
-    let mut reader = Reader::new(file, env);
+pub(super) fn read<'a>(
+    text: &str,
+    file: String,
+    env: EnvLookup<'a>,
+    unset: Unset,
+) -> (Option<Config>, Reader<'a>) {
+    let mut reader = Reader::with_unset(file, env, unset);
     let Some(mut value) = reader.parse(text) else {
         return (None, reader);
     };
@@ -544,7 +603,7 @@ mod tests {
     #[test]
     fn positions_of_keys_and_items() {
         let text = "chains:\n  base:\n    chain_id: 1\n    rpc:\n      - http://a\n      - http://b\n";
-        let (_, reader) = read(text, "f.yaml".into(), &env);
+        let (_, reader) = read(text, "f.yaml".into(), &env, Unset::Error);
         assert_eq!(reader.positions.find("chains.base"), Some((2, 3)));
         assert_eq!(reader.positions.find("chains.base.chain_id"), Some((3, 5)));
         assert_eq!(reader.positions.find("chains.base.rpc[1]"), Some((6, 9)));
@@ -554,7 +613,7 @@ mod tests {
     #[test]
     fn whole_reference_takes_the_type_of_its_value() {
         let text = "chains:\n  base:\n    chain_id: ${ID}\n    rpc: [\"http://${HOST}\"]\n";
-        let (config, reader) = read(text, "f.yaml".into(), &env);
+        let (config, reader) = read(text, "f.yaml".into(), &env, Unset::Error);
         assert!(reader.diagnostics.is_empty(), "{:?}", reader.diagnostics);
         let config = config.expect("parsed");
         assert_eq!(config.chains["base"].chain_id, 8453);
@@ -564,7 +623,7 @@ mod tests {
     #[test]
     fn every_unknown_key_of_an_item_is_reported() {
         let text = "chains:\n  base:\n    chain_idd: 1\n    rpcs: []\n    rpc: [x]\n    chain_id: 1\n";
-        let (_, reader) = read(text, "f.yaml".into(), &env);
+        let (_, reader) = read(text, "f.yaml".into(), &env, Unset::Error);
         let keys: Vec<_> = reader.diagnostics.iter().map(|d| (d.key.as_str(), d.line)).collect();
         assert_eq!(keys, vec![("chains.base.chain_idd", 3), ("chains.base.rpcs", 4)]);
         assert_eq!(reader.diagnostics[0].suggestion.as_deref(), Some("did you mean `chain_id`?"));

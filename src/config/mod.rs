@@ -15,7 +15,7 @@ mod yaml;
 
 use std::path::{Path, PathBuf};
 
-pub use load::{EnvLookup, Positions, process_env};
+pub use load::{EnvLookup, Positions, Unset, process_env};
 pub use resolve::*;
 pub use secrets::{Redactor, mask_url};
 pub use types::*;
@@ -71,8 +71,21 @@ pub fn load_and_validate(path: &Path) -> Result<Loaded, ConfigError> {
     load_with_env(path, &process_env)
 }
 
+/// [`load_and_validate`] where a variable the config names and the environment lacks is a
+/// warning, its value left unresolved: for checking a config without its secrets
+/// (`check-config --no-env`) and for commands that read the config only for names and the store's
+/// path. What it returns must never run deliveries.
+pub fn load_without_env(path: &Path) -> Result<Loaded, ConfigError> {
+    load_with(path, &process_env, Unset::Warn)
+}
+
 /// [`load_and_validate`] with an explicit environment.
 pub fn load_with_env(path: &Path, env: EnvLookup<'_>) -> Result<Loaded, ConfigError> {
+    load_with(path, env, Unset::Error)
+}
+
+/// Loads a config with an explicit environment, saying what an unset variable is.
+pub fn load_with(path: &Path, env: EnvLookup<'_>, unset: Unset) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         let hint = match e.kind() {
@@ -98,7 +111,7 @@ pub fn load_with_env(path: &Path, env: EnvLookup<'_>) -> Result<Loaded, ConfigEr
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let (config, mut reader) = load::read(&text, file, env);
+    let (config, mut reader) = load::read(&text, file, env, unset);
     let resolved = config.as_ref().map(|config| validate::validate(&mut reader, config, &base_dir));
     let mut diagnostics = std::mem::take(&mut reader.diagnostics);
     diagnostics.sort_by_key(|d| (d.line, d.column));

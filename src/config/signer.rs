@@ -36,6 +36,39 @@ pub fn load(signer: &SignerSpec) -> Result<PrivateKeySigner, KeyError> {
     }
 }
 
+/// Opens every keystore whose password variable is set, as a start-up would: one that does not
+/// open (a wrong password, a file that is not a keystore) is an error at its `keystore` key,
+/// naming the file. Keystores whose password is not set are left alone (the config's load has
+/// said so already). Slow by design (scrypt): for `check-config`, not for every start-up.
+pub fn check_keystores(loaded: &super::Loaded) -> Vec<super::Diagnostic> {
+    let mut out = Vec::new();
+    for (name, chain) in &loaded.resolved.chains {
+        let Some(SignerSpec::Keystore { path, password_env }) = &chain.signer else { continue };
+        let Ok(password) = std::env::var(password_env) else { continue };
+        if !path.is_file() {
+            continue;
+        }
+        if let Err(e) = PrivateKeySigner::decrypt_keystore(path, password) {
+            let key = format!("chains.{name}.signer.keystore");
+            let (line, column) = loaded.position(&key).unwrap_or((0, 0));
+            out.push(super::Diagnostic {
+                file: loaded.file_name(),
+                line,
+                column,
+                key,
+                severity: super::Severity::Error,
+                message: format!(
+                    "keystore {} does not open with the password in `{password_env}`: {}",
+                    path.display(),
+                    keystore_detail(&e)
+                ),
+                suggestion: Some(format!("check the password in `{password_env}`, or the file")),
+            });
+        }
+    }
+    out
+}
+
 /// The address a `signer:` block stands for, when its key can be loaded.
 pub fn address(signer: &SignerSpec) -> Result<Address, KeyError> {
     load(signer).map(|s| s.address())

@@ -402,16 +402,14 @@ fn check_signer(r: &mut Reader<'_>, path: &str, signer: &Signer, base_dir: &Path
     }
 }
 
-/// Errors when an environment variable named by the config is unset. Names it; never shows a value.
+/// Whether an environment variable named by the config is set; when it is not, says so (an
+/// error, or a warning when the config is read without the environment). Names it; never shows a
+/// value.
 pub(super) fn check_env_set(r: &mut Reader<'_>, key: &str, var: &str) -> bool {
     if r.env(var).is_some() {
         return true;
     }
-    r.error(
-        key,
-        format!("environment variable `{var}` is not set"),
-        Some(format!("export {var} before starting ferry")),
-    );
+    r.env_unset(key, var);
     false
 }
 

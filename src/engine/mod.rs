@@ -5,6 +5,7 @@
 pub mod deliver;
 pub mod evm;
 pub mod ingest;
+pub mod operator;
 pub mod preflight;
 pub mod rpc;
 pub mod seda;

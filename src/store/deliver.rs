@@ -4,12 +4,14 @@
 //! A delivery is created at most once: a repeated range finds it there and leaves it alone,
 //! whatever state it reached.
 
-use redb::ReadableTable;
+use std::path::Path;
+
+use redb::{ReadTransaction, ReadableTable};
 
 use super::keys::{DeliveryKey, EventKey, FixedKey, IntentKey, ItemKey, StatusKey};
 use super::query_deliver::StateCounts;
 use super::records::{self, Delivery, DeliveryState, Event, TxIntent};
-use super::{Store, StoreError, WriteTx, tables};
+use super::{ReadStore, Store, StoreError, WriteTx, tables};
 use alloy::primitives::Address;
 
 impl WriteTx<'_> {
@@ -122,28 +124,9 @@ impl Store {
         &self,
         range: std::ops::RangeInclusive<[u8; 34]>,
         limit: usize,
-        mut keep: impl FnMut(&DeliveryKey, &Delivery) -> bool,
+        keep: impl FnMut(&DeliveryKey, &Delivery) -> bool,
     ) -> Result<Vec<(DeliveryKey, Delivery)>, StoreError> {
-        let txn = self.read()?;
-        let index = txn.open_table(tables::DELIVERY_STATUS).map_err(|e| self.fail_read(e))?;
-        let table = txn.open_table(tables::DELIVERIES).map_err(|e| self.fail_read(e))?;
-        let mut out = Vec::new();
-        for entry in index.range(range).map_err(|e| self.fail_read(e))? {
-            if out.len() >= limit {
-                break;
-            }
-            let (key, _) = entry.map_err(|e| self.fail_read(e))?;
-            let status = StatusKey::from_bytes(key.value());
-            let key = DeliveryKey { target: status.target, chain: status.chain, item: status.item };
-            let Some(value) = table.get(key.to_bytes()).map_err(|e| self.fail_read(e))? else {
-                return Err(self.fail_read(format!("the status index names a missing delivery {key:?}")));
-            };
-            let delivery = records::decode(value.value()).map_err(|e| self.fail_read(e))?;
-            if keep(&key, &delivery) {
-                out.push((key, delivery));
-            }
-        }
-        Ok(out)
+        deliveries_indexed(&self.read()?, self.path(), range, limit, keep)
     }
 
     /// How many deliveries on `chain` are in each state, counting only targets `keep` accepts.
@@ -179,14 +162,7 @@ impl Store {
 
     /// Target ids → names, as the store assigned them.
     pub fn target_names(&self) -> Result<std::collections::BTreeMap<u32, String>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(tables::TARGET_IDS).map_err(|e| self.fail_read(e))?;
-        let mut names = std::collections::BTreeMap::new();
-        for entry in table.iter().map_err(|e| self.fail_read(e))? {
-            let (name, id) = entry.map_err(|e| self.fail_read(e))?;
-            names.insert(id.value(), name.value().to_string());
-        }
-        Ok(names)
+        target_names(&self.read()?, self.path())
     }
 
     /// Every intent of `signer` on `chain` from nonce `from` up, in nonce order.
@@ -196,17 +172,7 @@ impl Store {
         signer: Address,
         from: u64,
     ) -> Result<Vec<(u64, TxIntent)>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(tables::TX_INTENTS).map_err(|e| self.fail_read(e))?;
-        let lo = IntentKey { chain, signer, nonce: from }.to_bytes();
-        let hi = IntentKey { chain, signer, nonce: u64::MAX }.to_bytes();
-        let mut out = Vec::new();
-        for entry in table.range(lo..=hi).map_err(|e| self.fail_read(e))? {
-            let (key, value) = entry.map_err(|e| self.fail_read(e))?;
-            let nonce = IntentKey::from_bytes(key.value()).nonce;
-            out.push((nonce, records::decode(value.value()).map_err(|e| self.fail_read(e))?));
-        }
-        Ok(out)
+        intents_from(&self.read()?, self.path(), chain, signer, from)
     }
 
     /// The events of `keys`, in one read transaction; `None` for a key the store does not hold.
@@ -231,4 +197,97 @@ fn status_range(state: DeliveryState, chain: u64) -> std::ops::RangeInclusive<[u
         key
     };
     bound(0)..=bound(0xff)
+}
+
+/// The reads an operator's command makes, on a store open read-only (while `watch` holds it).
+impl ReadStore {
+    /// See [`Store::deliveries_in_state`].
+    pub fn deliveries_in_state(
+        &self,
+        chain: u64,
+        state: DeliveryState,
+        limit: usize,
+        keep: impl FnMut(&DeliveryKey, &Delivery) -> bool,
+    ) -> Result<Vec<(DeliveryKey, Delivery)>, StoreError> {
+        deliveries_indexed(&self.read()?, self.path(), status_range(state, chain), limit, keep)
+    }
+
+    /// See [`Store::target_names`].
+    pub fn target_names(&self) -> Result<std::collections::BTreeMap<u32, String>, StoreError> {
+        target_names(&self.read()?, self.path())
+    }
+
+    /// See [`Store::intents_from`].
+    pub fn intents_from(
+        &self,
+        chain: u64,
+        signer: Address,
+        from: u64,
+    ) -> Result<Vec<(u64, TxIntent)>, StoreError> {
+        intents_from(&self.read()?, self.path(), chain, signer, from)
+    }
+}
+
+fn fail(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Damaged { path: path.into(), detail: e.to_string() }
+}
+
+fn deliveries_indexed(
+    txn: &ReadTransaction,
+    path: &Path,
+    range: std::ops::RangeInclusive<[u8; 34]>,
+    limit: usize,
+    mut keep: impl FnMut(&DeliveryKey, &Delivery) -> bool,
+) -> Result<Vec<(DeliveryKey, Delivery)>, StoreError> {
+    let index = txn.open_table(tables::DELIVERY_STATUS).map_err(|e| fail(path, e))?;
+    let table = txn.open_table(tables::DELIVERIES).map_err(|e| fail(path, e))?;
+    let mut out = Vec::new();
+    for entry in index.range(range).map_err(|e| fail(path, e))? {
+        if out.len() >= limit {
+            break;
+        }
+        let (key, _) = entry.map_err(|e| fail(path, e))?;
+        let status = StatusKey::from_bytes(key.value());
+        let key = DeliveryKey { target: status.target, chain: status.chain, item: status.item };
+        let Some(value) = table.get(key.to_bytes()).map_err(|e| fail(path, e))? else {
+            return Err(fail(path, format!("the status index names a missing delivery {key:?}")));
+        };
+        let delivery = records::decode(value.value()).map_err(|e| fail(path, e))?;
+        if keep(&key, &delivery) {
+            out.push((key, delivery));
+        }
+    }
+    Ok(out)
+}
+
+fn target_names(
+    txn: &ReadTransaction,
+    path: &Path,
+) -> Result<std::collections::BTreeMap<u32, String>, StoreError> {
+    let table = txn.open_table(tables::TARGET_IDS).map_err(|e| fail(path, e))?;
+    let mut names = std::collections::BTreeMap::new();
+    for entry in table.iter().map_err(|e| fail(path, e))? {
+        let (name, id) = entry.map_err(|e| fail(path, e))?;
+        names.insert(id.value(), name.value().to_string());
+    }
+    Ok(names)
+}
+
+fn intents_from(
+    txn: &ReadTransaction,
+    path: &Path,
+    chain: u64,
+    signer: Address,
+    from: u64,
+) -> Result<Vec<(u64, TxIntent)>, StoreError> {
+    let table = txn.open_table(tables::TX_INTENTS).map_err(|e| fail(path, e))?;
+    let lo = IntentKey { chain, signer, nonce: from }.to_bytes();
+    let hi = IntentKey { chain, signer, nonce: u64::MAX }.to_bytes();
+    let mut out = Vec::new();
+    for entry in table.range(lo..=hi).map_err(|e| fail(path, e))? {
+        let (key, value) = entry.map_err(|e| fail(path, e))?;
+        let nonce = IntentKey::from_bytes(key.value()).nonce;
+        out.push((nonce, records::decode(value.value()).map_err(|e| fail(path, e))?));
+    }
+    Ok(out)
 }

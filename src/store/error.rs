@@ -32,8 +32,8 @@ pub enum StoreError {
     )]
     Locked { path: PathBuf, holder: Option<Holder> },
     #[error(
-        "store {} was not closed cleanly (a ferry process was killed?) and needs recovery, which a \
-         command that only reads or upgrades it does not do; the next `ferry watch`, `push` or `backfill` recovers it",
+        "store {} was not closed cleanly (a ferry process was killed?) and needs recovery, which \
+         `ferry migrate` does not do; the next `ferry watch`, `push` or `backfill` recovers it",
         path.display()
     )]
     NeedsRecovery { path: PathBuf },

@@ -24,6 +24,7 @@ pub mod query;
 pub mod query_deliver;
 pub mod query_seda;
 pub mod records;
+mod recover;
 pub mod seda;
 pub mod serde_text;
 pub mod sink;
@@ -172,11 +173,14 @@ fn check_version(path: &Path, found: u32) -> Result<(), StoreError> {
     }
 }
 
-/// A store opened read-only: never modifies the file, works while a writer holds it.
+/// A store opened read-only: never modifies the file, works while a writer holds it, and on a
+/// file a killed writer left unclean reads a repaired copy ([`recover`]).
 pub struct ReadStore {
+    // Declared before the copy it may read: closed before the copy is removed.
     db: ReadOnlyDatabase,
     path: PathBuf,
     meta: Meta,
+    recovered: Option<recover::RecoveredCopy>,
 }
 
 /// Examines a file without modifying it: redb magic, a readable header, ferry's meta.
@@ -196,11 +200,26 @@ fn examine(path: &Path) -> Result<(ReadOnlyDatabase, Meta), StoreError> {
 }
 
 impl ReadStore {
-    /// Opens an existing store read-only, refusing files of another schema version.
+    /// Opens an existing store read-only, refusing files of another schema version. A file that
+    /// needs recovery (its writer was killed) is read from a repaired copy, the original left
+    /// byte-for-byte as it is: see [`ReadStore::is_recovered_copy`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let (db, meta) = examine(path)?;
+        let (db, meta, recovered) = match examine(path) {
+            Ok((db, meta)) => (db, meta, None),
+            Err(StoreError::NeedsRecovery { .. }) => {
+                let (copy, db, meta) = recover::open_copy(path)?;
+                (db, meta, Some(copy))
+            }
+            Err(e) => return Err(e),
+        };
         check_version(path, meta.schema_version)?;
-        Ok(Self { db, path: path.into(), meta })
+        Ok(Self { db, path: path.into(), meta, recovered })
+    }
+
+    /// Whether this reads a repaired copy of a file that was not closed cleanly: what it shows
+    /// is what the last committed transaction held, which the commands say.
+    pub fn is_recovered_copy(&self) -> bool {
+        self.recovered.is_some()
     }
 
     pub fn path(&self) -> &Path {

@@ -60,7 +60,7 @@ impl SedaNames {
         // A second read of the config for what `ConfigNames` does not keep (routes). It is a
         // few milliseconds in a read-only view; a config that does not load was already reported
         // by `ConfigNames::load` and costs only the routing here.
-        let loaded = ctx.global.config.exists().then(|| ctx.load_config().ok()).flatten();
+        let loaded = ctx.global.config.exists().then(|| ctx.load_config_without_env().ok()).flatten();
         let Some(loaded) = loaded else { return Self { names, ..Self::default() } };
         let mut routing = Routing::new();
         let mut seda_sources = BTreeSet::new();

@@ -19,6 +19,7 @@ use crate::cli::progress::{self, Style};
 use crate::config::Loaded;
 use crate::engine::deliver::{ChainStatus, DeliverError, Destination, Options, destinations, run_all};
 use crate::engine::ingest::{IngestError, Outcome, Running, Until, run_sources};
+use crate::engine::operator::Registry;
 use crate::engine::rpc::Clients;
 use crate::engine::sink::{SinkTarget, sink_targets};
 use crate::store::{Store, StoreError};
@@ -82,6 +83,7 @@ impl Generation {
         store: &Arc<Store>,
         parent: &CancellationToken,
         style: Style,
+        registry: &Registry,
     ) -> Result<Self, IngestError> {
         let Prepared { loaded, clients, dests, sinks } = prepared;
         let cancel = parent.child_token();
@@ -99,7 +101,8 @@ impl Generation {
         let chains: Vec<String> =
             dests.iter().map(|d| d.chain.clone()).chain(sinks.iter().map(|s| s.name.clone())).collect();
         let abandon = CancellationToken::new();
-        let opts = Options { abandon: abandon.clone(), ..Options::default() };
+        let opts =
+            Options { abandon: abandon.clone(), registry: Some(registry.clone()), ..Options::default() };
         let (started_tx, started_rx) = tokio::sync::mpsc::unbounded_channel();
         let delivery =
             tokio::spawn(run_all(dests, sinks, store.clone(), opts, cancel.clone(), move |status| {

@@ -4,7 +4,7 @@
 //! cancel its nonce first). The store being open read-write means no `watch` holds it.
 
 use alloy::primitives::{Address, B256, Bytes};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::chain;
 use super::evidence::{self, Located, UsedNonce};
@@ -34,7 +34,7 @@ impl From<crate::store::StoreError> for ControlError {
 }
 
 /// A delivery an operator changed: its state before and after.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Changed {
     pub key: DeliveryKey,
     pub from: DeliveryState,
@@ -115,7 +115,7 @@ fn change(
 }
 
 /// What a cancellation did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cancelled {
     pub chain: String,
     pub chain_id: u64,
@@ -214,7 +214,7 @@ pub async fn cancel(
 }
 
 /// What a resync found and did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resynced {
     pub chain: String,
     pub chain_id: u64,

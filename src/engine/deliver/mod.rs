@@ -119,6 +119,9 @@ pub struct Options {
     /// wait (a worker writes in whole transactions, and the next start reconciles what it left),
     /// and [`run_all`] returns once every one of them is gone, without their statuses.
     pub abandon: tokio_util::sync::CancellationToken,
+    /// Where workers register to take operators' requests between rounds (`watch`'s control
+    /// socket); none for one-shot commands.
+    pub registry: Option<crate::engine::operator::Registry>,
 }
 
 impl Default for Options {
@@ -129,6 +132,7 @@ impl Default for Options {
             until_done: false,
             limit: None,
             abandon: tokio_util::sync::CancellationToken::new(),
+            registry: None,
         }
     }
 }

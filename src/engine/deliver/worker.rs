@@ -3,6 +3,7 @@
 //! until nothing is left to do.
 
 mod problem;
+mod requests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::chain;
 use super::{Counts, DeliverError, Destination, Options};
+use crate::engine::operator::{Inbox, Owner};
 use crate::engine::rpc::RpcError;
 use crate::store::keys::{DeliveryKey, IntentKey};
 use crate::store::records::{Delivery, DeliveryState, IntentState, Receipt, TxIntent};
@@ -266,8 +268,13 @@ impl Worker {
     /// Runs until cancelled, or (with `until_done`) until nothing is left to do on the chain.
     /// Follows and starts deliveries until cancelled or, for `push`, done. A store that cannot
     /// be used ends the worker with that error: it is the command's verdict (exit 3), not a
-    /// problem of the chain to retry.
-    pub async fn run(mut self, cancel: CancellationToken) -> Result<ChainStatus, StoreError> {
+    /// problem of the chain to retry. Between rounds it serves what arrives in `inbox`
+    /// (an operator's requests, `watch` only): a request wakes it.
+    pub async fn run(
+        mut self,
+        cancel: CancellationToken,
+        mut inbox: Option<Inbox>,
+    ) -> Result<ChainStatus, StoreError> {
         loop {
             if cancel.is_cancelled() {
                 break;
@@ -308,9 +315,13 @@ impl Worker {
                 self.record_provers_at_end().await;
                 break;
             }
-            tokio::select! {
+            let request = tokio::select! {
                 _ = cancel.clone().cancelled_owned() => break,
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(wait) => None,
+                request = Inbox::next(&mut inbox) => Some(request),
+            };
+            if let Some(request) = request {
+                self.serve(request, &cancel).await;
             }
         }
         self.refresh_counts()?;
@@ -428,7 +439,10 @@ pub async fn run_all(
                 match Worker::start(dest, store.clone(), opts.clone()).await {
                     Ok((w, rx)) => {
                         let _ = started_tx.send(rx);
-                        break Ok(w);
+                        // Registered once started: an operator's request finds a running worker.
+                        let owner = Owner::Chain { name: name.clone(), chain_id: w.dest.chain_id };
+                        let inbox = opts.registry.as_ref().map(|r| r.register(owner));
+                        break Ok((w, inbox));
                     }
                     // A store that cannot be used is not a chain's problem to wait out.
                     Err((_, DeliverError::Store(e))) => return (name, Err(e)),
@@ -450,9 +464,9 @@ pub async fn run_all(
                 }
             };
             let status = match worker {
-                Ok(w) => {
+                Ok((w, inbox)) => {
                     inject_test_panic(&name);
-                    w.run(cancel).await
+                    w.run(cancel, inbox).await
                 }
                 // Never started: what waits for it is still work left, and counted as such.
                 Err(dest) => {
@@ -478,10 +492,12 @@ pub async fn run_all(
             (store.clone(), opts.clone(), cancel.clone(), started_tx.clone());
         tasks.spawn(async move {
             let name = target.name.clone();
+            let owner = Owner::Sink { name: name.clone(), target: target.id };
+            let inbox = opts.registry.as_ref().map(|r| r.register(owner));
             let (worker, rx) = crate::engine::sink::SinkWorker::new(target, store, opts);
             let _ = started_tx.send(rx);
             inject_test_panic(&name);
-            (name, worker.run(cancel).await)
+            (name, worker.run(cancel, inbox).await)
         });
     }
     drop(started_tx);

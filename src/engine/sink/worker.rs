@@ -15,6 +15,7 @@ use super::message::{self, Context};
 use super::{Message, Outcome, Sink, SinkError};
 use crate::config::{Resolved, SINK_CHAIN, SinkKind, SinkPlan, TargetPlan};
 use crate::engine::deliver::{ChainStatus, Counts, Options, Problem};
+use crate::engine::operator::{Inbox, serve_without_nonces};
 use crate::engine::rpc::backoff;
 use crate::store::keys::{DeliveryKey, ItemKey};
 use crate::store::records::{Delivery, DeliveryState, SinkAck};
@@ -110,19 +111,29 @@ impl SinkWorker {
         (worker, rx)
     }
 
-    /// Runs until cancelled or, with `until_done`, until nothing is left to hand over.
-    pub(crate) async fn run(mut self, cancel: CancellationToken) -> Result<ChainStatus, StoreError> {
+    /// Runs until cancelled or, with `until_done`, until nothing is left to hand over. Between
+    /// rounds it holds still when an operator's change to its deliveries asks (`inbox`, `watch`
+    /// only), and a request wakes it.
+    pub(crate) async fn run(
+        mut self,
+        cancel: CancellationToken,
+        mut inbox: Option<Inbox>,
+    ) -> Result<ChainStatus, StoreError> {
         self.recount()?;
         if self.opts.dry_run {
             return self.dry_run();
         }
-        let Some(mut sink) = self.connect(&cancel).await? else { return self.finish(false) };
+        let Some(mut sink) = self.connect(&cancel, &mut inbox).await? else { return self.finish(false) };
         loop {
             if cancel.is_cancelled() {
                 return self.finish(false);
             }
             if self.opts.limit.is_some_and(|l| self.started >= l) {
                 return self.finish(true);
+            }
+            // A busy worker goes round after round without waiting: requests are served here.
+            while let Some(request) = Inbox::try_next(&mut inbox) {
+                serve_without_nonces(request, &cancel).await;
             }
             let worked = self.round(&mut sink).await?;
             if self.counted_at.elapsed() >= RECOUNT {
@@ -143,13 +154,18 @@ impl SinkWorker {
             tokio::select! {
                 _ = cancel.cancelled() => return self.finish(false),
                 _ = tokio::time::sleep(wait) => {}
+                request = Inbox::next(&mut inbox) => serve_without_nonces(request, &cancel).await,
             }
         }
     }
 
     /// Connects, trying again with backoff while the sink cannot be reached; `None` when the
     /// command ended first (or, for `push`, when the config cannot work).
-    async fn connect(&mut self, cancel: &CancellationToken) -> Result<Option<Sink>, StoreError> {
+    async fn connect(
+        &mut self,
+        cancel: &CancellationToken,
+        inbox: &mut Option<Inbox>,
+    ) -> Result<Option<Sink>, StoreError> {
         let mut failures = 0;
         loop {
             match Sink::connect(&self.target.plan).await {
@@ -170,6 +186,7 @@ impl SinkWorker {
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(None),
                 _ = tokio::time::sleep(wait) => {}
+                request = Inbox::next(inbox) => serve_without_nonces(request, cancel).await,
             }
         }
     }

@@ -3,9 +3,9 @@
 use clap::Args;
 use serde::Serialize;
 
-use super::{confirm, destination, open, refused};
+use super::{check_chain, open};
 use crate::cli::Ctx;
-use crate::engine::deliver::control::{self, Cancelled};
+use crate::engine::deliver::control::Cancelled;
 use crate::exit::{Exit, ExitError};
 use crate::output::{Output, Render};
 
@@ -28,8 +28,8 @@ pub struct CancelArgs {
 
 impl CancelArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
-        let (loaded, store) = open(ctx)?;
-        let dest = destination(&loaded, &store, &self.chain)?;
+        let (loaded, hands) = open(ctx)?;
+        check_chain(&loaded, &self.chain)?;
         let max_fee = match self.max_fee_gwei {
             Some(g) if g.is_finite() && g > 0.0 => Some((g * 1e9) as u128),
             Some(g) => {
@@ -39,16 +39,9 @@ impl CancelArgs {
             }
             None => None,
         };
-        let prompt = format!(
-            "Cancel nonce {} of {} on {}? Its deliveries fail unless the original lands first.",
-            self.nonce,
-            dest.signer.address(),
-            dest.chain
-        );
-        if !confirm(self.yes, &prompt)? {
+        let Some(done) = hands.cancel(ctx, &self.chain, self.nonce, max_fee, self.yes).await? else {
             return Ok(Exit::Ok);
-        }
-        let done = control::cancel(&dest, &store, self.nonce, max_fee).await.map_err(refused)?;
+        };
         ctx.out.emit(&CancelReport(done))?;
         Ok(Exit::Ok)
     }

@@ -4,11 +4,8 @@ use clap::Args;
 
 use super::cancel::CancelReport;
 use super::resync::ResyncReport;
-use super::{
-    Action, ChangedReport, Names, confirm, destination, failed_deliveries, on_terminal, open, signing_chains,
-};
+use super::{Change, ChangedReport, Names, failed_deliveries, on_terminal, open, signing_chains};
 use crate::cli::Ctx;
-use crate::engine::deliver::control;
 use crate::exit::{Exit, ExitError};
 use crate::output::Render;
 use crate::store::keys::DeliveryKey;
@@ -26,8 +23,8 @@ impl ManageArgs {
             )
             .into());
         }
-        let (loaded, store) = open(ctx)?;
-        let names = Names::read(&loaded, &store)?;
+        let (loaded, hands) = open(ctx)?;
+        let names = Names::read(&loaded, &hands)?;
         let theme = dialoguer::theme::SimpleTheme;
         loop {
             let actions = [
@@ -44,7 +41,7 @@ impl ManageArgs {
                 .interact()?;
             match pick {
                 0 | 1 => {
-                    let failed = failed_deliveries(&loaded, &store)?;
+                    let failed = failed_deliveries(&loaded, &hands)?;
                     if failed.is_empty() {
                         eprintln!("no failed deliveries");
                         continue;
@@ -59,14 +56,11 @@ impl ManageArgs {
                     if keys.is_empty() {
                         continue;
                     }
-                    let changed = if pick == 0 {
-                        control::retry(&store, &keys)
-                    } else {
-                        control::skip(&store, &keys, None)
-                    };
+                    let changed =
+                        if pick == 0 { hands.retry(&keys).await } else { hands.skip(&keys, None).await };
                     match changed {
                         Ok(c) => {
-                            let action = if pick == 0 { Action::Retry } else { Action::Skip };
+                            let action = if pick == 0 { Change::Retry } else { Change::Skip };
                             eprint!("{}", ChangedReport::new(action, &names, c).human(&ctx.out))
                         }
                         Err(e) => eprintln!("nothing changed: {e}"),
@@ -82,16 +76,25 @@ impl ManageArgs {
                         .with_prompt("Chain")
                         .items(&chains)
                         .interact()?;
-                    let dest = destination(&loaded, &store, &chains[c])?;
+                    let chain = &chains[c];
                     if pick == 2 {
-                        let open: Vec<u64> = store
-                            .intents_from(dest.chain_id, dest.signer.address(), 0)?
+                        // The signer's address names its intents: the full config, with its key.
+                        let full = ctx.load_config()?;
+                        let Some(spec) = full.resolved.chains.get(chain).and_then(|c| c.signer.as_ref())
+                        else {
+                            eprintln!("{chain} has no signer");
+                            continue;
+                        };
+                        let chain_id = full.resolved.chains.get(chain).map_or(0, |c| c.chain_id);
+                        let signer = crate::config::signer::address(spec)?;
+                        let open: Vec<u64> = hands
+                            .intents_from(chain_id, signer)?
                             .into_iter()
                             .filter(|(_, i)| i.is_open())
                             .map(|(n, _)| n)
                             .collect();
                         if open.is_empty() {
-                            eprintln!("nothing in flight on {}", dest.chain);
+                            eprintln!("nothing in flight on {chain}");
                             continue;
                         }
                         let labels: Vec<String> = open.iter().map(|n| format!("nonce {n}")).collect();
@@ -99,15 +102,15 @@ impl ManageArgs {
                             .with_prompt("Nonce")
                             .items(&labels)
                             .interact()?;
-                        if confirm(false, &format!("Cancel nonce {} on {}?", open[n], dest.chain))? {
-                            match control::cancel(&dest, &store, open[n], None).await {
-                                Ok(done) => eprint!("{}", CancelReport(done).human(&ctx.out)),
-                                Err(e) => eprintln!("not cancelled: {e}"),
-                            }
+                        match hands.cancel(ctx, chain, open[n], None, false).await {
+                            Ok(Some(done)) => eprint!("{}", CancelReport(done).human(&ctx.out)),
+                            Ok(None) => {}
+                            Err(e) => eprintln!("not cancelled: {e}"),
                         }
-                    } else if confirm(false, &format!("Resync the nonces on {}?", dest.chain))? {
-                        match control::resync(&dest, &store).await {
-                            Ok(done) => eprint!("{}", ResyncReport(done).human(&ctx.out)),
+                    } else {
+                        match hands.resync(ctx, chain, false).await {
+                            Ok(Some(done)) => eprint!("{}", ResyncReport(done).human(&ctx.out)),
+                            Ok(None) => {}
                             Err(e) => eprintln!("not resynced: {e}"),
                         }
                     }

@@ -1,23 +1,30 @@
 //! `ferry inspect-store retry|skip|cancel|resync|manage`: the operator's hands on deliveries and
-//! nonces. Each opens the store read-write, so a running `watch` makes it refuse (exit 3, naming
-//! the holder); each asks before changing anything on a terminal, and wants `--yes` elsewhere.
+//! nonces. Each opens the store read-write when nothing holds it; when a running `watch` holds
+//! it, the action goes to that `watch` over its control socket (`engine::operator`), which
+//! carries it out between its workers' rounds and answers with the same result. Held by anything
+//! else (a `push`), it is refused (exit 3, naming the holder). Each asks before changing anything
+//! on a terminal, and wants `--yes` elsewhere.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use clap::Args;
 use serde::Serialize;
 
 use crate::cli::Ctx;
 use crate::config::Loaded;
-use crate::engine::deliver::control::{Changed, ControlError};
+use crate::engine::deliver::control::{self, Cancelled, Changed, ControlError, Resynced};
 use crate::engine::deliver::{Destination, destinations};
+use crate::engine::operator::client::{self, ClientError};
+use crate::engine::operator::protocol::{Action, ErrorKind, Outcome};
+use crate::engine::operator::server::socket_path;
 use crate::exit::{Exit, ExitError};
 use crate::output::{Output, Render};
-use crate::store::Store;
 use crate::store::keys::{DeliveryKey, SINK_CHAIN};
 use crate::store::query_deliver::DeliveryId;
-use crate::store::records::DeliveryState;
+use crate::store::records::{Delivery, DeliveryState, TxIntent};
+use crate::store::{ReadStore, Store, StoreError};
 
 mod cancel;
 mod manage;
@@ -73,11 +80,33 @@ pub(crate) fn confirm(yes: bool, prompt: &str) -> eyre::Result<bool> {
     Ok(answer)
 }
 
-/// The config and the store, read-write: a running `watch` holds it and this fails with exit 3.
-fn open(ctx: &Ctx) -> eyre::Result<(Loaded, Store)> {
-    let loaded = ctx.load_config()?;
-    let store = Store::open(&ctx.store_path(Some(&loaded)), None)?;
-    Ok((loaded, store))
+/// Where an operator's action goes.
+enum Hands {
+    /// Nothing holds the store: it is changed here, read-write.
+    Store(Store),
+    /// A process holds it: its `watch`'s control socket takes the action, the store is read
+    /// here read-only (to resolve ids). `held` is what opening it said, for when nothing answers
+    /// on the socket (a `push` holds it).
+    Watch { store: Box<ReadStore>, socket: PathBuf, held: Box<StoreError> },
+}
+
+/// The config (for names: its secrets are not needed) and the store: read-write when free,
+/// else the running `watch` to hand actions to.
+fn open(ctx: &Ctx) -> eyre::Result<(Loaded, Hands)> {
+    let loaded = ctx.load_config_without_env()?;
+    let path = ctx.store_path(Some(&loaded));
+    let hands = match Store::open(&path, None) {
+        Ok(store) => Hands::Store(store),
+        Err(held @ StoreError::Locked { .. }) => {
+            let socket = socket_path(&path);
+            if !socket.exists() {
+                return Err(held.into());
+            }
+            Hands::Watch { store: Box::new(ReadStore::open(&path)?), socket, held: Box::new(held) }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok((loaded, hands))
 }
 
 fn refused(e: ControlError) -> eyre::Report {
@@ -87,15 +116,180 @@ fn refused(e: ControlError) -> eyre::Report {
     }
 }
 
-fn destination(loaded: &Loaded, store: &Store, chain: &str) -> eyre::Result<Destination> {
-    if !loaded.config.chains.contains_key(chain) {
-        let known = signing_chains(loaded).join(", ");
-        return Err(ExitError::new(
-            Exit::Usage,
-            format!("--chain {chain}: no such chain (chains with a signer: {known})"),
-        )
-        .into());
+impl Hands {
+    fn target_names(&self) -> Result<BTreeMap<u32, String>, StoreError> {
+        match self {
+            Hands::Store(store) => store.target_names(),
+            Hands::Watch { store, .. } => store.target_names(),
+        }
     }
+
+    fn deliveries_in_state(
+        &self,
+        chain: u64,
+        state: DeliveryState,
+        limit: usize,
+        keep: impl FnMut(&DeliveryKey, &Delivery) -> bool,
+    ) -> Result<Vec<(DeliveryKey, Delivery)>, StoreError> {
+        match self {
+            Hands::Store(store) => store.deliveries_in_state(chain, state, limit, keep),
+            Hands::Watch { store, .. } => store.deliveries_in_state(chain, state, limit, keep),
+        }
+    }
+
+    fn intents_from(
+        &self,
+        chain: u64,
+        signer: alloy::primitives::Address,
+    ) -> Result<Vec<(u64, TxIntent)>, StoreError> {
+        match self {
+            Hands::Store(store) => store.intents_from(chain, signer, 0),
+            Hands::Watch { store, .. } => store.intents_from(chain, signer, 0),
+        }
+    }
+
+    async fn retry(&self, keys: &[DeliveryKey]) -> eyre::Result<Vec<Changed>> {
+        match self {
+            Hands::Store(store) => control::retry(store, keys).map_err(refused),
+            Hands::Watch { .. } => match self.send(Action::Retry { keys: keys.to_vec() }).await? {
+                Outcome::Changed { changed } => Ok(changed),
+                other => Err(unexpected(other)),
+            },
+        }
+    }
+
+    async fn skip(&self, keys: &[DeliveryKey], reason: Option<&str>) -> eyre::Result<Vec<Changed>> {
+        match self {
+            Hands::Store(store) => control::skip(store, keys, reason).map_err(refused),
+            Hands::Watch { .. } => {
+                let action = Action::Skip { keys: keys.to_vec(), reason: reason.map(str::to_string) };
+                match self.send(action).await? {
+                    Outcome::Changed { changed } => Ok(changed),
+                    other => Err(unexpected(other)),
+                }
+            }
+        }
+    }
+
+    /// Cancels a nonce: here with the chain's signer (the full config, with its secrets), or in
+    /// the running `watch`'s worker of the chain.
+    async fn cancel(
+        &self,
+        ctx: &Ctx,
+        chain: &str,
+        nonce: u64,
+        max_fee: Option<u128>,
+        yes: bool,
+    ) -> eyre::Result<Option<Cancelled>> {
+        match self {
+            Hands::Store(store) => {
+                let dest = destination(&ctx.load_config()?, store, chain)?;
+                let prompt = format!(
+                    "Cancel nonce {nonce} of {} on {}? Its deliveries fail unless the original lands first.",
+                    dest.signer.address(),
+                    dest.chain
+                );
+                if !confirm(yes, &prompt)? {
+                    return Ok(None);
+                }
+                control::cancel(&dest, store, nonce, max_fee).await.map(Some).map_err(refused)
+            }
+            Hands::Watch { .. } => {
+                let prompt = format!(
+                    "Cancel nonce {nonce} on {chain} (in the running watch)? Its deliveries fail unless the original lands first."
+                );
+                if !confirm(yes, &prompt)? {
+                    return Ok(None);
+                }
+                let action = Action::Cancel { chain: chain.to_string(), nonce, max_fee };
+                match self.send(action).await? {
+                    Outcome::Cancelled { cancelled } => Ok(Some(cancelled)),
+                    other => Err(unexpected(other)),
+                }
+            }
+        }
+    }
+
+    /// Resyncs a chain's nonces: here, or in the running `watch`'s worker of the chain.
+    async fn resync(&self, ctx: &Ctx, chain: &str, yes: bool) -> eyre::Result<Option<Resynced>> {
+        let warning = "Signed transactions no node holds are dropped and their deliveries signed again; \
+                       one still held by another node could then land as well.";
+        match self {
+            Hands::Store(store) => {
+                let dest = destination(&ctx.load_config()?, store, chain)?;
+                let prompt =
+                    format!("Resync the nonces of {} on {}? {warning}", dest.signer.address(), dest.chain);
+                if !confirm(yes, &prompt)? {
+                    return Ok(None);
+                }
+                control::resync(&dest, store).await.map(Some).map_err(refused)
+            }
+            Hands::Watch { .. } => {
+                if !confirm(yes, &format!("Resync the nonces on {chain} (in the running watch)? {warning}"))?
+                {
+                    return Ok(None);
+                }
+                match self.send(Action::Resync { chain: chain.to_string() }).await? {
+                    Outcome::Resynced { resynced } => Ok(Some(resynced)),
+                    other => Err(unexpected(other)),
+                }
+            }
+        }
+    }
+
+    /// Hands an action to the running `watch`; its refusals and failures become this command's.
+    async fn send(&self, action: Action) -> eyre::Result<Outcome> {
+        let Hands::Watch { socket, held, .. } = self else {
+            return Err(eyre::eyre!("no running watch to hand the action to (a bug in ferry)"));
+        };
+        let outcome = match client::send(socket, action).await {
+            Ok(outcome) => outcome,
+            // Nothing answers: what holds the store is not a `watch` with a socket (a `push`).
+            Err(ClientError::NotListening { .. }) => {
+                let StoreError::Locked { path, holder } = held.as_ref() else {
+                    return Err(eyre::eyre!("{held}"));
+                };
+                return Err(StoreError::Locked { path: path.clone(), holder: holder.clone() }.into());
+            }
+            Err(e) => return Err(ExitError::new(Exit::Failure, e.to_string()).into()),
+        };
+        match outcome {
+            Outcome::Error { kind: ErrorKind::Refused, message } => {
+                Err(ExitError::new(Exit::Usage, format!("nothing changed: {message}")).into())
+            }
+            Outcome::Error { kind, message } => {
+                let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string));
+                Err(ExitError::new(
+                    Exit::Failure,
+                    format!("the running watch: {message} ({})", kind.unwrap_or_default()),
+                )
+                .into())
+            }
+            outcome => Ok(outcome),
+        }
+    }
+}
+
+fn unexpected(outcome: Outcome) -> eyre::Report {
+    ExitError::new(Exit::Failure, format!("the running watch answered with something else: {outcome:?}"))
+        .into()
+}
+
+/// A chain the config names, for `--chain` of cancel and resync.
+fn check_chain(loaded: &Loaded, chain: &str) -> eyre::Result<()> {
+    if loaded.config.chains.contains_key(chain) {
+        return Ok(());
+    }
+    let known = signing_chains(loaded).join(", ");
+    Err(ExitError::new(
+        Exit::Usage,
+        format!("--chain {chain}: no such chain (chains with a signer: {known})"),
+    )
+    .into())
+}
+
+fn destination(loaded: &Loaded, store: &Store, chain: &str) -> eyre::Result<Destination> {
+    check_chain(loaded, chain)?;
     let clients = crate::engine::rpc::clients(&loaded.resolved.chains)?;
     let mut dests = destinations(&loaded.resolved, &clients, store, &[], &[chain.to_string()])?;
     match dests.pop() {
@@ -122,7 +316,7 @@ struct Names {
 }
 
 impl Names {
-    fn read(loaded: &Loaded, store: &Store) -> eyre::Result<Self> {
+    fn read(loaded: &Loaded, store: &Hands) -> eyre::Result<Self> {
         let mut chains = BTreeMap::new();
         for (name, chain) in &loaded.config.chains {
             chains.entry(chain.chain_id).or_insert_with(|| name.clone());
@@ -154,7 +348,7 @@ impl Names {
     }
 }
 
-fn failed_deliveries(loaded: &Loaded, store: &Store) -> eyre::Result<Vec<(DeliveryKey, String)>> {
+fn failed_deliveries(loaded: &Loaded, store: &Hands) -> eyre::Result<Vec<(DeliveryKey, String)>> {
     let mut out = Vec::new();
     for chain in loaded.config.chains.values() {
         for (k, d) in store.deliveries_in_state(chain.chain_id, DeliveryState::Failed, 500, |_, _| true)? {
@@ -166,7 +360,7 @@ fn failed_deliveries(loaded: &Loaded, store: &Store) -> eyre::Result<Vec<(Delive
 
 impl Selection {
     /// The deliveries the ids name, or every failed one on the --all-failed chain.
-    fn resolve(&self, names: &Names, store: &Store) -> eyre::Result<Vec<DeliveryKey>> {
+    fn resolve(&self, names: &Names, store: &Hands) -> eyre::Result<Vec<DeliveryKey>> {
         let usage = |m: String| eyre::Report::new(ExitError::new(Exit::Usage, m));
         if let Some(chain) = &self.all_failed {
             // A sink target's name stands for its own "chain".
@@ -235,18 +429,18 @@ struct ChangedRow {
 struct ChangedReport {
     /// `retry` or `skip`: the command, which names the JSON shape.
     #[serde(skip)]
-    action: Action,
+    action: Change,
     changed: Vec<ChangedRow>,
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Action {
+pub(super) enum Change {
     Retry,
     Skip,
 }
 
 impl ChangedReport {
-    fn new(action: Action, names: &Names, changed: Vec<Changed>) -> Self {
+    fn new(action: Change, names: &Names, changed: Vec<Changed>) -> Self {
         let changed = changed
             .into_iter()
             .map(|c| ChangedRow { id: names.id(&c.key), from: c.from, to: c.to })
@@ -258,8 +452,8 @@ impl ChangedReport {
 impl Render for ChangedReport {
     fn kind(&self) -> &'static str {
         match self.action {
-            Action::Retry => "inspect-store.retry",
-            Action::Skip => "inspect-store.skip",
+            Change::Retry => "inspect-store.retry",
+            Change::Skip => "inspect-store.skip",
         }
     }
 

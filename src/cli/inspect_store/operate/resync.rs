@@ -3,9 +3,9 @@
 use clap::Args;
 use serde::Serialize;
 
-use super::{confirm, destination, open, refused};
+use super::{check_chain, open};
 use crate::cli::Ctx;
-use crate::engine::deliver::control::{self, Resynced};
+use crate::engine::deliver::control::Resynced;
 use crate::exit::Exit;
 use crate::output::{Output, Render};
 
@@ -23,18 +23,11 @@ pub struct ResyncArgs {
 
 impl ResyncArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
-        let (loaded, store) = open(ctx)?;
-        let dest = destination(&loaded, &store, &self.chain)?;
-        let prompt = format!(
-            "Resync the nonces of {} on {}? Signed transactions no node holds are dropped and their \
-             deliveries signed again; one still held by another node could then land as well.",
-            dest.signer.address(),
-            dest.chain
-        );
-        if !confirm(self.yes, &prompt)? {
+        let (loaded, hands) = open(ctx)?;
+        check_chain(&loaded, &self.chain)?;
+        let Some(done) = hands.resync(ctx, &self.chain, self.yes).await? else {
             return Ok(Exit::Ok);
-        }
-        let done = control::resync(&dest, &store).await.map_err(refused)?;
+        };
         ctx.out.emit(&ResyncReport(done))?;
         Ok(Exit::Ok)
     }

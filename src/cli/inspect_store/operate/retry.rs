@@ -2,9 +2,8 @@
 
 use clap::Args;
 
-use super::{Action, ChangedReport, Names, Selection, confirm, open, refused};
+use super::{Change, ChangedReport, Names, Selection, confirm, open};
 use crate::cli::Ctx;
-use crate::engine::deliver::control;
 use crate::exit::Exit;
 
 /// Put failed (or skipped) deliveries back to pending.
@@ -16,14 +15,14 @@ pub struct RetryArgs {
 
 impl RetryArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
-        let (loaded, store) = open(ctx)?;
-        let names = Names::read(&loaded, &store)?;
-        let keys = self.which.resolve(&names, &store)?;
+        let (loaded, hands) = open(ctx)?;
+        let names = Names::read(&loaded, &hands)?;
+        let keys = self.which.resolve(&names, &hands)?;
         if !confirm(self.which.yes, &format!("Retry {} deliveries?", keys.len()))? {
             return Ok(Exit::Ok);
         }
-        let changed = control::retry(&store, &keys).map_err(refused)?;
-        ctx.out.emit(&ChangedReport::new(Action::Retry, &names, changed))?;
+        let changed = hands.retry(&keys).await?;
+        ctx.out.emit(&ChangedReport::new(Change::Retry, &names, changed))?;
         Ok(Exit::Ok)
     }
 }

@@ -2,9 +2,8 @@
 
 use clap::Args;
 
-use super::{Action, ChangedReport, Names, Selection, confirm, open, refused};
+use super::{Change, ChangedReport, Names, Selection, confirm, open};
 use crate::cli::Ctx;
-use crate::engine::deliver::control;
 use crate::exit::Exit;
 
 /// Mark pending or failed deliveries skipped: they are never sent.
@@ -19,14 +18,14 @@ pub struct SkipArgs {
 
 impl SkipArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
-        let (loaded, store) = open(ctx)?;
-        let names = Names::read(&loaded, &store)?;
-        let keys = self.which.resolve(&names, &store)?;
+        let (loaded, hands) = open(ctx)?;
+        let names = Names::read(&loaded, &hands)?;
+        let keys = self.which.resolve(&names, &hands)?;
         if !confirm(self.which.yes, &format!("Skip {} deliveries? They will never be sent.", keys.len()))? {
             return Ok(Exit::Ok);
         }
-        let changed = control::skip(&store, &keys, self.reason.as_deref()).map_err(refused)?;
-        ctx.out.emit(&ChangedReport::new(Action::Skip, &names, changed))?;
+        let changed = hands.skip(&keys, self.reason.as_deref()).await?;
+        ctx.out.emit(&ChangedReport::new(Change::Skip, &names, changed))?;
         Ok(Exit::Ok)
     }
 }
