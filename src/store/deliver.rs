@@ -133,6 +133,38 @@ impl Store {
         Ok(counts)
     }
 
+    /// When the oldest unsettled delivery (pending, sending or sent) of `targets` on `chain` was
+    /// created, in unix seconds; `None` when none is. Only the first delivery of each (state,
+    /// target) in the status index is read: items are keyed in the order sources meet them, so
+    /// that one is the oldest, and the cost does not grow with the backlog.
+    pub fn oldest_open(
+        &self,
+        chain: u64,
+        targets: impl IntoIterator<Item = u32>,
+    ) -> Result<Option<u64>, StoreError> {
+        let txn = self.read()?;
+        let index = txn.open_table(tables::DELIVERY_STATUS).map_err(|e| self.fail_read(e))?;
+        let table = txn.open_table(tables::DELIVERIES).map_err(|e| self.fail_read(e))?;
+        let mut oldest: Option<u64> = None;
+        for target in targets {
+            for state in [DeliveryState::Pending, DeliveryState::Sending, DeliveryState::Sent] {
+                let (lo, hi) = super::sink::target_status_range(state, chain, target);
+                let Some(entry) = index.range(lo..=hi).map_err(|e| self.fail_read(e))?.next() else {
+                    continue;
+                };
+                let (key, _) = entry.map_err(|e| self.fail_read(e))?;
+                let status = StatusKey::from_bytes(key.value());
+                let key = DeliveryKey { target: status.target, chain: status.chain, item: status.item };
+                let Some(value) = table.get(key.to_bytes()).map_err(|e| self.fail_read(e))? else {
+                    return Err(self.fail_read(format!("the status index names a missing delivery {key:?}")));
+                };
+                let d: Delivery = records::decode(value.value()).map_err(|e| self.fail_read(e))?;
+                oldest = Some(oldest.map_or(d.created_at, |o| o.min(d.created_at)));
+            }
+        }
+        Ok(oldest)
+    }
+
     pub fn delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError> {
         let txn = self.read()?;
         let table = txn.open_table(tables::DELIVERIES).map_err(|e| self.fail_read(e))?;

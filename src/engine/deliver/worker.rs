@@ -2,6 +2,7 @@
 //! intents (`follow.rs`) and start due deliveries (`start.rs`), until cancelled or, for `push`,
 //! until nothing is left to do.
 
+mod audit;
 mod problem;
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::chain;
 use super::{Counts, DeliverError, Destination, Options};
+use crate::engine::observe::{self, DestKind};
 use crate::engine::rpc::RpcError;
 use crate::store::keys::{DeliveryKey, IntentKey};
 use crate::store::records::{Delivery, DeliveryState, IntentState, Receipt, TxIntent};
@@ -216,6 +218,7 @@ impl Worker {
         let highest =
             intents.iter().filter(|(_, i)| i.state != IntentState::Dropped).map(|(n, _)| n + 1).max();
         let next_nonce = latest.max(pending).max(highest.unwrap_or(0));
+        observe::nonce_gap(&dest.chain, highest.unwrap_or(0), pending);
         let floor = intents.iter().find(|(_, i)| !i.is_settled()).map_or(next_nonce, |(n, _)| *n);
         let in_flight = intents.iter().filter(|(_, i)| i.is_open()).count();
         // Sent ones the node may have lost (a restart); signed ones the first round broadcasts.
@@ -392,8 +395,15 @@ impl Worker {
         DeliverError::Rpc(Box::new(e))
     }
 
+    /// Writes intents with their deliveries, then says what happened to each transaction: the
+    /// audit trail (one INFO line per delivery, with its id, the chain, the nonce and the hash)
+    /// and the chain's transaction counters. Only what is on disk is said.
     pub(super) fn save(&self, intents: &[(u64, &TxIntent, &Update)]) -> Result<(), DeliverError> {
-        save_intents(&self.store, self.dest.chain_id, self.signer, intents)
+        save_intents(&self.store, self.dest.chain_id, self.signer, intents)?;
+        for (nonce, intent, update) in intents {
+            self.audit(*nonce, intent, update);
+        }
+        Ok(())
     }
 }
 
@@ -420,6 +430,7 @@ pub async fn run_all(
             (store.clone(), opts.clone(), cancel.clone(), started_tx.clone());
         tasks.spawn(async move {
             let name = dest.chain.clone();
+            let (chain_id, ids): (u64, Vec<u32>) = (dest.chain_id, dest.targets.keys().copied().collect());
             let mut failures = 0;
             let mut dest = dest;
             let mut last_error = String::new();
@@ -427,6 +438,11 @@ pub async fn run_all(
             let worker = loop {
                 match Worker::start(dest, store.clone(), opts.clone()).await {
                     Ok((w, rx)) => {
+                        let store = store.clone();
+                        let ids = ids.clone();
+                        observe::follow_dest(rx.clone(), DestKind::Chain, move || {
+                            store.oldest_open(chain_id, ids.iter().copied()).ok()
+                        });
                         let _ = started_tx.send(rx);
                         break Ok(w);
                     }
@@ -436,6 +452,12 @@ pub async fn run_all(
                         failures += 1;
                         tracing::warn!(chain = %name, error = %e, "cannot start delivery to this chain");
                         last_error = e.to_string();
+                        if observe::board().is_some() {
+                            let oldest = tokio::task::block_in_place(|| {
+                                store.oldest_open(chain_id, ids.iter().copied())
+                            });
+                            observe::could_not_start(&name, &last_error, oldest.ok().flatten());
+                        }
                         let wait = crate::engine::rpc::backoff(
                             Duration::from_millis(500),
                             Duration::from_secs(30),
@@ -478,7 +500,11 @@ pub async fn run_all(
             (store.clone(), opts.clone(), cancel.clone(), started_tx.clone());
         tasks.spawn(async move {
             let name = target.name.clone();
+            let (id, reader) = (target.id, store.clone());
             let (worker, rx) = crate::engine::sink::SinkWorker::new(target, store, opts);
+            observe::follow_dest(rx.clone(), DestKind::Sink, move || {
+                reader.oldest_open(crate::store::keys::SINK_CHAIN, [id]).ok()
+            });
             let _ = started_tx.send(rx);
             inject_test_panic(&name);
             (name, worker.run(cancel).await)

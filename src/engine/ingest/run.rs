@@ -132,6 +132,7 @@ pub async fn run_sources(
     let mut statuses = Vec::new();
     for (mut runner, status, end) in started {
         statuses.push(status.clone());
+        crate::engine::observe::follow_source(status.clone());
         let cancel = cancel.clone();
         tasks.spawn(async move {
             let result = match (until, end) {
@@ -169,6 +170,7 @@ pub async fn run_sources(
         };
         let (mut runner, status) = SedaRunner::open(plan, store.clone(), cancel.clone())?;
         statuses.push(status.clone());
+        crate::engine::observe::follow_source(status.clone());
         tasks.spawn(async move {
             let result = runner.run(stop).await;
             let status = status.borrow().clone();
