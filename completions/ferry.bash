@@ -1725,12 +1725,16 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__watch)
-            opts="-c -v -q -h -V --config --store --log-format --verbose --quiet --color --json --help --version"
+            opts="-c -v -q -h -V --metrics-addr --config --store --log-format --verbose --quiet --color --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --metrics-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -45,6 +45,7 @@ complete -c ferry -n "__fish_ferry_needs_command" -f -a "migrate" -d 'Upgrade th
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "check-config" -d 'Check the config: offline by default, against the chains with --online'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "generate" -d 'Write shell completions and man pages from the command-line definitions'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ferry -n "__fish_ferry_using_subcommand watch" -l metrics-addr -d 'Serve Prometheus /metrics, /healthz and /readyz on this address (host:port); overrides `health.metrics_addr`' -r
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -l store -d 'State file; overrides `store:` in the config' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -l log-format -d 'Log format on stderr' -r -f -a "text\t''

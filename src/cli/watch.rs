@@ -23,8 +23,14 @@ use crate::store::Store;
 #[derive(Debug, Args)]
 #[command(after_help = after_help("\
   ferry watch                               follow everything in ferry.yaml
-  ferry watch -c prod.yaml --log-format json"))]
-pub struct WatchArgs {}
+  ferry watch -c prod.yaml --log-format json
+  ferry watch --metrics-addr 127.0.0.1:9187 serve /metrics, /healthz and /readyz"))]
+pub struct WatchArgs {
+    /// Serve Prometheus /metrics, /healthz and /readyz on this address (host:port); overrides
+    /// `health.metrics_addr`.
+    #[arg(long, value_name = "ADDR", value_parser = crate::config::health::parse_addr)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
 
 impl WatchArgs {
     pub async fn run(self, ctx: &Ctx) -> eyre::Result<Exit> {
@@ -40,6 +46,10 @@ impl WatchArgs {
         }
         let store =
             Arc::new(Store::create_or_open(&ctx.store_path(Some(&loaded)), Some(loaded.fingerprint()))?);
+        // Monitoring first, and once: it reads what sources and workers report, whatever runs.
+        let health = &loaded.resolved.health;
+        let addr = self.metrics_addr.or(health.metrics_addr);
+        super::monitor::start(addr, store.path().to_path_buf(), health, ctx.cancel.clone()).await?;
         // One client per chain, shared by its source and its deliveries: one rate limit, one
         // view of each URL's health.
         let clients = crate::engine::rpc::clients(&loaded.resolved.chains)?;
@@ -68,7 +78,8 @@ impl WatchArgs {
         let style =
             if std::io::stderr().is_terminal() && !ctx.global.json { Style::Live } else { Style::Log };
         let progress = progress::spawn(style, statuses, stop_progress.clone());
-        let delivery_progress = progress::spawn_deliveries(started_rx, stop_progress.clone());
+        let delivery_progress =
+            progress::spawn_deliveries(started_rx, health.status_interval, stop_progress.clone());
 
         let mut stopped = Vec::new();
         let mut store_error = None;

@@ -19,6 +19,7 @@ mod inspect_deliver;
 mod inspect_seda;
 mod lagging;
 mod lagproxy;
+mod metrics;
 mod one_client;
 mod online;
 mod seda;
