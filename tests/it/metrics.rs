@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::deliver::{Miner, Net};
 use crate::support::command::{ferry_command, run};
+use crate::support::net::RefusingPort;
 use crate::support::output;
 use crate::support::process::KillOnDrop;
 use crate::support::proxy::FaultProxy;
@@ -333,6 +334,59 @@ async fn a_dead_destination_ages_in_metrics_fails_readyz_and_recovers() {
     assert!(watch.child.signal("INT"));
     let status = watch.child.wait_within(Duration::from_secs(30)).await.expect("watch stops on SIGINT");
     assert_eq!(status.code(), Some(130), "{}", watch.log());
+}
+
+/// A destination dead from the start (its worker never starts, so it never reports a status)
+/// is on the board all the same: `/readyz` names it within `stuck_after`, `/metrics` shows its
+/// backlog growing old, the heartbeat says why; the live one is not named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_dead_from_the_start_is_named_by_readyz_and_the_heartbeat() {
+    let net = Net::start(2).await;
+    net.emit(0, 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dead = RefusingPort::bind();
+    let health = "health:\n  status_interval: 1s\n  stuck_after: 2s\n";
+    write_config(&net, dir.path(), [&net.dests[0].0.url(), &dead.url()], health);
+    let _miner = Miner::start(vec![net.dests[0].0.url(), net.source.url()], Duration::from_millis(500));
+    let watch = Watch::spawn(dir.path(), &["--metrics-addr", "127.0.0.1:0"]);
+    let addr = watch.metrics_addr().await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+
+    until(Duration::from_secs(60), "d0 to confirm both items", async || {
+        let s = scrape(&http, &addr).await;
+        (value(&s, "ferry_deliveries", &[("chain", "d0"), ("state", "confirmed")]) == Some(2.0)).then_some(())
+    })
+    .await;
+    let reasons = until(Duration::from_secs(30), "/readyz to name d1", async || {
+        let (status, body) = get(&http, &addr, "/readyz").await;
+        (status == 503 && body.contains("chain d1: ")).then_some(body)
+    })
+    .await;
+    assert!(reasons.contains("the worker has not started yet"), "why: {reasons}");
+    assert!(!reasons.contains("chain d0"), "the live chain is not named: {reasons}");
+    let age = |s: &[Sample]| value(s, "ferry_delivery_oldest_pending_age_seconds", &[("chain", "d1")]);
+    let first = until(Duration::from_secs(30), "an age for d1's backlog", async || {
+        age(&scrape(&http, &addr).await).filter(|a| *a >= 1.0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(age(&scrape(&http, &addr).await) >= Some(first + 1.0), "d1's backlog does not age");
+    // One problem at a time: not started yet, then (once its first attempt gave up) could not start.
+    let on: Vec<Sample> = scrape(&http, &addr)
+        .await
+        .into_iter()
+        .filter(|s| s.name == "ferry_chain_problem" && s.labels.get("chain").is_some_and(|c| c == "d1"))
+        .filter(|s| s.value == 1.0)
+        .collect();
+    assert_eq!(on.len(), 1, "{on:?}");
+    assert!(["starting", "could_not_start"].contains(&on[0].labels["code"].as_str()), "{on:?}");
+    until(Duration::from_secs(30), "a heartbeat for d1", async || {
+        let log = watch.log();
+        log.lines()
+            .any(|l| l.contains(" delivery ") && l.contains("chain=d1 ") && l.contains("not started yet"))
+            .then_some(())
+    })
+    .await;
 }
 
 /// An idle `watch` (nothing to deliver, nothing changing) still says how each chain is, every

@@ -431,6 +431,10 @@ pub async fn run_all(
         tasks.spawn(async move {
             let name = dest.chain.clone();
             let (chain_id, ids): (u64, Vec<u32>) = (dest.chain_id, dest.targets.keys().copied().collect());
+            if observe::board().is_some() {
+                let oldest = tokio::task::block_in_place(|| store.oldest_open(chain_id, ids.iter().copied()));
+                observe::starting(&name, oldest.ok().flatten());
+            }
             let mut failures = 0;
             let mut dest = dest;
             let mut last_error = String::new();

@@ -83,6 +83,9 @@ impl DestEntry {
     }
 }
 
+/// The problem code of a chain whose worker has not started yet.
+pub const STARTING: &str = "starting";
+
 /// Everything the board knows, by name.
 #[derive(Debug, Default)]
 pub struct Board {
@@ -172,6 +175,19 @@ impl Board {
         dests.entry(name.to_string()).or_insert_with(|| DestEntry::new(kind)).oldest_open = created_at;
     }
 
+    /// A chain whose worker is starting: until it reports, the board says it has not started,
+    /// from now, so that one whose RPC never answers is stuck after `stuck_after` rather than
+    /// after its first attempt has used up every retry.
+    pub(super) fn starting(&self, chain: &str, oldest: Option<u64>) {
+        let mut dests = lock(&self.dests);
+        let entry = dests.entry(chain.to_string()).or_insert_with(|| DestEntry::new(DestKind::Chain));
+        if entry.problem.is_none() {
+            entry.codes_seen.insert(STARTING.to_string());
+            entry.problem = Some((STARTING, "the worker has not started yet".into(), Instant::now()));
+        }
+        entry.oldest_open = oldest;
+    }
+
     pub(super) fn could_not_start(&self, chain: &str, error: &str, oldest: Option<u64>) {
         let mut dests = lock(&self.dests);
         let entry = dests.entry(chain.to_string()).or_insert_with(|| DestEntry::new(DestKind::Chain));
@@ -254,6 +270,14 @@ mod tests {
         assert_eq!(d.problem, None);
         assert_eq!(d.last_problem.as_deref(), Some("RPC failing: boom"));
         assert!(d.codes_seen.contains("rpc_failing"));
+
+        // A worker starting is "not started" until its first status, which clears it.
+        board.starting("e", Some(now()));
+        let starting =
+            |b: &Board| b.snapshot().dests.into_iter().find(|d| d.name == "e").and_then(|d| d.problem);
+        assert_eq!(starting(&board).map(|p| p.code), Some(STARTING.to_string()));
+        board.dest(&ChainStatus { chain: "e".into(), ..Default::default() }, DestKind::Chain);
+        assert_eq!(starting(&board), None);
 
         board.retain(&[], &["d".into()]);
         let snap = board.snapshot();

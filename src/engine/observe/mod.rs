@@ -238,6 +238,14 @@ fn dest_gauges(s: &ChainStatus, kind: DestKind) {
     }
 }
 
+/// A destination chain whose worker is starting (with what waits for it): not started yet,
+/// until its status says otherwise.
+pub fn starting(chain: &str, oldest: Option<u64>) {
+    if let Some(board) = board() {
+        board.starting(chain, oldest);
+    }
+}
+
 /// A destination chain whose worker could not start (its RPC fails): the board says so, with
 /// what waits for it, although no worker reports yet.
 pub fn could_not_start(chain: &str, error: &str, oldest: Option<u64>) {

@@ -137,6 +137,12 @@ mod tests {
                 vec!["chain d1: could_not_start for 301s, over stuck_after 300s: could_not_start message"],
             ),
             (
+                "a worker that has not started for long",
+                ok_source(),
+                vec![dest("d1", Chain, None, Some(("starting", 301)))],
+                vec!["chain d1: starting for 301s"],
+            ),
+            (
                 "a fresh problem is not stuck yet",
                 ok_source(),
                 vec![dest("d1", Chain, Some(30), Some(("rpc_failing", 30)))],
