@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::deliver::{Miner, Net};
-use crate::support::command::{ferry_command, run};
+use crate::support::command::{ferry_command, run, run_within};
 use crate::support::net::RefusingPort;
 use crate::support::output;
 use crate::support::process::KillOnDrop;
@@ -433,4 +433,23 @@ fn wrong_health_settings_are_refused_with_their_key() {
     let stderr = output::stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--metrics-addr"), "{stderr}");
+}
+
+/// A metrics port that is taken is a bad command line (exit 2), said before any source or
+/// worker starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_port_in_use_is_exit_2_before_anything_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = busy.local_addr().expect("its address").to_string();
+    let config = "chains:\n  local:\n    chain_id: 31337\n    rpc: [\"http://127.0.0.1:1\"]\n\
+        sources:\n  s:\n    kind: evm\n    chain: local\n    contracts:\n\
+        \x20     - address: \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\n\
+        \x20       events: [\"event Ping(uint256 indexed seq)\"]\n";
+    std::fs::write(dir.path().join("ferry.yaml"), config).expect("config");
+    let out = run_within(dir.path(), &["watch", "--metrics-addr", &addr], Duration::from_secs(30)).await;
+    let stderr = output::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on {addr}")), "{stderr}");
+    assert!(!stderr.contains("watching"), "nothing started: {stderr}");
 }
