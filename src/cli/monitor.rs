@@ -35,7 +35,8 @@ pub async fn start(
     health: &HealthPlan,
     cancel: CancellationToken,
 ) -> eyre::Result<Option<SocketAddr>> {
-    observe::enable();
+    // Set again by a reload, so the server reads them from the board on each request.
+    observe::enable().set_thresholds(ready::Thresholds::from(health));
     let Some(addr) = addr else { return Ok(None) };
     let listener = TcpListener::bind(addr)
         .await
@@ -47,12 +48,7 @@ pub async fn start(
         .map_err(|e| eyre::eyre!("cannot install the metrics recorder: {e}"))?;
     observe::set_recording();
     observe::describe();
-    let thresholds = ready::Thresholds {
-        max_lag: health.max_lag,
-        lag_budgets: health.lag_budgets.clone(),
-        stuck_after: health.stuck_after,
-    };
-    let shared = Arc::new(Shared { handle, store_path, thresholds });
+    let shared = Arc::new(Shared { handle, store_path });
     tokio::spawn(accept(listener, shared, cancel));
     tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
     Ok(Some(bound))
@@ -61,7 +57,6 @@ pub async fn start(
 struct Shared {
     handle: PrometheusHandle,
     store_path: PathBuf,
-    thresholds: ready::Thresholds,
 }
 
 async fn accept(listener: TcpListener, shared: Arc<Shared>, cancel: CancellationToken) {
@@ -101,7 +96,7 @@ async fn answer(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<
             (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", shared.render())
         }
         (&Method::GET | &Method::HEAD, "/healthz") => (StatusCode::OK, TEXT, "ok\n".to_string()),
-        (&Method::GET | &Method::HEAD, "/readyz") => match readiness(&shared.thresholds) {
+        (&Method::GET | &Method::HEAD, "/readyz") => match readiness() {
             ready::Readiness::Ready => (StatusCode::OK, TEXT, "ready\n".to_string()),
             ready::Readiness::NotReady(reasons) => {
                 (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{}\n", reasons.join("\n")))
@@ -120,9 +115,11 @@ async fn answer(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<
     Ok(response)
 }
 
-fn readiness(thresholds: &ready::Thresholds) -> ready::Readiness {
-    let snapshot = observe::board().map(|b| b.snapshot()).unwrap_or_default();
-    ready::decide(&snapshot, thresholds)
+fn readiness() -> ready::Readiness {
+    match observe::board() {
+        Some(board) => board.readiness(),
+        None => ready::Readiness::NotReady(vec!["starting: nothing reports yet".into()]),
+    }
 }
 
 impl Shared {

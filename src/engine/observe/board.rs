@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use super::ready::{Readiness, Thresholds, decide};
 use crate::engine::deliver::{ChainStatus, Problem};
 use crate::engine::ingest::SourceStatus;
 use crate::store::now;
@@ -91,6 +92,8 @@ pub const STARTING: &str = "starting";
 pub struct Board {
     sources: Mutex<BTreeMap<String, SourceEntry>>,
     dests: Mutex<BTreeMap<String, DestEntry>>,
+    /// What readiness allows, as last configured (a reload sets it again).
+    thresholds: Mutex<Option<Thresholds>>,
 }
 
 /// A source as of a snapshot.
@@ -195,6 +198,19 @@ impl Board {
         entry.oldest_open = oldest;
     }
 
+    /// Sets what readiness allows (at start, and again when the config is reloaded).
+    pub fn set_thresholds(&self, thresholds: Thresholds) {
+        *lock(&self.thresholds) = Some(thresholds);
+    }
+
+    /// Readiness as of now; not ready while no thresholds are set.
+    pub fn readiness(&self) -> Readiness {
+        match lock(&self.thresholds).clone() {
+            Some(t) => decide(&self.snapshot(), &t),
+            None => Readiness::NotReady(vec!["starting: no thresholds configured yet".into()]),
+        }
+    }
+
     /// Forgets sources and destinations no longer configured (after a reload), so that one
     /// removed on purpose is not reported as stuck.
     pub fn retain(&self, sources: &[String], dests: &[String]) {
@@ -278,6 +294,19 @@ mod tests {
         assert_eq!(starting(&board).map(|p| p.code), Some(STARTING.to_string()));
         board.dest(&ChainStatus { chain: "e".into(), ..Default::default() }, DestKind::Chain);
         assert_eq!(starting(&board), None);
+
+        // Readiness needs thresholds; with them, it is the decision on this board.
+        assert!(matches!(board.readiness(), Readiness::NotReady(r) if r[0].contains("no thresholds")));
+        let stuck_after = std::time::Duration::from_secs(5);
+        let lax = std::time::Duration::from_secs(3600);
+        board.set_thresholds(Thresholds { max_lag: lax, lag_budgets: BTreeMap::new(), stuck_after });
+        let verdict = board.readiness();
+        assert!(
+            matches!(&verdict, Readiness::NotReady(r) if r.len() == 1 && r[0].starts_with("chain d: ")),
+            "{verdict:?}"
+        );
+        board.set_thresholds(Thresholds { max_lag: lax, lag_budgets: BTreeMap::new(), stuck_after: lax });
+        assert_eq!(board.readiness(), Readiness::Ready);
 
         board.retain(&[], &["d".into()]);
         let snap = board.snapshot();

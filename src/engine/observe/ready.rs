@@ -23,6 +23,16 @@ pub struct Thresholds {
     pub stuck_after: Duration,
 }
 
+impl From<&crate::config::HealthPlan> for Thresholds {
+    fn from(health: &crate::config::HealthPlan) -> Self {
+        Thresholds {
+            max_lag: health.max_lag,
+            lag_budgets: health.lag_budgets.clone(),
+            stuck_after: health.stuck_after,
+        }
+    }
+}
+
 /// The verdict, with one line per reason when not ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
