@@ -272,6 +272,7 @@ async fn a_dead_destination_ages_in_metrics_fails_readyz_and_recovers() {
 
     // d1 dies; new items come. d0 gets them, d1's wait shows in /metrics and /readyz.
     proxy.injected.down.store(true, Ordering::Relaxed);
+    let died = Instant::now();
     net.emit(3, 2).await;
     until(Duration::from_secs(60), "d0 to confirm the new items", async || {
         (confirmed(&scrape(&http, &addr).await, "d0") == Some(5.0)).then_some(())
@@ -297,16 +298,19 @@ async fn a_dead_destination_ages_in_metrics_fails_readyz_and_recovers() {
         (status == 503).then_some(body)
     })
     .await;
+    eprintln!("/readyz failed {:.1?} after d1 went down", died.elapsed());
     assert!(reasons.lines().any(|l| l.starts_with("chain d1: ")), "d1 named: {reasons}");
     assert!(!reasons.contains("d0"), "only the dead chain: {reasons}");
 
     // d1 comes back: everything is delivered there, and /readyz is ready again.
     proxy.injected.down.store(false, Ordering::Relaxed);
+    let back = Instant::now();
     until(Duration::from_secs(90), "/readyz ready again", async || {
         let (status, body) = get(&http, &addr, "/readyz").await;
         (status == 200 && body == "ready\n").then_some(())
     })
     .await;
+    eprintln!("/readyz ready {:.1?} after d1 came back", back.elapsed());
     until(Duration::from_secs(30), "d1 to confirm every item", async || {
         (confirmed(&scrape(&http, &addr).await, "d1") == Some(5.0)).then_some(())
     })
