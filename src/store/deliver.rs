@@ -234,3 +234,40 @@ fn status_range(state: DeliveryState, chain: u64) -> std::ops::RangeInclusive<[u
     };
     bound(0)..=bound(0xff)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The oldest unsettled delivery of the chosen targets on one chain, whatever its state among
+    /// pending, sending and sent; settled and failed ones, other chains and other targets do not
+    /// count.
+    #[test]
+    fn oldest_open_is_the_earliest_unsettled_delivery_of_the_targets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::create_or_open(&dir.path().join("s.redb"), None).expect("create");
+        let ev = |block| ItemKey::Event(EventKey { chain: 1, block, log_index: 0 });
+        let at = |state, created_at| Delivery { state, ..Delivery::pending(created_at) };
+        let (a, b) = store
+            .write(|tx| {
+                let (a, b) = (tx.target_id("a")?, tx.target_id("b")?);
+                let rows = [
+                    (a, 10, ev(1), at(DeliveryState::Confirmed, 50)),
+                    (a, 10, ev(2), at(DeliveryState::Sent, 300)),
+                    (a, 10, ev(3), at(DeliveryState::Pending, 400)),
+                    (b, 10, ev(4), at(DeliveryState::Sending, 200)),
+                    (b, 10, ev(5), at(DeliveryState::Failed, 10)),
+                    (a, 20, ev(1), at(DeliveryState::Pending, 100)),
+                ];
+                for (target, chain, item, d) in rows {
+                    tx.put_delivery(DeliveryKey { target, chain, item }, &d)?;
+                }
+                Ok((a, b))
+            })
+            .expect("write");
+        assert_eq!(store.oldest_open(10, [a, b]).expect("read"), Some(200));
+        assert_eq!(store.oldest_open(10, [a]).expect("read"), Some(300));
+        assert_eq!(store.oldest_open(20, [a, b]).expect("read"), Some(100));
+        assert_eq!(store.oldest_open(30, [a, b]).expect("read"), None);
+    }
+}
