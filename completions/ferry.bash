@@ -1725,13 +1725,17 @@ _ferry() {
             return 0
             ;;
         ferry__subcmd__watch)
-            opts="-c -v -q -h --stop-timeout --config --store --log-format --verbose --quiet --color --json --help"
+            opts="-c -v -q -h --stop-timeout --metrics-addr --config --store --log-format --verbose --quiet --color --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --stop-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-addr)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

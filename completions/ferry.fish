@@ -46,6 +46,7 @@ complete -c ferry -n "__fish_ferry_needs_command" -f -a "check-config" -d 'Check
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "completions" -d 'Print shell completions to stdout'
 complete -c ferry -n "__fish_ferry_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -l stop-timeout -d 'After SIGINT/SIGTERM (or on a reload), stop within this long: sources finish their range and workers their round until then; what still runs after it is dropped (exit 130)' -r
+complete -c ferry -n "__fish_ferry_using_subcommand watch" -l metrics-addr -d 'Serve Prometheus /metrics, /healthz and /readyz on this address (host:port); overrides `health.metrics_addr`' -r
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -s c -l config -d 'Config file' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -l store -d 'State file; overrides `store:` in the config' -r -F
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -l log-format -d 'Log format on stderr' -r -f -a "text\t''

@@ -11,6 +11,7 @@ pub mod filters;
 pub mod generate;
 pub mod inspect_store;
 pub mod migrate;
+pub mod monitor;
 pub mod progress;
 pub mod push;
 pub mod watch;

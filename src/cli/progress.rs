@@ -133,42 +133,67 @@ async fn log_lines(sources: Vec<watch::Receiver<SourceStatus>>, stop: Cancellati
 }
 
 /// A log line per destination chain every `LOG_EVERY` while its counts move (and once more when
-/// they settle), as workers start. The daemon's delivery view, on a terminal or not.
+/// they settle), as workers start, and in any case every `heartbeat` (`health.status_interval`):
+/// a chain that is stuck keeps saying so. The daemon's delivery view, on a terminal or not.
+/// Chains whose worker never started are said from the engine's board, with why.
 pub fn spawn_deliveries(
     mut started: tokio::sync::mpsc::UnboundedReceiver<watch::Receiver<ChainStatus>>,
+    heartbeat: Duration,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut chains: Vec<(watch::Receiver<ChainStatus>, Option<ChainStatus>)> = Vec::new();
+        let every = LOG_EVERY.min(heartbeat);
+        let mut chains: Vec<(watch::Receiver<ChainStatus>, Option<ChainStatus>, Instant)> = Vec::new();
+        let mut unstarted_at = Instant::now();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 Some(rx) = started.recv() => {
-                    chains.push((rx, None));
+                    chains.push((rx, None, Instant::now()));
                     continue;
                 }
-                _ = tokio::time::sleep(LOG_EVERY) => {}
+                _ = tokio::time::sleep(every) => {}
             }
-            for (rx, last) in &mut chains {
+            let board = crate::engine::observe::board().map(|b| b.snapshot()).unwrap_or_default();
+            let view = |name: &str| board.dests.iter().find(|d| d.name == name);
+            for (rx, last, said_at) in &mut chains {
                 let s = rx.borrow().clone();
                 let moved = last.as_ref().is_none_or(|l| {
                     l.counts != s.counts || l.sent_txs != s.sent_txs || l.problem != s.problem
                 });
-                if moved {
+                if moved || said_at.elapsed() >= heartbeat {
+                    let d = view(&s.chain);
                     tracing::info!(
                         chain = %s.chain,
                         pending = s.counts.pending,
                         in_flight = s.counts.sending + s.counts.sent,
+                        oldest_pending_age_s = d.and_then(|d| d.oldest_open_secs),
                         confirmed = s.counts.confirmed,
                         skipped = s.counts.skipped,
                         failed = s.counts.failed,
                         txs = s.sent_txs,
                         bumps = s.bumps,
                         problem = %s.problem.as_ref().map(ToString::to_string).unwrap_or_default(),
+                        last_error = %d.and_then(|d| d.last_problem.clone()).unwrap_or_default(),
+                        "delivery"
+                    );
+                    *said_at = Instant::now();
+                }
+                *last = Some(s);
+            }
+            if unstarted_at.elapsed() >= heartbeat {
+                unstarted_at = Instant::now();
+                let started: Vec<String> =
+                    chains.iter().map(|(rx, _, _)| rx.borrow().chain.clone()).collect();
+                for d in board.dests.iter().filter(|d| !started.contains(&d.name)) {
+                    tracing::info!(
+                        chain = %d.name,
+                        oldest_pending_age_s = d.oldest_open_secs,
+                        problem = %d.problem.as_ref().map(|p| p.message.clone()).unwrap_or_default(),
+                        last_error = %d.last_problem.clone().unwrap_or_default(),
                         "delivery"
                     );
                 }
-                *last = Some(s);
             }
         }
     })

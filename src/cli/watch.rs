@@ -38,12 +38,17 @@ use crate::store::Store;
 #[command(after_help = after_help("\
   ferry watch                               follow everything in ferry.yaml
   ferry watch -c prod.yaml --log-format json
+  ferry watch --metrics-addr 127.0.0.1:9187 serve /metrics, /healthz and /readyz
   kill -HUP <pid>                           reload ferry.yaml without stopping", &[codes::FAILURE, codes::USAGE, codes::STORE, codes::BUSY, codes::INTERRUPTED]))]
 pub struct WatchArgs {
     /// After SIGINT/SIGTERM (or on a reload), stop within this long: sources finish their range
     /// and workers their round until then; what still runs after it is dropped (exit 130).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
+    /// Serve Prometheus /metrics, /healthz and /readyz on this address (host:port); overrides
+    /// `health.metrics_addr`.
+    #[arg(long, value_name = "ADDR", value_parser = crate::config::health::parse_addr)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl WatchArgs {
@@ -56,7 +61,11 @@ impl WatchArgs {
         }
         let store_path = ctx.store_path(Some(&loaded));
         let store = Arc::new(Store::create_or_open(&store_path, Some(loaded.fingerprint()))?);
-        // Servers that outlive generations (metrics, a control socket) start here.
+        // Servers that outlive generations start here, once. Monitoring reads what sources and
+        // workers report, whatever generation runs.
+        let health = &loaded.resolved.health;
+        let addr = self.metrics_addr.or(health.metrics_addr);
+        super::monitor::start(addr, store.path().to_path_buf(), health, ctx.cancel.clone()).await?;
         // Operators' actions reach the workers through the control socket beside the store;
         // workers of every generation register in the one registry.
         let registry = Registry::default();
@@ -96,6 +105,7 @@ impl WatchArgs {
                 break ended;
             }
             store.set_config_fingerprint(next.loaded.fingerprint())?;
+            next.observe();
             tracing::info!(from = %fingerprint, to = %next.loaded.fingerprint(), "config reloaded");
             prepared = next;
         };

@@ -213,6 +213,7 @@ impl<'a> Reader<'a> {
             sources: BTreeMap::new(),
             targets: BTreeMap::new(),
             routes: Vec::new(),
+            health: Health::default(),
         };
         let root = match root {
             Value::Null => {
@@ -283,6 +284,11 @@ impl<'a> Reader<'a> {
                         None,
                     ),
                 },
+                "health" => {
+                    if let Some(health) = self.item::<Option<Health>>("health", v) {
+                        config.health = health.unwrap_or_default();
+                    }
+                }
                 _ => self.unknown_key("", &key, TOP_LEVEL_KEYS),
             }
         }
@@ -429,7 +435,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub const TOP_LEVEL_KEYS: &[&str] = &["store", "chains", "sources", "targets", "routes"];
+pub const TOP_LEVEL_KEYS: &[&str] = &["store", "chains", "sources", "targets", "routes", "health"];
 pub const SOURCE_KINDS: &[&str] = &["evm", "seda"];
 pub const TARGET_KINDS: &[&str] =
     &["seda-prover", "evm-call", "webhook", "jsonl", "redis-stream", "nats-jetstream", "gcp-pubsub"];

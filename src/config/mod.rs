@@ -3,6 +3,7 @@
 //! `check-config` and every command's start-up.
 
 mod env;
+pub mod health;
 pub mod load;
 pub mod resolve;
 pub mod secrets;

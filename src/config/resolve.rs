@@ -32,6 +32,34 @@ pub struct Resolved {
     /// Chain name → every contract address the config names on it, with its key (for the online
     /// check that code is there).
     pub contracts: BTreeMap<String, Vec<(String, Address)>>,
+    /// What `watch` tells monitoring.
+    pub health: HealthPlan,
+}
+
+/// `health:`, checked: where `watch` serves metrics, how often it says how each chain is, and
+/// what readiness allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthPlan {
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    pub status_interval: Duration,
+    pub stuck_after: Duration,
+    /// The lag budget of sources without their own.
+    pub max_lag: Duration,
+    /// Per source name, for sources with their own `max_lag`.
+    pub lag_budgets: BTreeMap<String, Duration>,
+}
+
+impl Default for HealthPlan {
+    fn default() -> Self {
+        let h = super::types::Health::default();
+        HealthPlan {
+            metrics_addr: None,
+            status_interval: h.status_interval.0,
+            stuck_after: h.stuck_after.0,
+            max_lag: h.max_lag.0,
+            lag_budgets: BTreeMap::new(),
+        }
+    }
 }
 
 impl Resolved {

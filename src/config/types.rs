@@ -30,6 +30,41 @@ pub struct Config {
     pub targets: BTreeMap<String, Target>,
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// What `watch` tells monitoring: the metrics address, heartbeats, readiness thresholds.
+    #[serde(default)]
+    pub health: Health,
+}
+
+/// `health:` — what `watch` serves to monitoring and when it calls itself not ready.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// Where `watch` serves `/metrics`, `/healthz` and `/readyz` (`host:port`); none by default.
+    /// `watch --metrics-addr` overrides it.
+    #[serde(default)]
+    pub metrics_addr: Option<String>,
+    /// A status line per destination chain this often, even when nothing changes.
+    #[serde(default = "defaults::status_interval")]
+    pub status_interval: Duration,
+    /// `/readyz`: a source not caught up for longer than this is not ready (a source's own
+    /// `max_lag` overrides it).
+    #[serde(default = "defaults::max_lag")]
+    pub max_lag: Duration,
+    /// `/readyz`: a destination whose oldest unsettled delivery, or whose problem, is older than
+    /// this is stuck.
+    #[serde(default = "defaults::stuck_after")]
+    pub stuck_after: Duration,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            metrics_addr: None,
+            status_interval: defaults::status_interval(),
+            max_lag: defaults::max_lag(),
+            stuck_after: defaults::stuck_after(),
+        }
+    }
 }
 
 /// An EVM network, as a source or a destination.
@@ -140,6 +175,9 @@ pub struct EvmSource {
     /// filtered against the registry. Either way it is one `eth_getLogs` per range.
     #[serde(default = "defaults::max_addresses")]
     pub max_addresses: usize,
+    /// `/readyz`: this source's lag budget (default: `health.max_lag`).
+    #[serde(default)]
+    pub max_lag: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -183,6 +221,9 @@ pub struct SedaSource {
     /// Requests per second to the API; unlimited when absent.
     #[serde(default)]
     pub rate_limit: Option<u32>,
+    /// `/readyz`: this source's lag budget (default: `health.max_lag`).
+    #[serde(default)]
+    pub max_lag: Option<Duration>,
 }
 
 /// One string, or a list of them.
@@ -455,5 +496,14 @@ mod defaults {
     }
     pub fn bump_percent() -> u32 {
         12
+    }
+    pub fn status_interval() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn max_lag() -> Duration {
+        Duration::from_secs(5 * 60)
+    }
+    pub fn stuck_after() -> Duration {
+        Duration::from_secs(10 * 60)
     }
 }

@@ -64,6 +64,7 @@ pub(super) fn validate(r: &mut Reader<'_>, config: &Config, base_dir: &Path) -> 
 
     check_targets(r, config, &chain_names, base_dir, &mut resolved);
     check_routes(r, config, &source_names, &target_names, &mut resolved);
+    resolved.health = super::health::check_health(r, config);
     resolved
 }
 

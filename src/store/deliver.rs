@@ -146,6 +146,38 @@ impl Store {
         Ok(counts)
     }
 
+    /// When the oldest unsettled delivery (pending, sending or sent) of `targets` on `chain` was
+    /// created, in unix seconds; `None` when none is. Only the first delivery of each (state,
+    /// target) in the status index is read: items are keyed in the order sources meet them, so
+    /// that one is the oldest, and the cost does not grow with the backlog.
+    pub fn oldest_open(
+        &self,
+        chain: u64,
+        targets: impl IntoIterator<Item = u32>,
+    ) -> Result<Option<u64>, StoreError> {
+        let txn = self.read()?;
+        let index = txn.open_table(tables::DELIVERY_STATUS).map_err(|e| self.fail_read(e))?;
+        let table = txn.open_table(tables::DELIVERIES).map_err(|e| self.fail_read(e))?;
+        let mut oldest: Option<u64> = None;
+        for target in targets {
+            for state in [DeliveryState::Pending, DeliveryState::Sending, DeliveryState::Sent] {
+                let (lo, hi) = super::sink::target_status_range(state, chain, target);
+                let Some(entry) = index.range(lo..=hi).map_err(|e| self.fail_read(e))?.next() else {
+                    continue;
+                };
+                let (key, _) = entry.map_err(|e| self.fail_read(e))?;
+                let status = StatusKey::from_bytes(key.value());
+                let key = DeliveryKey { target: status.target, chain: status.chain, item: status.item };
+                let Some(value) = table.get(key.to_bytes()).map_err(|e| self.fail_read(e))? else {
+                    return Err(self.fail_read(format!("the status index names a missing delivery {key:?}")));
+                };
+                let d: Delivery = records::decode(value.value()).map_err(|e| self.fail_read(e))?;
+                oldest = Some(oldest.map_or(d.created_at, |o| o.min(d.created_at)));
+            }
+        }
+        Ok(oldest)
+    }
+
     pub fn delivery(&self, key: DeliveryKey) -> Result<Option<Delivery>, StoreError> {
         let txn = self.read()?;
         let table = txn.open_table(tables::DELIVERIES).map_err(|e| self.fail_read(e))?;
@@ -290,4 +322,41 @@ fn intents_from(
         out.push((nonce, records::decode(value.value()).map_err(|e| fail(path, e))?));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The oldest unsettled delivery of the chosen targets on one chain, whatever its state among
+    /// pending, sending and sent; settled and failed ones, other chains and other targets do not
+    /// count.
+    #[test]
+    fn oldest_open_is_the_earliest_unsettled_delivery_of_the_targets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::create_or_open(&dir.path().join("s.redb"), None).expect("create");
+        let ev = |block| ItemKey::Event(EventKey { chain: 1, block, log_index: 0 });
+        let at = |state, created_at| Delivery { state, ..Delivery::pending(created_at) };
+        let (a, b) = store
+            .write(|tx| {
+                let (a, b) = (tx.target_id("a")?, tx.target_id("b")?);
+                let rows = [
+                    (a, 10, ev(1), at(DeliveryState::Confirmed, 50)),
+                    (a, 10, ev(2), at(DeliveryState::Sent, 300)),
+                    (a, 10, ev(3), at(DeliveryState::Pending, 400)),
+                    (b, 10, ev(4), at(DeliveryState::Sending, 200)),
+                    (b, 10, ev(5), at(DeliveryState::Failed, 10)),
+                    (a, 20, ev(1), at(DeliveryState::Pending, 100)),
+                ];
+                for (target, chain, item, d) in rows {
+                    tx.put_delivery(DeliveryKey { target, chain, item }, &d)?;
+                }
+                Ok((a, b))
+            })
+            .expect("write");
+        assert_eq!(store.oldest_open(10, [a, b]).expect("read"), Some(200));
+        assert_eq!(store.oldest_open(10, [a]).expect("read"), Some(300));
+        assert_eq!(store.oldest_open(20, [a, b]).expect("read"), Some(100));
+        assert_eq!(store.oldest_open(30, [a, b]).expect("read"), None);
+    }
 }

@@ -80,6 +80,9 @@ impl Holder {
     }
 }
 
+/// The histogram of write-transaction commit times (`/metrics`; recorded only under `watch`).
+pub const COMMIT_SECONDS: &str = "ferry_store_commit_seconds";
+
 pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -321,7 +324,10 @@ impl Store {
         let txn = self.db.begin_write().map_err(|e| failure(&self.path, e))?;
         let mut tx = WriteTx { txn: &txn, path: &self.path };
         let out = f(&mut tx)?;
+        let started = std::time::Instant::now();
         txn.commit().map_err(|e| failure(&self.path, e))?;
+        // A no-op unless a command installed a metrics recorder (only `watch` does).
+        metrics::histogram!(COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(out)
     }
 }

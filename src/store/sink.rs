@@ -91,7 +91,7 @@ impl Store {
 }
 
 /// The status-index keys of one (state, chain, target).
-fn target_status_range(state: DeliveryState, chain: u64, target: u32) -> ([u8; 34], [u8; 34]) {
+pub(super) fn target_status_range(state: DeliveryState, chain: u64, target: u32) -> ([u8; 34], [u8; 34]) {
     let bound = |fill: u8| {
         let mut key = [fill; 34];
         key[0] = state as u8;

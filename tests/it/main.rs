@@ -22,6 +22,7 @@ mod inspect_seda;
 mod json_contract;
 mod lagging;
 mod lagproxy;
+mod metrics;
 mod one_client;
 mod online;
 mod reload;

@@ -9,7 +9,7 @@
 //! the node has not been given yet is held; repeats of one it has pass. Every raw transaction
 //! that passes is recorded, so that a test can tell what its client signed.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +28,9 @@ pub struct Injected {
     pub resets: AtomicU64,
     pub truncated: AtomicU64,
     pub too_many_results: AtomicU64,
+    /// While set, every connection is reset before a request is read, as by a node that is down
+    /// (not counted as a fault: the test switched the node off).
+    pub down: AtomicBool,
 }
 
 impl Injected {
@@ -176,6 +179,11 @@ async fn serve(
     holds: &SendHold,
     rng: &std::sync::Mutex<fastrand::Rng>,
 ) -> std::io::Result<()> {
+    if counters.down.load(Ordering::Relaxed) {
+        let _ = stream.set_zero_linger();
+        drop(stream);
+        return Ok(());
+    }
     let Some((mut stream, body)) = read_request(stream).await? else { return Ok(()) };
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let multi_block_logs = request["method"] == "eth_getLogs" && {

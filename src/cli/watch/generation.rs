@@ -35,6 +35,27 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Tells monitoring what this config expects: its readiness thresholds, and which sources
+    /// and destinations exist (one a reload removed is forgotten, not reported as stuck).
+    pub fn observe(&self) {
+        let Some(board) = crate::engine::observe::board() else { return };
+        let resolved = &self.loaded.resolved;
+        board.set_thresholds(crate::engine::observe::ready::Thresholds::from(&resolved.health));
+        let sources: Vec<String> = resolved
+            .sources
+            .iter()
+            .map(|s| s.name.clone())
+            .chain(resolved.seda_sources.iter().map(|s| s.name.clone()))
+            .collect();
+        let dests: Vec<String> = self
+            .dests
+            .iter()
+            .map(|d| d.chain.clone())
+            .chain(self.sinks.iter().map(|s| s.name.clone()))
+            .collect();
+        board.retain(&sources, &dests);
+    }
+
     pub fn new(loaded: Loaded, store: &Store) -> eyre::Result<Self> {
         // One client per chain, shared by its source and its deliveries: one rate limit, one
         // view of each URL's health.
@@ -117,7 +138,11 @@ impl Generation {
         );
         let stop_progress = CancellationToken::new();
         let progress = progress::spawn(style, statuses, stop_progress.clone());
-        let delivery_progress = progress::spawn_deliveries(started_rx, stop_progress.clone());
+        let delivery_progress = progress::spawn_deliveries(
+            started_rx,
+            loaded.resolved.health.status_interval,
+            stop_progress.clone(),
+        );
         Ok(Self {
             cancel,
             abandon,

@@ -188,7 +188,9 @@ impl Worker {
         let Plan { mut updates, bumps, broadcast, waiting, failed } = plan;
         let mut intents: Vec<(u64, TxIntent)> = followed.into_iter().map(|f| (f.nonce, f.intent)).collect();
         for (key, reason) in &failed {
-            tracing::warn!(chain = %self.dest.chain, item = %key.item, reason, "delivery failed for good");
+            let target = self.dest.targets.get(&key.target).map_or("?", |t| t.name.as_str());
+            let delivery = format!("{target}/{}/{}", self.dest.chain, key.item);
+            tracing::warn!(chain = %self.dest.chain, item = %key.item, delivery, reason, "delivery failed for good");
             self.status
                 .send_modify(|s| s.failures.push(format!("{}/{}: {reason}", self.dest.chain, key.item)));
         }

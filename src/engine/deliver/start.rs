@@ -186,7 +186,8 @@ impl Worker {
         for (key, d) in settled.iter().filter(|(_, d)| d.state == DeliveryState::Failed && !d.retryable) {
             let target = self.dest.targets.get(&key.target).map_or("?", |t| t.name.as_str());
             let reason = d.reason.as_deref().unwrap_or("");
-            tracing::warn!(chain = %self.dest.chain, target, item = %key.item, reason, "delivery failed for good");
+            let delivery = format!("{target}/{}/{}", self.dest.chain, key.item);
+            tracing::warn!(chain = %self.dest.chain, target, item = %key.item, delivery, reason, "delivery failed for good");
             self.status.send_modify(|s| {
                 if s.failures.len() < MAX_REPORTED_FAILURES {
                     s.failures.push(format!("{target}/{}/{}: {reason}", self.dest.chain, key.item));

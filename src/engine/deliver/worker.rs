@@ -2,6 +2,7 @@
 //! intents (`follow.rs`) and start due deliveries (`start.rs`), until cancelled or, for `push`,
 //! until nothing is left to do.
 
+mod audit;
 mod problem;
 mod requests;
 
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::chain;
 use super::{Counts, DeliverError, Destination, Options};
+use crate::engine::observe::{self, DestKind};
 use crate::engine::operator::{Inbox, Owner};
 use crate::engine::rpc::RpcError;
 use crate::store::keys::{DeliveryKey, IntentKey};
@@ -218,6 +220,7 @@ impl Worker {
         let highest =
             intents.iter().filter(|(_, i)| i.state != IntentState::Dropped).map(|(n, _)| n + 1).max();
         let next_nonce = latest.max(pending).max(highest.unwrap_or(0));
+        observe::nonce_gap(&dest.chain, highest.unwrap_or(0), pending);
         let floor = intents.iter().find(|(_, i)| !i.is_settled()).map_or(next_nonce, |(n, _)| *n);
         let in_flight = intents.iter().filter(|(_, i)| i.is_open()).count();
         // Sent ones the node may have lost (a restart); signed ones the first round broadcasts.
@@ -403,8 +406,15 @@ impl Worker {
         DeliverError::Rpc(Box::new(e))
     }
 
+    /// Writes intents with their deliveries, then says what happened to each transaction: the
+    /// audit trail (one INFO line per delivery, with its id, the chain, the nonce and the hash)
+    /// and the chain's transaction counters. Only what is on disk is said.
     pub(super) fn save(&self, intents: &[(u64, &TxIntent, &Update)]) -> Result<(), DeliverError> {
-        save_intents(&self.store, self.dest.chain_id, self.signer, intents)
+        save_intents(&self.store, self.dest.chain_id, self.signer, intents)?;
+        for (nonce, intent, update) in intents {
+            self.audit(*nonce, intent, update);
+        }
+        Ok(())
     }
 }
 
@@ -431,6 +441,11 @@ pub async fn run_all(
             (store.clone(), opts.clone(), cancel.clone(), started_tx.clone());
         tasks.spawn(async move {
             let name = dest.chain.clone();
+            let (chain_id, ids): (u64, Vec<u32>) = (dest.chain_id, dest.targets.keys().copied().collect());
+            if observe::board().is_some() {
+                let oldest = tokio::task::block_in_place(|| store.oldest_open(chain_id, ids.iter().copied()));
+                observe::starting(&name, oldest.ok().flatten());
+            }
             let mut failures = 0;
             let mut dest = dest;
             let mut last_error = String::new();
@@ -438,6 +453,11 @@ pub async fn run_all(
             let worker = loop {
                 match Worker::start(dest, store.clone(), opts.clone()).await {
                     Ok((w, rx)) => {
+                        let store = store.clone();
+                        let ids = ids.clone();
+                        observe::follow_dest(rx.clone(), DestKind::Chain, move || {
+                            store.oldest_open(chain_id, ids.iter().copied()).ok()
+                        });
                         let _ = started_tx.send(rx);
                         // Registered once started: an operator's request finds a running worker.
                         let owner = Owner::Chain { name: name.clone(), chain_id: w.dest.chain_id };
@@ -450,6 +470,12 @@ pub async fn run_all(
                         failures += 1;
                         tracing::warn!(chain = %name, error = %e, "cannot start delivery to this chain");
                         last_error = e.to_string();
+                        if observe::board().is_some() {
+                            let oldest = tokio::task::block_in_place(|| {
+                                store.oldest_open(chain_id, ids.iter().copied())
+                            });
+                            observe::could_not_start(&name, &last_error, oldest.ok().flatten());
+                        }
                         let wait = crate::engine::rpc::backoff(
                             Duration::from_millis(500),
                             Duration::from_secs(30),
@@ -494,7 +520,11 @@ pub async fn run_all(
             let name = target.name.clone();
             let owner = Owner::Sink { name: name.clone(), target: target.id };
             let inbox = opts.registry.as_ref().map(|r| r.register(owner));
+            let (id, reader) = (target.id, store.clone());
             let (worker, rx) = crate::engine::sink::SinkWorker::new(target, store, opts);
+            observe::follow_dest(rx.clone(), DestKind::Sink, move || {
+                reader.oldest_open(crate::store::keys::SINK_CHAIN, [id]).ok()
+            });
             let _ = started_tx.send(rx);
             inject_test_panic(&name);
             (name, worker.run(cancel, inbox).await)

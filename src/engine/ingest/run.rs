@@ -145,6 +145,7 @@ pub async fn run_sources(
     let mut statuses = Vec::new();
     for (mut runner, status, end) in started {
         statuses.push(status.clone());
+        crate::engine::observe::follow_source(status.clone());
         let cancel = cancel.clone();
         tasks.spawn(async move {
             let result = match (until, end) {
@@ -182,6 +183,7 @@ pub async fn run_sources(
         };
         let (mut runner, status) = SedaRunner::open(plan, store.clone(), cancel.clone())?;
         statuses.push(status.clone());
+        crate::engine::observe::follow_source(status.clone());
         tasks.spawn(async move {
             let result = runner.run(stop).await;
             let status = status.borrow().clone();

@@ -392,7 +392,10 @@ impl ChainRpc {
             self.rate_limit().await;
             self.count_request(method);
             let endpoint = &self.inner.endpoints[index];
-            match self.send_once(endpoint, method, &body).await {
+            let sent_at = Instant::now();
+            let result = self.send_once(endpoint, method, &body).await;
+            self.observe(endpoint, method, sent_at, &result);
+            match result {
                 Ok(value) => {
                     self.mark(index, None);
                     return Ok(value);
@@ -441,11 +444,25 @@ impl ChainRpc {
         .unwrap_or_default();
         self.rate_limit().await;
         self.count_request(method);
+        let sent_at = Instant::now();
         let result = self.send_once(endpoint, method, &body).await;
+        self.observe(endpoint, method, sent_at, &result);
         if let Err(e) = &result {
             self.count_error(e.kind);
         }
         result
+    }
+
+    /// One answer (or failure) of one URL, for `/metrics`: by chain and masked URL.
+    fn observe<T>(&self, endpoint: &Endpoint, method: &str, sent_at: Instant, result: &Result<T, RpcError>) {
+        let failed = result.as_ref().err().map(|e| e.kind.as_str());
+        crate::engine::observe::rpc(
+            &self.inner.settings.chain,
+            &endpoint.shown,
+            method,
+            sent_at.elapsed(),
+            failed,
+        );
     }
 
     /// The URL to use next: the first one not set aside, else the one back soonest, with the

@@ -241,8 +241,17 @@ impl SinkWorker {
         }
         self.write(&settled, &acks)?;
         self.started += settled.len();
-        for line in &failed {
-            tracing::error!(target = %self.target.name, "delivery failed for good: {line}");
+        // The audit trail: each hand-over, by delivery id, with what the sink said.
+        for ((key, _, _), outcome) in sending.iter().zip(&outcomes) {
+            match outcome {
+                Outcome::Delivered { ack } => {
+                    tracing::info!(target = %self.target.name, delivery = %self.id_text(key), ack, "delivered");
+                }
+                Outcome::Failed { reason } => {
+                    tracing::error!(target = %self.target.name, delivery = %self.id_text(key), reason, "delivery failed for good");
+                }
+                Outcome::Retry { .. } => {}
+            }
         }
         if let Some(first) = retried.first() {
             tracing::warn!(target = %self.target.name, retrying = retried.len(), "not handed over, trying again: {first}");
