@@ -597,10 +597,10 @@ async fn a_permanent_revert_fails_the_delivery_with_its_reason_and_is_not_retrie
     assert_eq!(posted().await, 4);
 }
 
-/// 7. `watch` holds the store: `push` exits 3 naming the holder, and `watch` stops on SIGINT with
-/// 130.
+/// 7. `watch` holds the store: `push` exits 5 (busy, not a store to repair: 3) naming the holder,
+/// and `watch` stops on SIGINT with 130.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn push_exits_3_naming_the_watch_that_holds_the_store() {
+async fn push_exits_5_naming_the_watch_that_holds_the_store() {
     let net = Net::start(1).await;
     net.emit(0, 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -615,7 +615,8 @@ async fn push_exits_3_naming_the_watch_that_holds_the_store() {
     assert!(watch.running(), "{}", watch.log());
 
     let done = push_for(dir.path(), "10s");
-    assert_eq!(done.code, Some(3), "{}", done.text());
+    assert_eq!(done.code, Some(5), "a store held by another ferry is busy, not unusable: {}", done.text());
+    assert!(done.stderr.contains("store busy"), "{}", done.text());
     let holder = format!("pid {}", watch.pid());
     assert!(done.stderr.contains(&holder), "the message names the holder ({holder}): {}", done.text());
 

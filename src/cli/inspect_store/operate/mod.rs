@@ -1,5 +1,5 @@
 //! `ferry inspect-store retry|skip|cancel|resync|manage`: the operator's hands on deliveries and
-//! nonces. Each opens the store read-write, so a running `watch` makes it refuse (exit 3, naming
+//! nonces. Each opens the store read-write, so a running `watch` makes it refuse (exit 5, naming
 //! the holder); each asks before changing anything on a terminal, and wants `--yes` elsewhere.
 
 use std::collections::BTreeMap;
@@ -73,7 +73,7 @@ pub(crate) fn confirm(yes: bool, prompt: &str) -> eyre::Result<bool> {
     Ok(answer)
 }
 
-/// The config and the store, read-write: a running `watch` holds it and this fails with exit 3.
+/// The config and the store, read-write: a running `watch` holds it and this fails with exit 5.
 fn open(ctx: &Ctx) -> eyre::Result<(Loaded, Store)> {
     let loaded = ctx.load_config()?;
     let store = Store::open(&ctx.store_path(Some(&loaded)), None)?;
