@@ -21,6 +21,7 @@ mod lagging;
 mod lagproxy;
 mod one_client;
 mod online;
+mod online_checks;
 mod seda;
 mod seda_api;
 mod seda_contract;
