@@ -120,15 +120,20 @@ impl PushArgs {
         timer.abort();
 
         let chains: Vec<ChainReport> = statuses.into_values().map(ChainReport::from).collect();
-        let left: Vec<&str> =
-            chains.iter().filter(|c| c.left > 0 || c.problem.is_some()).map(|c| c.chain.as_str()).collect();
+        // A dry run leaves everything pending by design: what it has left undone is a chain it
+        // could not check or whose simulations fail, each said by its problem.
+        let left: Vec<&str> = chains
+            .iter()
+            .filter(|c| c.problem.is_some() || (!self.dry_run && c.left > 0))
+            .map(|c| c.chain.as_str())
+            .collect();
         // A source that could not be synced is work left undone too: what it has not read yet
         // was not delivered, whatever the chains say.
         let unsynced: Vec<&str> =
             synced.iter().filter(|s| s.error.is_some()).map(|s| s.source.as_str()).collect();
         let exit = if ctx.cancel.is_cancelled() {
             Exit::Interrupted
-        } else if (!self.dry_run && !left.is_empty()) || !unsynced.is_empty() {
+        } else if !left.is_empty() || !unsynced.is_empty() {
             if !left.is_empty() {
                 tracing::warn!(chains = %left.join(", "), "work left undone");
             }

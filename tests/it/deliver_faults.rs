@@ -341,7 +341,7 @@ async fn a_cap_below_the_market_waits_says_so_and_delivers_once_the_market_falls
     let d0 = chain(&done.report, "d0");
     let problem = d0["problem"]["message"].as_str().unwrap_or_default();
     assert!(problem.contains("fee cap"), "the report says the chain waits at the fee cap: {d0}");
-    assert_eq!(d0["problem"]["code"], "base_fee_above_cap", "{d0}");
+    assert_eq!(d0["problem"]["code"], "fee_cap_below_base_fee", "{d0}");
     assert!(d0["left"].as_u64().is_some_and(|l| l == N), "{d0}");
     assert!(done.stderr.contains("fee cap"), "stderr says it waits at the fee cap: {}", done.stderr);
     assert_eq!(total_recorded(anvil, *receiver).await, 0);

@@ -59,6 +59,12 @@ impl Render for ResyncReport {
             "{} on {}: chain nonce {} mined, {} with the pool; ferry had signed up to {}; {dropped}\n",
             r.signer, r.chain, r.latest, r.pending, r.stored_next
         );
+        if !r.forgotten.is_empty() {
+            text.push_str(&format!(
+                "forgotten (mined, no longer on the chain: a reset?) nonces {}; their deliveries are pending again\n",
+                r.forgotten.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            ));
+        }
         for why in &r.kept {
             text.push_str(&format!("kept: {why}\n"));
         }
