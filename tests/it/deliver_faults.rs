@@ -654,8 +654,9 @@ async fn the_push_report_has_the_documented_shape() {
     assert_eq!(report["exit"], 0);
     let synced = report["synced"].as_array().expect("synced");
     assert_eq!(synced.len(), 1, "{report}");
-    assert_eq!(keys(&synced[0]), sorted(&["source", "error"]));
+    assert_eq!(keys(&synced[0]), sorted(&["source", "code", "error"]));
     assert_eq!((synced[0]["source"].clone(), synced[0]["error"].clone()), ("batches".into(), Value::Null));
+    assert_eq!(synced[0]["code"], Value::Null, "a synced source has no problem code");
 
     let chains = report["chains"].as_array().expect("chains");
     assert_eq!(chains.len(), 1, "{report}");

@@ -53,6 +53,7 @@ async fn push_timeout_is_a_deadline_for_the_whole_command_and_names_what_was_dea
     let started = Instant::now();
     let out = run(dir.path(), &["push", "--json", "--timeout", "5s"]);
     let took = started.elapsed();
+    eprintln!("push --timeout 5s with a dead source and a dead destination returned after {took:?}");
     let report = json_or_null(&out);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(took < Duration::from_secs(6), "push --timeout 5s took {took:?}: {}", text(&out));
@@ -60,6 +61,7 @@ async fn push_timeout_is_a_deadline_for_the_whole_command_and_names_what_was_dea
     let synced = report["synced"].as_array().expect("the sync report");
     let source = synced.iter().find(|s| s["source"] == "batches").expect("the source in the sync report");
     assert!(source["error"].as_str().is_some_and(|e| !e.is_empty()), "the failed sync says why: {source}");
+    assert_eq!(source["code"], "rpc_failing", "{source}");
 
     let dead = chain(&report, "d1");
     assert_eq!(dead["problem"]["code"], "rpc_failing", "{dead}");
