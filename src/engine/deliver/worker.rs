@@ -335,7 +335,9 @@ impl Worker {
                         self.failures,
                     );
                     tracing::warn!(chain = %self.dest.chain, error = %e, retry_in = ?wait, "delivery failing");
-                    if !self.is_paused() {
+                    // A chain held for its signer's funds or a nonce gap says that, not the
+                    // round's error it led to (a node refusing ferry's next nonce as too high).
+                    if !self.is_paused() && !self.gap {
                         self.status
                             .send_modify(|s| s.problem = Some(Problem::RpcFailing { error: e.to_string() }));
                     }

@@ -9,8 +9,9 @@ use crate::engine::deliver::control::{self, Resynced};
 use crate::exit::Exit;
 use crate::output::{Output, Render};
 
-/// Line ferry's nonces up with the chain's: drop signed transactions no node holds, and send
-/// their deliveries again from the chain's nonce.
+/// Line ferry's nonces up with the chain's: drop signed transactions no node holds (and, on a
+/// chain that was reset, mined ones it no longer has), and send their deliveries again from the
+/// chain's nonce.
 #[derive(Debug, Args)]
 pub struct ResyncArgs {
     /// The destination chain (a name from the config).

@@ -30,8 +30,8 @@ pub enum Problem {
     /// node that lost them. Nothing new is signed at a guessed nonce; `inspect-store resync`
     /// lines ferry up once the operator has looked.
     NonceGap { expected: u64, latest: u64, pending: u64 },
-    /// Deliveries failed for good (reverted, refused by the target): nothing more will happen
-    /// to them without an operator's `retry`.
+    /// Deliveries failed (reverted, refused by the target; or retryable ones still waiting for
+    /// their next attempt when the command ended).
     Failed { count: u64, first: Option<String> },
     /// A dry run's checks or simulations failed: the deliveries would fail if sent.
     SimulationFailed { count: usize, first: String },
@@ -91,7 +91,7 @@ impl Problem {
     }
 
     /// What a chain with work left at the end of a command says when nothing more particular
-    /// holds it: deliveries failed for good (`failed`, the first reason of this run), else
+    /// holds it: deliveries failed (`failed`, the first reason of this run), else
     /// deliveries not confirmed at the deadline (`unconfirmed`). `None` when nothing is left.
     pub fn left_undone(counts: &Counts, first_failure: Option<&str>) -> Option<Problem> {
         if counts.failed > 0 {
@@ -124,11 +124,14 @@ impl std::fmt::Display for Problem {
                 expected.saturating_sub(1)
             ),
             Problem::Failed { count, first } => {
-                write!(f, "{count} deliveries failed for good")?;
+                write!(f, "{count} deliveries failed")?;
                 if let Some(first) = first {
                     write!(f, " (first: {first})")?;
                 }
-                write!(f, "; `ferry inspect-store retry` sends them again")
+                write!(
+                    f,
+                    "; `ferry inspect-store deliveries --state failed` lists them, `retry` sends them again"
+                )
             }
             Problem::SimulationFailed { count, first } => {
                 write!(f, "{count} deliveries would fail (first: {first})")
@@ -205,7 +208,8 @@ mod tests {
             (
                 Problem::Failed { count: 2, first: Some("t/d0/1:5:0: Nope()".into()) },
                 "failed",
-                "2 deliveries failed for good (first: t/d0/1:5:0: Nope()); `ferry inspect-store retry` sends them again",
+                "2 deliveries failed (first: t/d0/1:5:0: Nope()); `ferry inspect-store deliveries --state failed` \
+                 lists them, `retry` sends them again",
             ),
             (
                 Problem::SimulationFailed { count: 1, first: "1:5:0: already-done check: reverted".into() },
