@@ -16,10 +16,14 @@ pub enum Exit {
     Failure = 1,
     /// A bad command line or a bad config file.
     Usage = 2,
-    /// The store is unusable: held by another writer, needs migration, newer, or damaged.
+    /// The store is unusable: needs migration, newer, or damaged.
     Store = 3,
     /// Work left undone: deliveries failed or unconfirmed at `--timeout`, a range not finished.
     Incomplete = 4,
+    /// The store is held by another ferry process (a `watch`, or a `push` that cron started
+    /// while the previous one still runs): nothing is wrong with it, try again later. Apart from
+    /// 3 so that cron can tell an overlap from a store an operator must repair.
+    Busy = 5,
     /// Interrupted (SIGINT/SIGTERM) after a clean shutdown.
     Interrupted = 130,
 }
@@ -39,6 +43,7 @@ impl Exit {
             Exit::Usage => "usage",
             Exit::Store => "store_unusable",
             Exit::Incomplete => "incomplete",
+            Exit::Busy => "store_busy",
             Exit::Interrupted => "interrupted",
         }
     }
@@ -52,7 +57,7 @@ pub const EXIT_CODES: &[(i32, &str)] = &[
     (2, "bad command line or config"),
     (3, "store unusable (needs migration, newer, damaged)"),
     (4, "work left undone (deliveries failed or unconfirmed at --timeout, range not finished)"),
-    (5, "store held by another ferry process (e.g. an overlapping cron run)"),
+    (5, "store busy: held by another ferry process (e.g. an overlapping cron run); try again later"),
     (130, "interrupted, after a clean shutdown"),
 ];
 
@@ -112,14 +117,11 @@ pub fn classify(report: &eyre::Report) -> (Exit, Shown<'_>) {
         if let Some(e) = cause.downcast_ref::<StoreError>() {
             // A store the operator must act on is their situation, not a bug: the message says
             // what to do. A bug inside the store layer is still a bug.
-            return match e {
-                StoreError::Bug { .. } => (Exit::Failure, Shown::Bug(e.to_string())),
-                _ => (Exit::Store, Shown::Plain(e.to_string())),
-            };
+            return store_exit(e);
         }
         if let Some(e) = cause.downcast_ref::<crate::engine::deliver::DeliverError>() {
             if let crate::engine::deliver::DeliverError::Store(store) = e {
-                return (Exit::Store, Shown::Plain(store.to_string()));
+                return store_exit(store);
             }
             if e.is_config() {
                 return (Exit::Usage, Shown::Plain(e.to_string()));
@@ -127,9 +129,7 @@ pub fn classify(report: &eyre::Report) -> (Exit, Shown<'_>) {
         }
         if let Some(e) = cause.downcast_ref::<crate::engine::ingest::IngestError>() {
             match e {
-                crate::engine::ingest::IngestError::Store(store) => {
-                    return (Exit::Store, Shown::Plain(store.to_string()));
-                }
+                crate::engine::ingest::IngestError::Store(store) => return store_exit(store),
                 // A range the command line asked for that the store or the chain cannot give.
                 crate::engine::ingest::IngestError::BadRange(_) => {
                     return (Exit::Usage, Shown::Plain(e.to_string()));
@@ -142,6 +142,16 @@ pub fn classify(report: &eyre::Report) -> (Exit, Shown<'_>) {
         }
     }
     (Exit::Failure, Shown::Report)
+}
+
+/// A store error's exit code: busy (another ferry holds it, try later), unusable (the operator
+/// must act), or a bug inside the store layer.
+fn store_exit(e: &StoreError) -> (Exit, Shown<'_>) {
+    match e {
+        StoreError::Bug { .. } => (Exit::Failure, Shown::Bug(e.to_string())),
+        StoreError::Locked { .. } => (Exit::Busy, Shown::Plain(e.to_string())),
+        _ => (Exit::Store, Shown::Plain(e.to_string())),
+    }
 }
 
 /// What a panic says, for the "this is a bug" line.

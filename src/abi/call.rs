@@ -238,6 +238,33 @@ impl CallPlan {
         Some(values.and_then(|values| encode(&view.function, &values)))
     }
 
+    /// The already-done view as `check-config --online` calls it once per chain: its signature,
+    /// and calldata with the zero value of every parameter (a view is a read and must answer for
+    /// any item — delivery asks it before every send, and one that reverts for an unknown item
+    /// fails that item). `None` without a view.
+    pub fn probe_view(&self) -> Option<(String, Result<Bytes, CallError>)> {
+        let view = self.view.as_ref()?;
+        let values: Option<Vec<DynSolValue>> = view.params.iter().map(|(_, ty)| zero_value(ty)).collect();
+        let calldata = match values {
+            Some(values) => encode(&view.function, &values),
+            None => Err(CallError::Encode {
+                function: view.function.signature(),
+                reason: "a parameter type without a zero value".into(),
+            }),
+        };
+        Some((view.function.signature(), calldata))
+    }
+
+    /// Whether the view's answer decodes as its declared return type.
+    pub fn view_output_decodes(&self, returned: &[u8]) -> Result<(), CallError> {
+        let Some(view) = &self.view else { return Ok(()) };
+        view.function.abi_decode_output(returned).map(|_| ()).map_err(|e| CallError::BadReturn {
+            view: view.function.name.clone(),
+            ty: view.output.to_string(),
+            reason: first_line(&e.to_string()),
+        })
+    }
+
     /// Judges the view's return data against `compare`; `Ok(true)` means already done, and so
     /// does nothing when no view is configured (`Ok(false)`). The operand is an item field when
     /// one has that name, else a literal. Integers compare numerically at 256 bits, so a
@@ -444,6 +471,23 @@ fn parse_compare(s: &str) -> Option<(&'static str, &str)> {
     let valid =
         !operand.is_empty() && operand.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
     valid.then_some((op, operand))
+}
+
+/// The zero value of a type (0, the zero address, false, empty), for calls that need any value.
+fn zero_value(ty: &DynSolType) -> Option<DynSolValue> {
+    Some(match ty {
+        DynSolType::Bool => DynSolValue::Bool(false),
+        DynSolType::Int(bits) => DynSolValue::Int(Default::default(), *bits),
+        DynSolType::Uint(bits) => DynSolValue::Uint(Default::default(), *bits),
+        DynSolType::FixedBytes(n) => DynSolValue::FixedBytes(Default::default(), *n),
+        DynSolType::Address => DynSolValue::Address(Default::default()),
+        DynSolType::Bytes => DynSolValue::Bytes(Vec::new()),
+        DynSolType::String => DynSolValue::String(String::new()),
+        DynSolType::Array(_) => DynSolValue::Array(Vec::new()),
+        DynSolType::FixedArray(inner, n) => DynSolValue::FixedArray(vec![zero_value(inner)?; *n]),
+        DynSolType::Tuple(types) => DynSolValue::Tuple(types.iter().map(zero_value).collect::<Option<_>>()?),
+        _ => return None,
+    })
 }
 
 fn encode(function: &Function, values: &[DynSolValue]) -> Result<Bytes, CallError> {

@@ -76,7 +76,8 @@ pub fn chains_table(out: &Output, chains: &[ChainReport]) -> String {
             (c.counts.sending + c.counts.sent).to_string(),
             c.transactions.to_string(),
             c.bumps.to_string(),
-            c.problem.as_ref().map(|p| p.message.clone()).unwrap_or_default(),
+            // The code first: what a script or an alert greps for, the same as in the JSON.
+            c.problem.as_ref().map(|p| format!("{}: {}", p.code, p.message)).unwrap_or_default(),
         ]);
     }
     format!("{table}\n")

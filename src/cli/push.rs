@@ -28,7 +28,7 @@ pub struct PushArgs {
     /// Skip ingesting sources first; deliver only what the store holds.
     #[arg(long)]
     pub no_sync: bool,
-    /// Give up waiting after this long (exit 4 if work is left).
+    /// A deadline for the whole command, sync included (exit 4 if work is left).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Simulate every delivery and print what would be sent; send nothing.
@@ -89,23 +89,37 @@ impl PushArgs {
                 run_sources(plans, seda, &clients, store.clone(), Until::FinalHead, sync_deadline.clone())
                     .await?;
             for outcome in running.finish().await {
-                let error = match outcome.result {
-                    Ok(()) => None,
+                // What the source's RPC said meanwhile: a sync cut by the deadline while its
+                // requests kept failing is a failing RPC, not a slow one.
+                let rpc_errors: u64 = outcome.rpc.errors.values().sum();
+                let failing = if rpc_errors > 0 {
+                    format!("; its RPC failed {rpc_errors} time(s)")
+                } else {
+                    String::new()
+                };
+                let (code, error) = match outcome.result {
+                    Ok(()) => (None, None),
                     Err(IngestError::Store(e)) => return Err(e.into()),
-                    Err(IngestError::Cancelled) => Some(match outcome.status.target {
-                        Some(end) => format!(
-                            "interrupted before block {} of {end} (the sync gets half of --timeout)",
-                            outcome.status.next
-                        ),
-                        None => "interrupted reading the head (the sync gets half of --timeout)".to_string(),
-                    }),
-                    Err(e) => Some(e.to_string()),
+                    Err(IngestError::Cancelled) => (
+                        Some(if rpc_errors > 0 { "rpc_failing" } else { "sync_timed_out" }),
+                        Some(match outcome.status.target {
+                            Some(end) => format!(
+                                "interrupted before block {} of {end} (the sync gets half of --timeout){failing}",
+                                outcome.status.next
+                            ),
+                            None => format!(
+                                "interrupted reading the head (the sync gets half of --timeout){failing}"
+                            ),
+                        }),
+                    ),
+                    Err(e @ IngestError::Rpc { .. }) => (Some("rpc_failing"), Some(e.to_string())),
+                    Err(e) => (Some("sync_failed"), Some(e.to_string())),
                 };
                 let source = outcome.status.source;
                 if let Some(e) = &error {
                     tracing::warn!(source = %source, error = %e, "sync failed; delivering what the store holds");
                 }
-                synced.push(SyncReport { source, error });
+                synced.push(SyncReport { source, code, error });
             }
         }
         sync_timer.abort();
@@ -123,15 +137,20 @@ impl PushArgs {
         timer.abort();
 
         let chains: Vec<ChainReport> = statuses.into_values().map(ChainReport::from).collect();
-        let left: Vec<&str> =
-            chains.iter().filter(|c| c.left > 0 || c.problem.is_some()).map(|c| c.chain.as_str()).collect();
+        // A dry run leaves everything pending by design: what it has left undone is a chain it
+        // could not check or whose simulations fail, each said by its problem.
+        let left: Vec<&str> = chains
+            .iter()
+            .filter(|c| c.problem.is_some() || (!self.dry_run && c.left > 0))
+            .map(|c| c.chain.as_str())
+            .collect();
         // A source that could not be synced is work left undone too: what it has not read yet
         // was not delivered, whatever the chains say.
         let unsynced: Vec<&str> =
             synced.iter().filter(|s| s.error.is_some()).map(|s| s.source.as_str()).collect();
         let exit = if ctx.cancel.is_cancelled() {
             Exit::Interrupted
-        } else if (!self.dry_run && !left.is_empty()) || !unsynced.is_empty() {
+        } else if !left.is_empty() || !unsynced.is_empty() {
             if !left.is_empty() {
                 tracing::warn!(chains = %left.join(", "), "work left undone");
             }
@@ -156,6 +175,9 @@ impl PushArgs {
 #[derive(Debug, Serialize)]
 struct SyncReport {
     source: String,
+    /// Why the sync is work left undone, for scripts: `rpc_failing`, `sync_timed_out` (cut by
+    /// the deadline with its RPC answering), `sync_failed` (anything else, e.g. a bad batch).
+    code: Option<&'static str>,
     error: Option<String>,
 }
 
@@ -194,7 +216,12 @@ impl Render for PushReport {
             }
         }
         for s in self.synced.iter().filter(|s| s.error.is_some()) {
-            text.push_str(&format!("sync of {} failed: {}\n", s.source, s.error.as_deref().unwrap_or("")));
+            text.push_str(&format!(
+                "sync of {} failed: {}: {}\n",
+                s.source,
+                s.code.unwrap_or("sync_failed"),
+                s.error.as_deref().unwrap_or("")
+            ));
         }
         text.push_str(&format!(
             "{:.1}s{}\n",

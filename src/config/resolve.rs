@@ -96,6 +96,8 @@ pub struct ChainPlan {
     /// In wei.
     pub min_balance: Option<U256>,
     pub gas: Option<GasPolicy>,
+    /// Signed, unmined transactions at most (`None`: the command's default).
+    pub max_in_flight: Option<usize>,
 }
 
 /// Where a signing key comes from; loaded by `config::signer::load` when a worker starts.
@@ -317,6 +319,34 @@ pub struct ProverPlan {
     pub mode: ProverMode,
     /// Chain name → where the Prover is.
     pub chains: BTreeMap<String, ProverAt>,
+    /// The margin on gas estimates, in thousandths ([`GasMargin`]).
+    pub gas_margin: GasMargin,
+}
+
+/// How a target's gas limit is made from the node's estimate: × `per_mille` / 1000, + 5,000 gas
+/// for state that changes between the estimate and the block. `gas_limit_multiplier` in the
+/// config, checked to 1.0–10.0; 1.2 (1200) by default, the margin ferry has always used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GasMargin {
+    pub per_mille: u32,
+}
+
+impl GasMargin {
+    pub const DEFAULT: GasMargin = GasMargin { per_mille: 1200 };
+    /// The multipliers the config accepts.
+    pub const RANGE: std::ops::RangeInclusive<f64> = 1.0..=10.0;
+
+    /// The gas limit for an estimate of `gas`.
+    pub fn limit(self, gas: u64) -> u64 {
+        let scaled = u128::from(gas) * u128::from(self.per_mille) / 1000;
+        u64::try_from(scaled).unwrap_or(u64::MAX).saturating_add(5_000)
+    }
+}
+
+impl Default for GasMargin {
+    fn default() -> Self {
+        GasMargin::DEFAULT
+    }
 }
 
 /// Where a chain's Prover is: its address, or a Core whose `getSedaProver()` names it.
@@ -332,6 +362,7 @@ pub struct EvmCallPlan {
     pub plan: Arc<CallPlan>,
     /// Chain name → contract.
     pub chains: BTreeMap<String, Address>,
+    pub gas_margin: GasMargin,
 }
 
 #[cfg(test)]

@@ -98,11 +98,17 @@ pub struct Chain {
     /// The key that signs transactions to this chain (destinations only).
     #[serde(default)]
     pub signer: Option<Signer>,
-    /// `check-config --online` warns when the signer holds less than this, in ether (e.g. `0.05`).
+    /// `check-config --online`, and `watch`/`push` while running, warn when the signer holds
+    /// less than this, in ether (e.g. `0.05`).
     #[serde(default)]
     pub min_balance: Option<Ether>,
     #[serde(default)]
     pub gas: Option<GasPolicy>,
+    /// Signed, not yet mined transactions to this chain at most (destinations; default 64):
+    /// common nodes keep far fewer queued transactions per account than a backlog can make.
+    // Absent keys stay out of the config's fingerprint, which older configs were taken with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -273,6 +279,9 @@ pub struct SedaProverTarget {
     /// batches a validator-set change needs.
     #[serde(default)]
     pub mode: ProverMode,
+    /// The gas limit of a post is the node's estimate × this (1.0–10.0, default 1.2) + 5,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gas_limit_multiplier: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -309,6 +318,9 @@ pub struct EvmCallTarget {
     /// (`error EmptyRoot()`), so that a failed delivery names the error and its arguments.
     #[serde(default)]
     pub errors: Vec<String>,
+    /// The gas limit of a call is the node's estimate × this (1.0–10.0, default 1.2) + 5,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gas_limit_multiplier: Option<f64>,
 }
 
 impl EvmCallTarget {

@@ -107,9 +107,11 @@ fn check_targets(
                         chains.insert(chain.clone(), at);
                     }
                 }
-                resolved
-                    .targets
-                    .insert(name.clone(), TargetPlan::SedaProver(ProverPlan { mode: t.mode, chains }));
+                let gas_margin = check_gas_margin(r, &path, t.gas_limit_multiplier);
+                resolved.targets.insert(
+                    name.clone(),
+                    TargetPlan::SedaProver(ProverPlan { mode: t.mode, chains, gas_margin }),
+                );
             }
             Target::EvmCall(t) => {
                 if let Some(plan) = check_evm_call(r, &path, t, config, chain_names) {
@@ -328,6 +330,13 @@ fn check_chain(r: &mut Reader<'_>, path: &str, name: &str, chain: &Chain, base_d
             r.error(&format!("{gpath}.bump_after"), "must be longer than 0", None);
         }
     }
+    if chain.max_in_flight == Some(0) {
+        r.error(
+            &format!("{path}.max_in_flight"),
+            "0 transactions in flight would never send one",
+            Some("remove it for the default (64)".into()),
+        );
+    }
     ChainPlan {
         name: name.to_string(),
         chain_id: chain.chain_id,
@@ -346,7 +355,22 @@ fn check_chain(r: &mut Reader<'_>, path: &str, name: &str, chain: &Chain, base_d
         signer,
         min_balance,
         gas: chain.gas.clone(),
+        max_in_flight: chain.max_in_flight.filter(|n| *n > 0),
     }
+}
+
+/// `gas_limit_multiplier` of a target: within [`GasMargin::RANGE`], in thousandths.
+fn check_gas_margin(r: &mut Reader<'_>, path: &str, multiplier: Option<f64>) -> GasMargin {
+    let Some(m) = multiplier else { return GasMargin::DEFAULT };
+    if !GasMargin::RANGE.contains(&m) {
+        r.error(
+            &format!("{path}.gas_limit_multiplier"),
+            format!("{m} is outside 1.0–10.0"),
+            Some("the estimate × this is the gas limit; 1.2 (the default) suits most calls".into()),
+        );
+        return GasMargin::DEFAULT;
+    }
+    GasMargin { per_mille: (m * 1000.0).round() as u32 }
 }
 
 fn check_signer(r: &mut Reader<'_>, path: &str, signer: &Signer, base_dir: &Path) -> Option<SignerSpec> {
@@ -678,7 +702,8 @@ fn check_evm_call(
             addresses.insert(chain.clone(), address);
         }
     }
-    Some(EvmCallPlan { plan: Arc::new(plan?), chains: addresses })
+    let gas_margin = check_gas_margin(r, path, t.gas_limit_multiplier);
+    Some(EvmCallPlan { plan: Arc::new(plan?), chains: addresses, gas_margin })
 }
 
 /// A destination chain must exist and have a signer, since ferry sends transactions to it.

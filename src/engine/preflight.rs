@@ -1,7 +1,11 @@
 //! `check-config --online`: talks to every configured chain and reports what a config cannot show
 //! offline — each RPC URL's chain id and latency, whether configured contract addresses have code,
-//! and whether each signer holds enough to pay for gas. Chains are checked concurrently; every
-//! request is bounded by the chain's `request_timeout`.
+//! whether each signer holds enough to pay for gas, whether each `evm-call` target's
+//! `already_done` view answers (called once per chain, with the zero value of every parameter:
+//! delivery asks it before every send, so a view that reverts is an error naming the target, the
+//! chain and the view), and whether the chain's fee cap is above the current base fee (a
+//! warning: transactions would wait). Chains are checked concurrently; every request is bounded
+//! by the chain's `request_timeout`.
 
 use std::time::{Duration, Instant};
 
@@ -122,6 +126,16 @@ struct Plan {
     contracts: Vec<(String, Address)>,
     /// Minimum balance for the signer in wei; 1 wei ("not empty") when `min_balance` is unset.
     min_balance: U256,
+    /// The already-done views of the `evm-call` targets to this chain.
+    views: Vec<ViewProbe>,
+}
+
+/// One `evm-call` target's already-done view on one chain.
+#[derive(Debug, Clone)]
+struct ViewProbe {
+    target: String,
+    to: Address,
+    plan: std::sync::Arc<crate::abi::call::CallPlan>,
 }
 
 /// Runs every online check, through the chains' clients (each URL probed on its own).
@@ -277,6 +291,18 @@ fn plans(resolved: &Resolved, clients: &Clients) -> Vec<Plan> {
                 rpc: clients.get(name)?.clone(),
                 contracts: resolved.contracts.get(name).cloned().unwrap_or_default(),
                 min_balance: chain.min_balance.unwrap_or(U256::from(1)),
+                views: resolved
+                    .targets
+                    .iter()
+                    .filter_map(|(target, plan)| match plan {
+                        TargetPlan::EvmCall(call) => call.chains.get(name).map(|to| ViewProbe {
+                            target: target.clone(),
+                            to: *to,
+                            plan: call.plan.clone(),
+                        }),
+                        _ => None,
+                    })
+                    .collect(),
             })
         })
         .collect()
@@ -377,6 +403,44 @@ async fn check_chain(plan: Plan) -> ChainReport {
                 }
             }
             signer = Some(report);
+            // A destination: its fee cap against the market now.
+            let fees = crate::engine::deliver::fees::FeePolicy::from_config(plan.chain.gas.as_ref());
+            match base_fee(rpc, url, fees.legacy, timeout).await {
+                Ok(base) if base > fees.cap => finding(
+                    format!("chains.{}.gas.max_fee_gwei", plan.name),
+                    Severity::Warning,
+                    format!(
+                        "the fee cap ({} gwei) is below the current {} ({} gwei): transactions would wait until it falls",
+                        fees.cap as f64 / 1e9,
+                        if fees.legacy { "gas price" } else { "base fee" },
+                        base as f64 / 1e9
+                    ),
+                ),
+                Ok(_) => {}
+                Err(e) => finding(
+                    format!("chains.{}.gas", plan.name),
+                    Severity::Warning,
+                    format!("cannot read the base fee: {e}"),
+                ),
+            }
+        }
+        for probe in &plan.views {
+            let Some((view, calldata)) = probe.plan.probe_view() else { continue };
+            let key = format!("targets.{}.already_done.view", probe.target);
+            let at = format!("target {}, chain {}, view `{view}` at {}", probe.target, plan.name, probe.to);
+            let answer = match calldata {
+                Err(e) => Err(e.to_string()),
+                Ok(data) => {
+                    let call = serde_json::json!([{ "to": probe.to, "input": data, "data": data }, "latest"]);
+                    match ask::<Bytes>(rpc, url, timeout, "eth_call", call).await {
+                        Ok(returned) => probe.plan.view_output_decodes(&returned).map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            };
+            if let Err(e) = answer {
+                finding(key, Severity::Error, format!("the already-done view fails ({at}): {e}"));
+            }
         }
     } else if !plan.contracts.is_empty() || plan.chain.signer.is_some() {
         finding(
@@ -464,6 +528,22 @@ async fn code_len(
 ) -> Result<usize, CallError> {
     let code: Bytes = ask(rpc, index, timeout, "eth_getCode", serde_json::json!([address, "latest"])).await?;
     Ok(code.len())
+}
+
+/// The latest block's base fee (legacy chains: the gas price), in wei.
+async fn base_fee(rpc: &ChainRpc, index: usize, legacy: bool, timeout: Duration) -> Result<u128, CallError> {
+    if legacy {
+        let price: alloy::primitives::U128 =
+            ask(rpc, index, timeout, "eth_gasPrice", serde_json::json!([])).await?;
+        return Ok(price.to());
+    }
+    let block: serde_json::Value =
+        ask(rpc, index, timeout, "eth_getBlockByNumber", serde_json::json!(["latest", false])).await?;
+    Ok(block
+        .get("baseFeePerGas")
+        .and_then(|v| v.as_str())
+        .and_then(|hex| u128::from_str_radix(hex.trim_start_matches("0x"), 16).ok())
+        .unwrap_or(0))
 }
 
 async fn balance(

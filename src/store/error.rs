@@ -25,8 +25,8 @@ pub enum StoreError {
     #[error("store {} has schema v{found}, older than this ferry's v{current}; run `ferry migrate`", path.display())]
     NeedsMigration { path: PathBuf, found: u32, current: u32 },
     #[error(
-        "store {} is held for writing by another process{}; one process writes a store at a time \
-         (`ferry inspect-store` and `ferry export` still work while it runs)",
+        "store busy: {} is held by another ferry process{}; try again later (one process writes a \
+         store at a time; `ferry inspect-store` and `ferry export` still work while it runs)",
         path.display(),
         holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
     )]

@@ -199,7 +199,7 @@ async fn a_dead_destination_does_not_hold_up_the_others_and_push_exits_4_naming_
     let healthy = chains.iter().find(|c| c["chain"] == "d0").expect("d0");
     assert_eq!(healthy["confirmed"], 20, "{healthy}");
     let dead = chains.iter().find(|c| c["chain"] == "d1").expect("d1");
-    assert_eq!(dead["problem"]["code"], "could_not_start", "{dead}");
+    assert_eq!(dead["problem"]["code"], "rpc_failing", "{dead}");
     assert!(dead["problem"]["message"].as_str().is_some_and(|p| !p.is_empty()), "{dead}");
     assert!(text(&out).contains("d1"), "the dead chain is named");
     let (anvil, receiver) = &net.dests[0];

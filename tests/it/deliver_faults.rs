@@ -341,7 +341,7 @@ async fn a_cap_below_the_market_waits_says_so_and_delivers_once_the_market_falls
     let d0 = chain(&done.report, "d0");
     let problem = d0["problem"]["message"].as_str().unwrap_or_default();
     assert!(problem.contains("fee cap"), "the report says the chain waits at the fee cap: {d0}");
-    assert_eq!(d0["problem"]["code"], "base_fee_above_cap", "{d0}");
+    assert_eq!(d0["problem"]["code"], "fee_cap_below_base_fee", "{d0}");
     assert!(d0["left"].as_u64().is_some_and(|l| l == N), "{d0}");
     assert!(done.stderr.contains("fee cap"), "stderr says it waits at the fee cap: {}", done.stderr);
     assert_eq!(total_recorded(anvil, *receiver).await, 0);
@@ -597,10 +597,10 @@ async fn a_permanent_revert_fails_the_delivery_with_its_reason_and_is_not_retrie
     assert_eq!(posted().await, 4);
 }
 
-/// 7. `watch` holds the store: `push` exits 3 naming the holder, and `watch` stops on SIGINT with
-/// 130.
+/// 7. `watch` holds the store: `push` exits 5 (busy, not a store to repair: 3) naming the holder,
+/// and `watch` stops on SIGINT with 130.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn push_exits_3_naming_the_watch_that_holds_the_store() {
+async fn push_exits_5_naming_the_watch_that_holds_the_store() {
     let net = Net::start(1).await;
     net.emit(0, 2).await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -615,7 +615,8 @@ async fn push_exits_3_naming_the_watch_that_holds_the_store() {
     assert!(watch.running(), "{}", watch.log());
 
     let done = push_for(dir.path(), "10s");
-    assert_eq!(done.code, Some(3), "{}", done.text());
+    assert_eq!(done.code, Some(5), "a store held by another ferry is busy, not unusable: {}", done.text());
+    assert!(done.stderr.contains("store busy"), "{}", done.text());
     let holder = format!("pid {}", watch.pid());
     assert!(done.stderr.contains(&holder), "the message names the holder ({holder}): {}", done.text());
 
@@ -653,8 +654,9 @@ async fn the_push_report_has_the_documented_shape() {
     assert_eq!(report["exit"], 0);
     let synced = report["synced"].as_array().expect("synced");
     assert_eq!(synced.len(), 1, "{report}");
-    assert_eq!(keys(&synced[0]), sorted(&["source", "error"]));
+    assert_eq!(keys(&synced[0]), sorted(&["source", "code", "error"]));
     assert_eq!((synced[0]["source"].clone(), synced[0]["error"].clone()), ("batches".into(), Value::Null));
+    assert_eq!(synced[0]["code"], Value::Null, "a synced source has no problem code");
 
     let chains = report["chains"].as_array().expect("chains");
     assert_eq!(chains.len(), 1, "{report}");

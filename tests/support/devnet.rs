@@ -2,7 +2,8 @@
 //! contracts deployed from the committed artifacts, raw JSON-RPC, and a kill on drop.
 //!
 //! Each node binds port 0 and the port is read back from its "Listening on" line, so no test
-//! ever probes a port that another test's node can take meanwhile.
+//! ever probes a port that another test's node can take meanwhile; the one exception is
+//! [`Anvil::restart_fresh`], which takes its own port back right after freeing it.
 //!
 //! The anvil binary is the one pinned in `tests/devnet/package.json` (installed by
 //! `tests/devnet/install.sh`, which this module runs once if needed); `FERRY_ANVIL` points
@@ -113,13 +114,38 @@ impl Anvil {
 
     /// A node with extra anvil arguments (`--block-time 1`, `--no-mining`, `--gas-limit N`, …).
     pub async fn start_with(chain_id: u64, extra: &[&str]) -> Anvil {
+        Self::start_on(chain_id, 0, extra).await
+    }
+
+    /// Stops the node (SIGKILL) and starts a fresh one on the same port with the same chain id:
+    /// genesis state, every nonce 0, no contracts. What a destination that was reset looks like
+    /// from outside (the same URL, the same chain id). The port was this node's until now; the
+    /// wait for it to be free again is bounded.
+    pub async fn restart_fresh(&mut self) {
+        let port: u16 = self.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port in the URL");
+        assert!(self.child.signal("KILL"), "anvil {} could not be killed", self.pid());
+        assert!(self.child.wait_within(Duration::from_secs(10)).await.is_some(), "anvil did not end");
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        while std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "port {port} still taken after {START_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let fresh = Self::start_on(self.chain_id, port, &[]).await;
+        *self = fresh;
+    }
+
+    /// A node on `port` (0: one the system picks).
+    async fn start_on(chain_id: u64, port: u16, extra: &[&str]) -> Anvil {
         let binary = anvil_binary();
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         // Port 0: the system picks a free port and anvil holds it from the start. Not `--silent`,
         // which would hide the line that says which port that is.
         let mut child = KillOnDrop::spawn(
             Command::new(&binary)
-                .args(["--port", "0", "--chain-id", &chain_id.to_string(), "--color", "never"])
+                .args(["--port", &port.to_string(), "--chain-id", &chain_id.to_string(), "--color", "never"])
                 .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())

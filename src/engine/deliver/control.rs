@@ -226,10 +226,40 @@ pub struct Resynced {
     pub stored_next: u64,
     /// Open intents no node holds and no receipt covers: dropped, their deliveries pending again.
     pub dropped: Vec<u64>,
+    /// Intents ferry saw mined at nonces the chain no longer counts, none of their hashes there
+    /// (a reset chain): dropped, their deliveries pending again, to be checked and sent anew.
+    pub forgotten: Vec<u64>,
     /// Open intents below the mined count with no visible receipt and no proof that another
     /// transaction took their nonce: kept, with why (a lagging node shows ferry's own mined
     /// transaction this way; signing their deliveries again could land them twice).
     pub kept: Vec<String>,
+}
+
+/// Which intents a resync looks at, by their state and nonce against the chain's counts
+/// (mined: `latest`; with the node's pool: `pending`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Left alone: settled, or a nonce the node's pool holds.
+    Skip,
+    /// Open at a nonce the chain counts as mined: dropped only on evidence (`evidence.rs`).
+    NeedsEvidence,
+    /// Open at a nonce no node holds: dropped, unless a receipt shows it landed.
+    NotHeld,
+    /// Seen mined by ferry, at a nonce the chain does not count any more (a reset chain):
+    /// forgotten, unless a receipt shows it is there.
+    Forgotten,
+}
+
+/// The resync rule for one intent, apart from the calls.
+pub fn scope(state: IntentState, nonce: u64, latest: u64, pending: u64) -> Scope {
+    match state {
+        IntentState::Dropped => Scope::Skip,
+        IntentState::Mined | IntentState::Confirmed if nonce >= latest.max(pending) => Scope::Forgotten,
+        IntentState::Mined | IntentState::Confirmed => Scope::Skip,
+        IntentState::Signed | IntentState::Sent if nonce < latest => Scope::NeedsEvidence,
+        IntentState::Signed | IntentState::Sent if nonce < pending => Scope::Skip,
+        IntentState::Signed | IntentState::Sent => Scope::NotHeld,
+    }
 }
 
 /// Lines ferry's nonces up with the chain's: every open intent at or above the node's pending
@@ -238,6 +268,13 @@ pub struct Resynced {
 /// node still holds could land later: that is why this asks first. Below the mined count the
 /// sender's own rule holds: dropped only when the transaction that used the nonce is found in a
 /// block, is not ferry's, and is as deep as the chain's confirmations (`evidence.rs`).
+///
+/// A reset chain (same chain id, nonces from 0: `nonce_gap`) no longer counts transactions ferry
+/// saw mined: those at or above both counts, with no receipt for any of their hashes, are
+/// forgotten — dropped, and their deliveries (confirmed on a chain that is gone) pending again.
+/// They are checked again before they are sent (the already-done view, the simulation), which is
+/// what keeps one that is somehow still there from going out twice; the operator's confirmation
+/// is the proof that the chain was reset, as it is for intents no node holds.
 pub async fn resync(dest: &Destination, store: &Store) -> Result<Resynced, ControlError> {
     let signer = dest.signer.address();
     let rpc_err = |e| DeliverError::Rpc(Box::new(e));
@@ -246,10 +283,11 @@ pub async fn resync(dest: &Destination, store: &Store) -> Result<Resynced, Contr
     let head = dest.rpc.block_number().await.map_err(rpc_err)?;
     let intents = store.intents_from(dest.chain_id, signer, 0)?;
     let stored_next = intents.iter().map(|(n, _)| n + 1).max().unwrap_or(0);
-    let (mut dropped, mut kept) = (Vec::new(), Vec::new());
+    let (mut dropped, mut forgotten, mut kept) = (Vec::new(), Vec::new(), Vec::new());
     let mut located = Located::new();
     for (nonce, mut intent) in intents {
-        if !intent.is_open() || (nonce >= latest && nonce < pending) {
+        let scope = scope(intent.state, nonce, latest, pending);
+        if scope == Scope::Skip {
             continue;
         }
         let mut landed = false;
@@ -263,26 +301,38 @@ pub async fn resync(dest: &Destination, store: &Store) -> Result<Resynced, Contr
             // The sender records it as mined on its next round.
             continue;
         }
-        let reason = if nonce < latest {
-            if !located.contains_key(&nonce) {
-                evidence::locate(&dest.rpc, signer, nonce, head, &mut located).await.map_err(rpc_err)?;
-            }
-            let found = evidence::evidence_of(nonce, &located, intent.hashes().chain(intent.cancel));
-            match evidence::judge(nonce, found, head, dest.confirmations) {
-                UsedNonce::TakenByOther(reason) => reason,
-                UsedNonce::Wait(reason) => {
-                    kept.push(reason);
-                    continue;
+        let update = match scope {
+            Scope::Skip => continue,
+            Scope::Forgotten => Update::Forgotten(format!(
+                "nonce {nonce} was mined, and the chain (counting {latest}) no longer holds it: \
+                 sent again after an operator's resync"
+            )),
+            Scope::NeedsEvidence => {
+                if !located.contains_key(&nonce) {
+                    evidence::locate(&dest.rpc, signer, nonce, head, &mut located).await.map_err(rpc_err)?;
+                }
+                let found = evidence::evidence_of(nonce, &located, intent.hashes().chain(intent.cancel));
+                match evidence::judge(nonce, found, head, dest.confirmations) {
+                    UsedNonce::TakenByOther(reason) => Update::Dropped(reason),
+                    UsedNonce::Wait(reason) => {
+                        kept.push(reason);
+                        continue;
+                    }
                 }
             }
-        } else {
-            format!("nonce {nonce} dropped by an operator's resync")
+            Scope::NotHeld => Update::Dropped(format!("nonce {nonce} dropped by an operator's resync")),
         };
         intent.state = IntentState::Dropped;
-        save_intents(store, dest.chain_id, signer, &[(nonce, &intent, &Update::Dropped(reason))])?;
-        dropped.push(nonce);
+        save_intents(store, dest.chain_id, signer, &[(nonce, &intent, &update)])?;
+        match update {
+            Update::Forgotten(_) => forgotten.push(nonce),
+            _ => dropped.push(nonce),
+        }
     }
-    tracing::info!(chain = %dest.chain, latest, pending, stored_next, dropped = dropped.len(), kept = kept.len(), "resynced");
+    tracing::info!(
+        chain = %dest.chain, latest, pending, stored_next, dropped = dropped.len(),
+        forgotten = forgotten.len(), kept = kept.len(), "resynced"
+    );
     Ok(Resynced {
         chain: dest.chain.clone(),
         chain_id: dest.chain_id,
@@ -291,6 +341,37 @@ pub async fn resync(dest: &Destination, store: &Store) -> Result<Resynced, Contr
         pending,
         stored_next,
         dropped,
+        forgotten,
         kept,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which intents a resync looks at: open ones the pool does not hold, open ones below the
+    /// mined count (on evidence only), and mined ones a reset chain no longer counts.
+    #[test]
+    fn resync_looks_at_what_the_chain_does_not_hold() {
+        use IntentState::{Confirmed, Dropped, Mined, Sent, Signed};
+        // (state, nonce, latest, pending) → scope
+        let cases = [
+            (Dropped, 3, 0, 0, Scope::Skip),
+            // A reset chain: nonces from 0, ferry had seen 0..14 mined.
+            (Confirmed, 13, 0, 0, Scope::Forgotten),
+            (Mined, 0, 0, 0, Scope::Forgotten),
+            // The chain counts them: nothing to forget.
+            (Confirmed, 13, 14, 14, Scope::Skip),
+            // Mined count behind, the pool holds it: doubt, left alone.
+            (Confirmed, 13, 10, 14, Scope::Skip),
+            (Sent, 5, 3, 8, Scope::Skip),
+            (Sent, 2, 3, 8, Scope::NeedsEvidence),
+            (Signed, 8, 3, 8, Scope::NotHeld),
+            (Sent, 14, 0, 0, Scope::NotHeld),
+        ];
+        for (state, nonce, latest, pending, want) in cases {
+            assert_eq!(scope(state, nonce, latest, pending), want, "{state:?} {nonce} {latest} {pending}");
+        }
+    }
 }

@@ -219,10 +219,18 @@ impl Worker {
                 Update::Mined { receipt, .. } => {
                     self.mined_at.insert(*nonce, (receipt.block, receipt.block_hash));
                 }
-                Update::Confirmed(_) | Update::Reorged => {
+                Update::Confirmed(_) => {
+                    self.mined_at.remove(nonce);
+                    self.confirmed_next = self.confirmed_next.max(Some(*nonce + 1));
+                }
+                Update::Reorged => {
                     self.mined_at.remove(nonce);
                 }
-                Update::Dropped(_) | Update::None | Update::Sent | Update::Bumped(_) => {}
+                Update::Dropped(_)
+                | Update::Forgotten(_)
+                | Update::None
+                | Update::Sent
+                | Update::Bumped(_) => {}
             }
         }
 
@@ -252,6 +260,11 @@ impl Worker {
                 }
             }
         }
+        // A transaction offering the cap that is not mined keeps the fee problem up between
+        // bump rounds too (a round that bumps nothing is no sign the cap stopped mattering:
+        // clearing it there left `push` exiting 4 with no problem at all).
+        let cap = self.dest.fees.cap;
+        let at_cap = at_cap || intents.iter().any(|(_, i)| i.is_open() && i.max_fee_per_gas >= cap);
         let change = decide::fee_status(self.status.borrow().problem.as_ref(), at_cap);
         if change == StatusChange::Clear {
             self.status.send_modify(|s| s.problem = None);
@@ -413,7 +426,9 @@ impl Worker {
                     break;
                 }
                 Ok(SendOutcome::InsufficientFunds(m)) => {
-                    result = Err(self.pause(format!("signer {} cannot pay ({m})", self.signer)));
+                    result = Err(
+                        self.cannot_pay(format!("the node refused the broadcast of nonce {nonce} ({m})"))
+                    );
                     break;
                 }
                 Ok(SendOutcome::Refused(m)) => {

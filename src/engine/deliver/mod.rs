@@ -29,13 +29,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 
 pub use self::worker::{ChainStatus, Problem, Worker, run_all};
 use crate::abi::call::CallPlan;
 use crate::config::signer::{self, KeyError};
-use crate::config::{Resolved, TargetPlan};
+use crate::config::{GasMargin, Resolved, TargetPlan};
 use crate::engine::rpc::{ChainRpc, Clients, RpcError};
 /// Deliveries by state on one chain, for summaries and exit codes.
 pub use crate::store::query_deliver::StateCounts as Counts;
@@ -75,6 +75,8 @@ pub struct TargetOnChain {
     pub name: String,
     pub id: u32,
     pub kind: TargetKind,
+    /// How a gas estimate becomes the gas limit (`gas_limit_multiplier`).
+    pub gas_margin: GasMargin,
 }
 
 /// What a target does on a chain.
@@ -99,10 +101,16 @@ pub struct Destination {
     pub fees: FeePolicy,
     /// Target id → target.
     pub targets: BTreeMap<u32, TargetOnChain>,
+    /// The signer's balance below which the worker warns, in wei.
+    pub min_balance: Option<U256>,
+    /// The chain's `max_in_flight`, over the command's default.
+    pub max_in_flight: Option<usize>,
 }
 
-/// Enough for a second of blocks on a 30M-gas chain at ~50k gas per call, and a bump round.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+/// Signed, unmined transactions per chain when the chain does not say: what common nodes keep
+/// queued per account (geth's default account queue is 64), so that a backlog is never signed
+/// past what the node will hold.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 
 /// How workers run.
 #[derive(Debug, Clone)]
@@ -153,19 +161,23 @@ pub fn destinations(
             continue;
         }
         let id = store.write(|tx| tx.target_id(name))?;
-        let on_chains: Vec<(&String, TargetKind)> = match target {
-            TargetPlan::EvmCall(call) => call
-                .chains
-                .iter()
-                .map(|(chain, to)| (chain, TargetKind::Call { plan: call.plan.clone(), to: *to }))
-                .collect(),
-            TargetPlan::SedaProver(p) => p
-                .chains
-                .iter()
-                .map(|(chain, at)| {
-                    (chain, TargetKind::Prover(prover::ProverTarget { at: *at, mode: p.mode }))
-                })
-                .collect(),
+        let (on_chains, gas_margin): (Vec<(&String, TargetKind)>, GasMargin) = match target {
+            TargetPlan::EvmCall(call) => (
+                call.chains
+                    .iter()
+                    .map(|(chain, to)| (chain, TargetKind::Call { plan: call.plan.clone(), to: *to }))
+                    .collect(),
+                call.gas_margin,
+            ),
+            TargetPlan::SedaProver(p) => (
+                p.chains
+                    .iter()
+                    .map(|(chain, at)| {
+                        (chain, TargetKind::Prover(prover::ProverTarget { at: *at, mode: p.mode }))
+                    })
+                    .collect(),
+                p.gas_margin,
+            ),
             // Sinks have their own workers (`engine::sink`).
             TargetPlan::Sink(_) => continue,
         };
@@ -176,7 +188,7 @@ pub fn destinations(
             by_chain
                 .entry(chain.clone())
                 .or_default()
-                .insert(id, TargetOnChain { name: name.clone(), id, kind });
+                .insert(id, TargetOnChain { name: name.clone(), id, kind, gas_margin });
         }
     }
     let mut out = Vec::new();
@@ -196,6 +208,8 @@ pub fn destinations(
             signer,
             fees: FeePolicy::from_config(chain.gas.as_ref()),
             targets,
+            min_balance: chain.min_balance,
+            max_in_flight: chain.max_in_flight,
         });
     }
     Ok(out)

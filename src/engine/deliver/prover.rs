@@ -145,7 +145,7 @@ impl Worker {
     pub(super) async fn start_prover(&mut self, id: u32, room: usize) -> Result<bool, DeliverError> {
         let Some(target) = self.dest.targets.get(&id) else { return Ok(false) };
         let super::TargetKind::Prover(p) = &target.kind else { return Ok(false) };
-        let (name, p) = (target.name.clone(), p.clone());
+        let (name, p, margin) = (target.name.clone(), p.clone(), target.gas_margin);
         let chain_id = self.dest.chain_id;
         let of_target = |k: &DeliveryKey| k.target == id && matches!(k.item, ItemKey::Batch(_));
         let now_s = now();
@@ -276,7 +276,7 @@ impl Worker {
             let found = match chain::estimate_gas(&self.dest.rpc, self.signer, view.prover, &post.calldata)
                 .await
             {
-                Ok(gas) => Ok(Found::Estimated { to: view.prover, data: post.calldata.clone(), gas }),
+                Ok(gas) => Ok(Found::Estimated { to: view.prover, data: post.calldata.clone(), gas, margin }),
                 Err(e) if e.is_revert() => {
                     let data = e.revert_data().unwrap_or_default();
                     match abi::classify_revert(&data) {

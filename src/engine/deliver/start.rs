@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use self::decide::{Batch, Found, Stop};
 use super::chain;
 use super::sign::Unsigned;
-use super::worker::{Worker, store_blocking};
+use super::worker::{Problem, Worker, store_blocking};
 use super::{DeliverError, TargetKind};
 use crate::engine::rpc::ErrorKind;
 use crate::store::keys::{DeliveryKey, IntentKey, ItemKey};
@@ -27,10 +27,10 @@ const CONCURRENCY: usize = 16;
 impl Worker {
     /// Starts due deliveries. `Ok(true)` when it did work.
     pub(super) async fn start_due(&mut self) -> Result<bool, DeliverError> {
-        if self.is_paused() {
+        if !self.may_start().await? {
             return Ok(false);
         }
-        let room = decide::room(self.opts.max_in_flight, self.in_flight, self.opts.limit, self.started);
+        let room = decide::room(self.max_in_flight(), self.in_flight, self.opts.limit, self.started);
         if room == 0 {
             return Ok(false);
         }
@@ -44,7 +44,7 @@ impl Worker {
             .collect();
         let mut busy = false;
         for id in provers {
-            let room = decide::room(self.opts.max_in_flight, self.in_flight, self.opts.limit, self.started);
+            let room = decide::room(self.max_in_flight(), self.in_flight, self.opts.limit, self.started);
             if room == 0 || self.is_paused() {
                 return Ok(busy);
             }
@@ -53,7 +53,7 @@ impl Worker {
         if !self.dest.targets.values().any(|t| matches!(t.kind, TargetKind::Call { .. })) {
             return Ok(busy);
         }
-        let room = decide::room(self.opts.max_in_flight, self.in_flight, self.opts.limit, self.started);
+        let room = decide::room(self.max_in_flight(), self.in_flight, self.opts.limit, self.started);
         if room == 0 {
             return Ok(busy);
         }
@@ -113,7 +113,7 @@ impl Worker {
         for stop in stops {
             let e = match stop {
                 Stop::Failing(e) => e,
-                Stop::CannotPay(m) => self.pause(format!("signer {} cannot pay for gas ({m})", self.signer)),
+                Stop::CannotPay(m) => self.cannot_pay(format!("the simulation says so ({m})")),
             };
             failure.get_or_insert(e);
         }
@@ -122,6 +122,18 @@ impl Worker {
             return Err(e);
         }
         if self.opts.dry_run {
+            // What would fail if sent is the dry run's verdict on the chain (`push --dry-run`
+            // exits 4 on it), not only a line among the others.
+            let failing: Vec<String> = settled
+                .iter()
+                .filter(|(_, d)| d.state == DeliveryState::Failed)
+                .map(|(k, d)| format!("{}: {}", k.item, d.reason.as_deref().unwrap_or("")))
+                .collect();
+            if let Some(first) = failing.first() {
+                let problem = Problem::SimulationFailed { count: failing.len(), first: first.clone() };
+                tracing::warn!(chain = %self.dest.chain, "{problem}");
+                self.status.send_modify(|s| s.problem = Some(problem));
+            }
             let lines: Vec<String> = ready
                 .iter()
                 .map(|p| {
@@ -144,6 +156,12 @@ impl Worker {
 
         let market = chain::market(&self.dest.rpc, self.dest.fees.legacy).await.map_err(Self::rpc_err)?;
         let (fees, problem) = decide::fees(&self.dest.fees, market);
+        // The chain still holds ferry's transactions and the signer can pay for the largest of
+        // the round; else the ready ones wait (pending) and the chain says why.
+        let gas = ready.iter().map(|p| p.gas_limit).max().unwrap_or(0);
+        if !self.may_sign(gas, fees).await? {
+            return Ok(!settled.is_empty());
+        }
         if let Some(problem) = problem {
             tracing::warn!(chain = %self.dest.chain, "{problem}");
             self.status.send_modify(|s| s.problem = Some(problem));
@@ -274,8 +292,16 @@ impl Worker {
             Err(e) => return Ok(Found::BadCall(e.to_string())),
         };
         if let Some(Ok(view)) = plan.done_view_calldata(&fields) {
-            let returned =
-                chain::call(&self.dest.rpc, self.signer, *to, &view).await.map_err(Self::rpc_err)?;
+            let returned = match chain::call(&self.dest.rpc, self.signer, *to, &view).await {
+                Ok(returned) => returned,
+                // The node answered: the view reverts (a wrong `already_done.view`, a contract
+                // without it). That is the target's problem, said on its deliveries, not a
+                // failing RPC to retry the whole chain on.
+                Err(e) if e.is_revert() => {
+                    return Ok(Found::ViewUnreadable(format!("the view reverted: {}", e.message)));
+                }
+                Err(e) => return Err(Self::rpc_err(e)),
+            };
             match plan.judge_view(&returned, &fields) {
                 Ok(true) => return Ok(Found::ViewSaysThere),
                 Ok(false) => {}
@@ -283,7 +309,7 @@ impl Worker {
             }
         }
         match chain::estimate_gas(&self.dest.rpc, self.signer, *to, &data).await {
-            Ok(gas) => Ok(Found::Estimated { to: *to, data, gas }),
+            Ok(gas) => Ok(Found::Estimated { to: *to, data, gas, margin: target.gas_margin }),
             Err(e) if e.is_revert() => {
                 Ok(Found::Reverted(plan.classify_revert(&e.revert_data().unwrap_or_default())))
             }

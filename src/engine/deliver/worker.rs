@@ -3,6 +3,7 @@
 //! until nothing is left to do.
 
 mod audit;
+mod health;
 mod problem;
 mod requests;
 
@@ -71,6 +72,11 @@ pub struct Worker {
     pub(super) warned_cap: bool,
     /// Unix seconds until which new sends wait (0: not paused).
     paused_until: AtomicU64,
+    /// One past the highest nonce ferry has seen confirmed on the chain (`health.rs`).
+    pub(super) confirmed_next: Option<u64>,
+    /// The chain no longer holds ferry's confirmed transactions: nothing new is signed.
+    pub(super) gap: bool,
+    pub(super) health: health::Health,
     /// `seda-prover` targets: the Prover of each (read from a Core once), and what it last said.
     pub(super) provers: HashMap<u32, Address>,
     pub(super) prover_states: HashMap<u32, crate::store::records::ProverState>,
@@ -102,6 +108,11 @@ pub(super) enum Update {
     /// Its nonce went to a transaction ferry did not sign (found in a block, deep enough), or the
     /// operator resynced: pending again.
     Dropped(String),
+    /// The chain no longer holds it, though ferry saw it mined there: a reset chain, lined up by
+    /// the operator's resync. Its deliveries, delivered on a chain that is gone, are pending
+    /// again — the already-done check before they are sent is what keeps one that is somehow
+    /// still there from going out twice.
+    Forgotten(String),
 }
 
 impl Update {
@@ -156,6 +167,22 @@ impl Update {
                     d.reason = Some(reason.clone());
                 }
                 open
+            }
+            // A delivery failed or skipped by a verdict (a revert, the operator's cancel or
+            // skip) keeps it: that verdict was the operator's or the target's, not the chain's.
+            Update::Forgotten(reason) => {
+                let landed = matches!(
+                    d.state,
+                    DeliveryState::Sending | DeliveryState::Sent | DeliveryState::Confirmed
+                );
+                if landed {
+                    d.state = DeliveryState::Pending;
+                    d.receipt = None;
+                    d.retryable = true;
+                    d.next_attempt_at = None;
+                    d.reason = Some(reason.clone());
+                }
+                landed
             }
         }
     }
@@ -223,6 +250,8 @@ impl Worker {
         observe::nonce_gap(&dest.chain, highest.unwrap_or(0), pending);
         let floor = intents.iter().find(|(_, i)| !i.is_settled()).map_or(next_nonce, |(n, _)| *n);
         let in_flight = intents.iter().filter(|(_, i)| i.is_open()).count();
+        let confirmed_next =
+            intents.iter().filter(|(_, i)| i.state == IntentState::Confirmed).map(|(n, _)| n + 1).max();
         // Sent ones the node may have lost (a restart); signed ones the first round broadcasts.
         if !opts.dry_run {
             let open: Vec<_> = intents
@@ -260,11 +289,16 @@ impl Worker {
             failures: 0,
             warned_cap: false,
             paused_until: AtomicU64::new(0),
+            confirmed_next,
+            gap: false,
+            health: health::Health::default(),
             provers: HashMap::new(),
             prover_states: HashMap::new(),
             prover_read_at: HashMap::new(),
             status: tx,
         };
+        let mut worker = worker;
+        worker.judge_gap(latest, pending);
         Ok((worker, rx))
     }
 
@@ -282,7 +316,15 @@ impl Worker {
             if cancel.is_cancelled() {
                 break;
             }
-            let wait = match self.tick().await {
+            // The command's deadline ends a round wherever it is: a round is a series of steps
+            // each written before the next is taken (intents before broadcasts), so stopping
+            // between two is what a crash there would do, and the next run takes it up. Waiting
+            // for the round instead let a dead RPC's retries hold `push` well past --timeout.
+            let ticked = tokio::select! {
+                ticked = self.tick() => ticked,
+                () = cancel.cancelled() => break,
+            };
+            let wait = match ticked {
                 Ok(busy) => {
                     self.failures = 0;
                     if matches!(self.status.borrow().problem, Some(Problem::RpcFailing { .. })) {
@@ -303,7 +345,9 @@ impl Worker {
                         self.failures,
                     );
                     tracing::warn!(chain = %self.dest.chain, error = %e, retry_in = ?wait, "delivery failing");
-                    if !self.is_paused() {
+                    // A chain held for its signer's funds or a nonce gap says that, not the
+                    // round's error it led to (a node refusing ferry's next nonce as too high).
+                    if !self.is_paused() && !self.gap {
                         self.status
                             .send_modify(|s| s.problem = Some(Problem::RpcFailing { error: e.to_string() }));
                     }
@@ -328,18 +372,45 @@ impl Worker {
             }
         }
         self.refresh_counts()?;
+        if self.opts.until_done && !self.opts.dry_run {
+            // A command that ends with work left says why on every chain: nothing more
+            // particular held it, so it is failed for good or not confirmed in time.
+            self.status.send_modify(|s| {
+                if s.problem.is_none() {
+                    s.problem = Problem::left_undone(&s.counts, s.failures.first().map(String::as_str));
+                }
+            });
+        }
         Ok(self.status.borrow().clone())
     }
 
-    /// Pauses new sends on the chain for [`PAUSE`] (the signer cannot pay: sending more only
-    /// fails); what is in flight is still followed. Says which signer, loudly.
-    pub(super) fn pause(&self, why: String) -> DeliverError {
-        let problem = Problem::Paused { why };
+    /// Pauses new sends on the chain for [`PAUSE`] because the signer cannot pay (sending more
+    /// only fails); what is in flight is still followed. Says which signer, loudly.
+    pub(super) fn cannot_pay(&self, detail: String) -> DeliverError {
+        self.pause(Problem::InsufficientFunds { signer: self.signer.to_checksum(None), detail })
+    }
+
+    /// Pauses new sends on the chain for [`PAUSE`]; what is in flight is still followed.
+    pub(super) fn pause(&self, problem: Problem) -> DeliverError {
         tracing::error!(chain = %self.dest.chain, signer = %self.signer, "{problem}; trying again in {PAUSE:?}");
         self.paused_until.store(now() + PAUSE.as_secs(), Ordering::Relaxed);
         let detail = problem.to_string();
         self.status.send_modify(|s| s.problem = Some(problem));
         DeliverError::Setup { chain: self.dest.chain.clone(), detail }
+    }
+
+    /// Whether new sends wait because the signer cannot pay.
+    pub(super) fn is_paused_for_funds(&self) -> bool {
+        self.paused_until.load(Ordering::Relaxed) != 0
+            && matches!(self.status.borrow().problem, Some(Problem::InsufficientFunds { .. }))
+    }
+
+    /// Lifts a pause at once (the signer was funded), and the problem it had set.
+    pub(super) fn unpause(&self) {
+        self.paused_until.store(0, Ordering::Relaxed);
+        if matches!(self.status.borrow().problem, Some(Problem::InsufficientFunds { .. })) {
+            self.status.send_modify(|s| s.problem = None);
+        }
     }
 
     /// Whether new sends wait; a pause that ran out is lifted (and the next send finds out
@@ -355,6 +426,11 @@ impl Worker {
         self.paused_until.store(0, Ordering::Relaxed);
         self.status.send_modify(|s| s.problem = None);
         false
+    }
+
+    /// Signed, unmined transactions at most: the chain's `max_in_flight`, else the command's.
+    pub(super) fn max_in_flight(&self) -> usize {
+        self.dest.max_in_flight.unwrap_or(self.opts.max_in_flight)
     }
 
     fn is_done(&self) -> bool {
@@ -450,8 +526,15 @@ pub async fn run_all(
             let mut dest = dest;
             let mut last_error = String::new();
             // Start-up itself retries: a chain whose RPC is down keeps trying until cancelled.
+            // Start-up is raced with the deadline: a dead RPC's retries inside one attempt
+            // must not hold the command, and a start cut short is a chain that did not answer.
+            let mut last_rpc = true;
             let worker = loop {
-                match Worker::start(dest, store.clone(), opts.clone()).await {
+                let attempt = tokio::select! {
+                    attempt = Worker::start(dest.clone(), store.clone(), opts.clone()) => attempt,
+                    () = cancel.cancelled() => break Err(dest),
+                };
+                match attempt {
                     Ok((w, rx)) => {
                         let store = store.clone();
                         let ids = ids.clone();
@@ -469,6 +552,7 @@ pub async fn run_all(
                     Err((d, e)) => {
                         failures += 1;
                         tracing::warn!(chain = %name, error = %e, "cannot start delivery to this chain");
+                        last_rpc = matches!(e, DeliverError::Rpc(_));
                         last_error = e.to_string();
                         if observe::board().is_some() {
                             let oldest = tokio::task::block_in_place(|| {
@@ -504,7 +588,7 @@ pub async fn run_all(
                         chain: name.clone(),
                         signer: dest.signer.address().to_checksum(None),
                         counts,
-                        problem: Some(Problem::CouldNotStart { error: last_error }),
+                        problem: Some(never_started(last_rpc, &last_error)),
                         ..Default::default()
                     })
                 }
@@ -563,6 +647,19 @@ pub async fn run_all(
     match store_error {
         Some(e) => Err(DeliverError::Store(e)),
         None => Ok(out),
+    }
+}
+
+/// Why a chain whose worker never started is left undone: its RPC did not answer (the only
+/// thing start-up asks of the chain), with the last error seen if an attempt ended before the
+/// deadline; anything else that kept it from starting is said as such.
+fn never_started(rpc: bool, last_error: &str) -> Problem {
+    match (rpc, last_error.is_empty()) {
+        (true, true) => Problem::RpcFailing {
+            error: "could not start: the chain's RPC did not answer before the command ended".into(),
+        },
+        (true, false) => Problem::RpcFailing { error: format!("could not start: {last_error}") },
+        (false, _) => Problem::CouldNotStart { error: last_error.to_string() },
     }
 }
 
@@ -637,6 +734,12 @@ mod tests {
             (Update::Dropped("taken".into()), Failed, true, true, Pending),
             (Update::Dropped("taken".into()), Failed, false, false, Failed),
             (Update::Dropped("taken".into()), Confirmed, true, false, Confirmed),
+            (Update::Forgotten("reset".into()), Confirmed, true, true, Pending),
+            (Update::Forgotten("reset".into()), Sent, true, true, Pending),
+            (Update::Forgotten("reset".into()), Sending, true, true, Pending),
+            (Update::Forgotten("reset".into()), Failed, false, false, Failed),
+            (Update::Forgotten("reset".into()), Skipped, false, false, Skipped),
+            (Update::Forgotten("reset".into()), Pending, true, false, Pending),
         ];
         for (update, before, retryable, changed, after) in cases {
             let mut d = delivery(before, retryable);
@@ -651,6 +754,9 @@ mod tests {
                 Update::Confirmed(_) if changed => assert_eq!(d.receipt, Some(receipt())),
                 Update::Reorged if changed => assert_eq!(d.receipt, None),
                 Update::Dropped(reason) if changed => assert_eq!(d.reason.as_ref(), Some(reason)),
+                Update::Forgotten(reason) if changed => {
+                    assert_eq!((d.reason.as_ref(), d.receipt.as_ref()), (Some(reason), None));
+                }
                 _ => {}
             }
         }

@@ -479,7 +479,14 @@ impl SinkWorker {
 
     fn finish(mut self, done: bool) -> Result<ChainStatus, StoreError> {
         self.recount()?;
-        self.status.send_modify(|s| s.done = done);
+        let until_done = self.opts.until_done;
+        self.status.send_modify(|s| {
+            s.done = done;
+            // As for a chain: work left at the end of `push` always says why.
+            if until_done && s.problem.is_none() {
+                s.problem = Problem::left_undone(&s.counts, s.failures.first().map(String::as_str));
+            }
+        });
         Ok(self.status.borrow().clone())
     }
 

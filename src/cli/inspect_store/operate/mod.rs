@@ -2,7 +2,7 @@
 //! nonces. Each opens the store read-write when nothing holds it; when a running `watch` holds
 //! it, the action goes to that `watch` over its control socket (`engine::operator`), which
 //! carries it out between its workers' rounds and answers with the same result. Held by anything
-//! else (a `push`), it is refused (exit 3, naming the holder). Each asks before changing anything
+//! else (a `push`), it is refused (exit 5, naming the holder). Each asks before changing anything
 //! on a terminal, and wants `--yes` elsewhere.
 
 use std::collections::BTreeMap;

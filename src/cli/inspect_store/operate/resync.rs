@@ -9,8 +9,9 @@ use crate::engine::deliver::control::Resynced;
 use crate::exit::Exit;
 use crate::output::{Output, Render};
 
-/// Line ferry's nonces up with the chain's: drop signed transactions no node holds, and send
-/// their deliveries again from the chain's nonce.
+/// Line ferry's nonces up with the chain's: drop signed transactions no node holds (and, on a
+/// chain that was reset, mined ones it no longer has), and send their deliveries again from the
+/// chain's nonce.
 #[derive(Debug, Args)]
 pub struct ResyncArgs {
     /// The destination chain (a name from the config).
@@ -56,6 +57,12 @@ impl Render for ResyncReport {
             "{} on {}: chain nonce {} mined, {} with the pool; ferry had signed up to {}; {dropped}\n",
             r.signer, r.chain, r.latest, r.pending, r.stored_next
         );
+        if !r.forgotten.is_empty() {
+            text.push_str(&format!(
+                "forgotten (mined, no longer on the chain: a reset?) nonces {}; their deliveries are pending again\n",
+                r.forgotten.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            ));
+        }
         for why in &r.kept {
             text.push_str(&format!("kept: {why}\n"));
         }

@@ -211,7 +211,7 @@ pub fn settle(intent: &mut TxIntent, update: &Update) {
             intent.state = IntentState::Signed;
             intent.mined = None;
         }
-        Update::Dropped(_) => intent.state = IntentState::Dropped,
+        Update::Dropped(_) | Update::Forgotten(_) => intent.state = IntentState::Dropped,
         Update::None | Update::Sent | Update::Bumped(_) => {}
     }
 }

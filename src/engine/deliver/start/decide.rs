@@ -8,6 +8,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, B256, Bytes};
 
 use crate::abi::call::Revert;
+use crate::config::GasMargin;
 use crate::engine::deliver::fees::{FeePolicy, Fees, Market};
 use crate::engine::deliver::worker::Problem;
 use crate::store::keys::DeliveryKey;
@@ -41,8 +42,8 @@ pub enum Found {
     ViewSaysThere,
     /// The already-done view's answer cannot be read.
     ViewUnreadable(String),
-    /// The simulation passed: the call and its gas estimate.
-    Estimated { to: Address, data: Bytes, gas: u64 },
+    /// The simulation passed: the call, its gas estimate and the target's margin on it.
+    Estimated { to: Address, data: Bytes, gas: u64, margin: GasMargin },
     /// The simulation reverted, as the target reads the revert.
     Reverted(Revert),
     /// The node refused the simulation otherwise; its message.
@@ -99,8 +100,8 @@ fn verdict(found: Found) -> Verdict {
         Found::ViewSaysThere => Verdict::Settle(Skipped, "already there (the view says so)".into(), false),
         Found::ViewUnreadable(e) => Verdict::Settle(Failed, format!("already-done check: {e}"), true),
         // A margin for state that changes between the estimate and the block.
-        Found::Estimated { to, data, gas } => {
-            Verdict::Ready { to, data, gas_limit: gas.saturating_add(gas / 5).saturating_add(5_000) }
+        Found::Estimated { to, data, gas, margin } => {
+            Verdict::Ready { to, data, gas_limit: margin.limit(gas) }
         }
         Found::Reverted(Revert::AlreadyThere(what)) => {
             Verdict::Settle(Skipped, format!("already there: {what}"), false)
@@ -209,7 +210,7 @@ mod tests {
     }
 
     fn estimated(gas: u64) -> Found {
-        Found::Estimated { to: TO, data: Bytes::from(vec![0xab]), gas }
+        Found::Estimated { to: TO, data: Bytes::from(vec![0xab]), gas, margin: GasMargin::DEFAULT }
     }
 
     #[test]
@@ -285,6 +286,25 @@ mod tests {
         let broke = "Insufficient funds for gas * price + value".to_string();
         let b = batch::<()>(vec![(key(0), Delivery::pending(NOW), Ok(Found::Refused(broke.clone())))], NOW);
         assert_eq!((b.ready, b.settled, b.stops), (vec![], vec![], vec![Stop::CannotPay(broke)]));
+    }
+
+    /// A target's `gas_limit_multiplier` scales the estimate; the default is the 1.2 + 5,000 gas
+    /// ferry has always used.
+    #[test]
+    fn the_gas_limit_is_the_estimate_times_the_targets_multiplier() {
+        // (per mille, estimate) → gas limit
+        let cases = [
+            (1200, 100_000, 125_000),
+            (1000, 100_000, 105_000),
+            (2000, 50_000, 105_000),
+            (10_000, 21_000, 215_000),
+        ];
+        for (per_mille, gas, want) in cases {
+            let margin = GasMargin { per_mille };
+            let found = Found::Estimated { to: TO, data: Bytes::new(), gas, margin };
+            let b = batch::<()>(vec![(key(0), Delivery::pending(NOW), Ok(found))], NOW);
+            assert_eq!(b.ready[0].gas_limit, want, "{per_mille} {gas}");
+        }
     }
 
     #[test]

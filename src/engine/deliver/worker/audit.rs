@@ -75,6 +75,12 @@ impl Worker {
                     tracing::info!(chain = %chain, nonce, delivery = %id, tx_hash = %intent.hash, reason, "transaction dropped");
                 }
             }
+            Update::Forgotten(reason) => {
+                observe::tx(chain, TxEvent::Dropped);
+                for id in &ids {
+                    tracing::info!(chain = %chain, nonce, delivery = %id, tx_hash = %intent.hash, reason, "transaction forgotten by a reset chain");
+                }
+            }
         }
     }
 }

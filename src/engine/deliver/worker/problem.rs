@@ -1,5 +1,7 @@
 //! Why a chain is paused or failing, as the worker reports it: one variant per situation, a stable
 //! code for scripts (`push --json` shows `{"code": …, "message": …}`) and the message for people.
+//! Every reason `push` exits 4 for on a chain is one of these: a chain with work left and no
+//! problem of its own is given `failed` or `unconfirmed` at the end ([`Problem::left_undone`]).
 //!
 //! Code that clears a problem asks which variant it is, never what its text starts with: a message
 //! that changes wording, or quotes a node that happens to say "fee cap", must not change what is
@@ -8,6 +10,8 @@
 use serde::Serialize;
 use serde::ser::SerializeStruct;
 
+use crate::engine::deliver::Counts;
+
 /// How the chain's status starts while used nonces wait for evidence.
 pub const UNSEEN: &str = "waiting on used nonces without a visible receipt";
 
@@ -15,8 +19,25 @@ pub const UNSEEN: &str = "waiting on used nonces without a visible receipt";
 pub enum Problem {
     /// A round failed (an RPC error, a refused broadcast); the worker tries again with backoff.
     RpcFailing { error: String },
-    /// The signer cannot pay: new sends wait a while, what is in flight is still followed.
+    /// New sends wait a while for a reason other than the signer's funds; what is in flight is
+    /// still followed.
     Paused { why: String },
+    /// The signer cannot pay for the next transaction (its balance is below gas limit × max fee,
+    /// or a node said so): new sends wait until it is funded, what is in flight is still followed.
+    InsufficientFunds { signer: String, detail: String },
+    /// The chain counts fewer of the signer's transactions than ferry has seen mined and
+    /// confirmed there, and holds none of ferry's: a reset chain (same id, nonces from 0) or a
+    /// node that lost them. Nothing new is signed at a guessed nonce; `inspect-store resync`
+    /// lines ferry up once the operator has looked.
+    NonceGap { expected: u64, latest: u64, pending: u64 },
+    /// Deliveries failed (reverted, refused by the target; or retryable ones still waiting for
+    /// their next attempt when the command ended).
+    Failed { count: u64, first: Option<String> },
+    /// A dry run's checks or simulations failed: the deliveries would fail if sent.
+    SimulationFailed { count: usize, first: String },
+    /// Deliveries not confirmed when the command ended (`push --timeout`): sent and waiting
+    /// for blocks, or still pending.
+    Unconfirmed { in_flight: u64, pending: u64 },
     /// The worker never started (its RPC kept failing until the command ended).
     CouldNotStart { error: String },
     /// Nonces the chain counts as used have had no visible receipt of ferry's for a long while;
@@ -44,11 +65,17 @@ impl Problem {
         match self {
             Problem::RpcFailing { .. } => "rpc_failing",
             Problem::Paused { .. } => "paused",
+            Problem::InsufficientFunds { .. } => "insufficient_funds",
+            Problem::NonceGap { .. } => "nonce_gap",
+            Problem::Failed { .. } => "failed",
+            Problem::Unconfirmed { .. } => "unconfirmed",
+            Problem::SimulationFailed { .. } => "simulation_failed",
             Problem::CouldNotStart { .. } => "could_not_start",
             Problem::UnseenNonces { .. } => "unseen_nonces",
             Problem::AtFeeCap { .. } => "at_fee_cap",
-            Problem::BaseFeeAboveCap { .. } => "base_fee_above_cap",
-            Problem::CapBelowBaseFee { .. } => "cap_below_base_fee",
+            // One situation for scripts: the cap keeps transactions under the base fee, whether
+            // they were signed so or reached the cap by bumps.
+            Problem::BaseFeeAboveCap { .. } | Problem::CapBelowBaseFee { .. } => "fee_cap_below_base_fee",
             Problem::ProverPaused { .. } => "prover_paused",
             Problem::ProverStuck { .. } => "prover_stuck",
             Problem::SinkFailing { .. } => "sink_failing",
@@ -62,6 +89,18 @@ impl Problem {
             Problem::AtFeeCap { .. } | Problem::BaseFeeAboveCap { .. } | Problem::CapBelowBaseFee { .. }
         )
     }
+
+    /// What a chain with work left at the end of a command says when nothing more particular
+    /// holds it: deliveries failed (`failed`, the first reason of this run), else
+    /// deliveries not confirmed at the deadline (`unconfirmed`). `None` when nothing is left.
+    pub fn left_undone(counts: &Counts, first_failure: Option<&str>) -> Option<Problem> {
+        if counts.failed > 0 {
+            return Some(Problem::Failed { count: counts.failed, first: first_failure.map(str::to_string) });
+        }
+        let in_flight = counts.sending + counts.sent;
+        (in_flight + counts.pending > 0)
+            .then_some(Problem::Unconfirmed { in_flight, pending: counts.pending })
+    }
 }
 
 fn gwei(wei: u128) -> f64 {
@@ -73,6 +112,33 @@ impl std::fmt::Display for Problem {
         match self {
             Problem::RpcFailing { error } => write!(f, "RPC failing: {error}"),
             Problem::Paused { why } => write!(f, "paused: {why}"),
+            Problem::InsufficientFunds { signer, detail } => {
+                write!(f, "signer {signer} cannot pay: {detail}; new sends wait until it is funded")
+            }
+            Problem::NonceGap { expected, latest, pending } => write!(
+                f,
+                "nonce gap: ferry has seen the signer's transactions mined up to nonce {} (next {expected}), \
+                 the chain counts {latest} mined and {pending} with its pool, and holds none of ferry's; \
+                 a reset chain or a node that lost them. Nothing new is signed; once checked, \
+                 `ferry inspect-store resync --chain <name>` lines ferry up with the chain",
+                expected.saturating_sub(1)
+            ),
+            Problem::Failed { count, first } => {
+                write!(f, "{count} deliveries failed")?;
+                if let Some(first) = first {
+                    write!(f, " (first: {first})")?;
+                }
+                write!(
+                    f,
+                    "; `ferry inspect-store deliveries --state failed` lists them, `retry` sends them again"
+                )
+            }
+            Problem::SimulationFailed { count, first } => {
+                write!(f, "{count} deliveries would fail (first: {first})")
+            }
+            Problem::Unconfirmed { in_flight, pending } => {
+                write!(f, "not done at the deadline: {in_flight} sent and not confirmed, {pending} pending")
+            }
             Problem::CouldNotStart { error } => write!(f, "could not start: {error}"),
             Problem::UnseenNonces { count, first } => write!(f, "{UNSEEN}: {count} nonce(s); {first}"),
             Problem::AtFeeCap { nonce, cap } => write!(
@@ -125,10 +191,35 @@ mod tests {
                 "rpc_failing",
                 "RPC failing: chain d0: boom",
             ),
+            (Problem::Paused { why: "the operator asked".into() }, "paused", "paused: the operator asked"),
             (
-                Problem::Paused { why: "signer 0xab cannot pay".into() },
-                "paused",
-                "paused: signer 0xab cannot pay",
+                Problem::InsufficientFunds { signer: "0xab".into(), detail: "balance 0.001 ETH".into() },
+                "insufficient_funds",
+                "signer 0xab cannot pay: balance 0.001 ETH; new sends wait until it is funded",
+            ),
+            (
+                Problem::NonceGap { expected: 14, latest: 0, pending: 0 },
+                "nonce_gap",
+                "nonce gap: ferry has seen the signer's transactions mined up to nonce 13 (next 14), the chain \
+                 counts 0 mined and 0 with its pool, and holds none of ferry's; a reset chain or a node that \
+                 lost them. Nothing new is signed; once checked, `ferry inspect-store resync --chain <name>` \
+                 lines ferry up with the chain",
+            ),
+            (
+                Problem::Failed { count: 2, first: Some("t/d0/1:5:0: Nope()".into()) },
+                "failed",
+                "2 deliveries failed (first: t/d0/1:5:0: Nope()); `ferry inspect-store deliveries --state failed` \
+                 lists them, `retry` sends them again",
+            ),
+            (
+                Problem::SimulationFailed { count: 1, first: "1:5:0: already-done check: reverted".into() },
+                "simulation_failed",
+                "1 deliveries would fail (first: 1:5:0: already-done check: reverted)",
+            ),
+            (
+                Problem::Unconfirmed { in_flight: 3, pending: 1 },
+                "unconfirmed",
+                "not done at the deadline: 3 sent and not confirmed, 1 pending",
             ),
             (
                 Problem::CouldNotStart { error: "connection refused".into() },
@@ -147,12 +238,12 @@ mod tests {
             ),
             (
                 Problem::BaseFeeAboveCap { nonce: 3, base_fee: 5 * GWEI / 2, cap: 2 * GWEI },
-                "base_fee_above_cap",
+                "fee_cap_below_base_fee",
                 "nonce 3 waits: the base fee (2.5 gwei) is above the fee cap (2 gwei)",
             ),
             (
                 Problem::CapBelowBaseFee { cap: 2 * GWEI, base_fee: 3 * GWEI },
-                "cap_below_base_fee",
+                "fee_cap_below_base_fee",
                 "the fee cap (2 gwei) is below the base fee (3 gwei); sent anyway, waiting to be mined",
             ),
             (Problem::SinkFailing { error: "HTTP 503".into() }, "sink_failing", "sink failing: HTTP 503"),
@@ -164,8 +255,36 @@ mod tests {
                 serde_json::to_value(&problem).expect("serializes"),
                 serde_json::json!({ "code": code, "message": message })
             );
-            let about_fees = matches!(code, "at_fee_cap" | "base_fee_above_cap" | "cap_below_base_fee");
+            let about_fees = matches!(code, "at_fee_cap" | "fee_cap_below_base_fee");
             assert_eq!(problem.is_about_fees(), about_fees, "{code}");
         }
+    }
+
+    /// A chain with work left at the end always has a code: failed for good first (it needs an
+    /// operator), else not confirmed in time; nothing left, no problem.
+    #[test]
+    fn work_left_at_the_end_is_failed_or_unconfirmed() {
+        let counts = |pending, sending, sent, failed| Counts {
+            pending,
+            sending,
+            sent,
+            failed,
+            confirmed: 5,
+            skipped: 1,
+        };
+        let cases = [
+            (counts(0, 0, 0, 0), None),
+            (counts(0, 0, 0, 2), Some("failed")),
+            (counts(3, 1, 1, 2), Some("failed")),
+            (counts(0, 1, 2, 0), Some("unconfirmed")),
+            (counts(4, 0, 0, 0), Some("unconfirmed")),
+        ];
+        for (c, code) in cases {
+            assert_eq!(Problem::left_undone(&c, Some("x")).as_ref().map(Problem::code), code, "{c:?}");
+        }
+        assert_eq!(
+            Problem::left_undone(&counts(2, 1, 2, 0), None),
+            Some(Problem::Unconfirmed { in_flight: 3, pending: 2 })
+        );
     }
 }
