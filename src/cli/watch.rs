@@ -34,12 +34,15 @@ use crate::exit::{Exit, ExitError};
 use crate::store::Store;
 
 /// Run as a daemon: follow every source and deliver to every target until stopped.
+///
+/// SIGHUP reloads the config (`kill -HUP <pid>`, `systemctl reload ferry`): an invalid one is a
+/// warning and the running one goes on. SIGINT/SIGTERM stop cleanly within --stop-timeout.
 #[derive(Debug, Args)]
 #[command(after_help = after_help("\
   ferry watch                               follow everything in ferry.yaml
   ferry watch -c prod.yaml --log-format json
   ferry watch --metrics-addr 127.0.0.1:9187 serve /metrics, /healthz and /readyz
-  kill -HUP <pid>                           reload ferry.yaml without stopping", &[codes::FAILURE, codes::USAGE, codes::STORE, codes::BUSY, codes::INTERRUPTED]))]
+  ferry watch --stop-timeout 30s            give a clean stop 30s before dropping what runs", &[codes::FAILURE, codes::USAGE, codes::STORE, codes::BUSY, codes::INTERRUPTED]))]
 pub struct WatchArgs {
     /// After SIGINT/SIGTERM (or on a reload), stop within this long: sources finish their range
     /// and workers their round until then; what still runs after it is dropped (exit 130).

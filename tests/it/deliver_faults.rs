@@ -648,7 +648,12 @@ async fn the_push_report_has_the_documented_shape() {
         k.sort();
         k
     };
-    assert_eq!(keys(report), sorted(&["seconds", "dry_run", "synced", "chains", "exit"]), "{report}");
+    assert_eq!(
+        keys(report),
+        sorted(&["v", "kind", "seconds", "dry_run", "synced", "chains", "exit"]),
+        "{report}"
+    );
+    assert_eq!((report["v"].clone(), report["kind"].clone()), (1.into(), "push".into()), "{report}");
     assert!(report["seconds"].as_f64().is_some_and(|s| s >= 0.0), "{report}");
     assert_eq!(report["dry_run"], false);
     assert_eq!(report["exit"], 0);

@@ -1,6 +1,9 @@
-//! SIGTERM stops `watch` within `--stop-timeout` whatever a destination does: a destination that
-//! takes connections and never answers holds its worker in a request, and the stop drops it at
-//! the bound, names it, exits 130 and leaves a store that opens without recovery.
+//! SIGTERM stops `watch` and `push` within `--stop-timeout` whatever a destination does: a
+//! destination that takes connections and never answers holds its worker in a request, and the
+//! worker's round is dropped where it waits (everything it did is already in the store, as after
+//! a crash at that point), so the stop does not even need the bound; ferry exits 130 and leaves a
+//! store that opens without recovery. What the bound drops when something does hold the stop is
+//! tested with a sink that never answers (`sigterm_drops_a_stalled_sink_at_the_bound`).
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -9,13 +12,13 @@ use alloy::primitives::U256;
 use alloy::sol_types::SolCall;
 
 use crate::deliver::{Miner, Net, view_u256};
-use crate::reload::{config, spawn_watch, wait_for_line};
+use crate::reload::{config, spawn_watch};
 use crate::support::command::run;
 use crate::support::devnet::IBatchReceiver;
 use crate::support::output::text;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_with_a_hung_destination_stops_within_the_bound_and_leaves_the_store_clean() {
+async fn sigterm_with_a_hung_destination_stops_before_the_bound_and_leaves_the_store_clean() {
     let net = Net::start(2).await;
     let _miner =
         Miner::start(net.dests.iter().map(|(anvil, _)| anvil.url()).collect(), Duration::from_millis(500));
@@ -53,10 +56,9 @@ async fn sigterm_with_a_hung_destination_stops_within_the_bound_and_leaves_the_s
     println!("watch stopped {took:?} after SIGTERM, with a stop timeout of {bound:?}");
     assert_eq!(status.code(), Some(130), "{stderr}");
     // The bound, and a margin for dropping what is left and closing the store.
-    assert!(took < bound + Duration::from_secs(3), "stopped after {took:?}: {stderr}");
-    assert!(took >= bound - Duration::from_millis(500), "d1 was waited for until the bound ({took:?})");
-    let abandoned = wait_for_line(&log, &["stop timeout passed"], Duration::from_secs(1)).await;
-    assert!(abandoned.contains("d1") && !abandoned.contains("\"d0\""), "names what it dropped: {abandoned}");
+    // The hung request is dropped with its round: the stop needs no bound at all.
+    assert!(took < bound, "stopped after {took:?}, not before the bound: {stderr}");
+    assert!(!stderr.contains("stop timeout passed"), "nothing was left to drop: {stderr}");
 
     // The store was closed cleanly: a reader opens it as it is.
     let out = run(dir.path(), &["inspect-store", "summary"]);
@@ -65,10 +67,10 @@ async fn sigterm_with_a_hung_destination_stops_within_the_bound_and_leaves_the_s
     drop(hole);
 }
 
-/// `push --stop-timeout`: the same bound for the one-shot, whose work is dropped where it waits
-/// when the bound passes; the store is left clean.
+/// `push --stop-timeout`: the one-shot's hung worker is dropped where it waits, before the bound;
+/// the store is left clean.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_stops_push_with_a_hung_destination_within_its_bound() {
+async fn sigterm_stops_push_with_a_hung_destination_before_its_bound() {
     let net = Net::start(1).await;
     let hole = TcpListener::bind("127.0.0.1:0").expect("bind");
     let hole_url = format!("http://{}", hole.local_addr().expect("address"));
@@ -98,8 +100,8 @@ async fn sigterm_stops_push_with_a_hung_destination_within_its_bound() {
     let stderr = std::fs::read_to_string(&log).unwrap_or_default();
     println!("push stopped {took:?} after SIGTERM, with a stop timeout of 2s");
     assert_eq!(status.code(), Some(130), "{stderr}");
-    assert!(took < Duration::from_secs(2 + 3), "stopped after {took:?}: {stderr}");
-    assert!(stderr.contains("stop timeout (2s) passed"), "says what it did: {stderr}");
+    assert!(took < Duration::from_secs(2), "stopped after {took:?}, not before the bound: {stderr}");
+    assert!(!stderr.contains("stop timeout (2s) passed"), "nothing was left to drop: {stderr}");
     let out = run(dir.path(), &["inspect-store", "summary"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     drop(hole);

@@ -244,14 +244,9 @@ impl Worker {
             Ok(i) => i,
             Err(e) => return Err((dest, e.into())),
         };
-        let highest =
-            intents.iter().filter(|(_, i)| i.state != IntentState::Dropped).map(|(n, _)| n + 1).max();
-        let next_nonce = latest.max(pending).max(highest.unwrap_or(0));
-        observe::nonce_gap(&dest.chain, highest.unwrap_or(0), pending);
-        let floor = intents.iter().find(|(_, i)| !i.is_settled()).map_or(next_nonce, |(n, _)| *n);
-        let in_flight = intents.iter().filter(|(_, i)| i.is_open()).count();
-        let confirmed_next =
-            intents.iter().filter(|(_, i)| i.state == IntentState::Confirmed).map(|(n, _)| n + 1).max();
+        let requests::NonceState { next: next_nonce, floor, in_flight } =
+            requests::nonce_state(latest, pending, &intents);
+        let confirmed_next = requests::confirmed_next(&intents);
         // Sent ones the node may have lost (a restart); signed ones the first round broadcasts.
         if !opts.dry_run {
             let open: Vec<_> = intents

@@ -241,11 +241,13 @@ impl SinkWorker {
         }
         self.write(&settled, &acks)?;
         self.started += settled.len();
-        // The audit trail: each hand-over, by delivery id, with what the sink said.
+        // The audit trail: each hand-over, by delivery id, with what the sink said. A message
+        // delivered is DEBUG (a sink takes thousands a second, and its ack is in the store for
+        // `inspect-store deliveries`); one that failed is said at INFO or above.
         for ((key, _, _), outcome) in sending.iter().zip(&outcomes) {
             match outcome {
                 Outcome::Delivered { ack } => {
-                    tracing::info!(target = %self.target.name, delivery = %self.id_text(key), ack, "delivered");
+                    tracing::debug!(target = %self.target.name, delivery = %self.id_text(key), ack, "delivered");
                 }
                 Outcome::Failed { reason } => {
                     tracing::error!(target = %self.target.name, delivery = %self.id_text(key), reason, "delivery failed for good");

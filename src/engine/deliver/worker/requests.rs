@@ -32,6 +32,12 @@ pub(super) fn nonce_state(latest: u64, pending: u64, intents: &[(u64, TxIntent)]
     NonceState { next, floor, in_flight }
 }
 
+/// One past the highest nonce ferry saw confirmed, if any: the count a chain that still holds
+/// ferry's transactions must reach (the nonce-gap rule, `health.rs`).
+pub(super) fn confirmed_next(intents: &[(u64, TxIntent)]) -> Option<u64> {
+    intents.iter().filter(|(_, i)| i.state == IntentState::Confirmed).map(|(n, _)| n + 1).max()
+}
+
 impl Worker {
     /// Serves one request; a stop of the command ends whatever it was doing.
     pub(super) async fn serve(&mut self, request: Request, cancel: &CancellationToken) {
@@ -79,6 +85,10 @@ impl Worker {
         self.unseen_at.clear();
         self.unseen_since = None;
         self.status.send_modify(|s| s.next_nonce = state.next);
+        // What ferry saw confirmed is what the resync left confirmed (a reset chain's forgotten
+        // nonces are dropped now), so the nonce-gap rule is judged again against that.
+        self.confirmed_next = confirmed_next(&intents);
+        self.judge_gap(resynced.latest, resynced.pending);
         Ok(())
     }
 }
