@@ -57,7 +57,7 @@ never\t''"
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -s q -l quiet -d 'Less log output (-q warnings only, -qq errors only)'
 complete -c ferry -n "__fish_ferry_using_subcommand watch" -l json -d 'Print results as JSON on stdout (logs stay on stderr)'
-complete -c ferry -n "__fish_ferry_using_subcommand watch" -s h -l help -d 'Print help'
+complete -c ferry -n "__fish_ferry_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ferry -n "__fish_ferry_using_subcommand push" -l timeout -d 'A deadline for the whole command, sync included (exit 4 if work is left)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand push" -l target -d 'Only deliveries to this target (repeatable)' -r
 complete -c ferry -n "__fish_ferry_using_subcommand push" -l chain -d 'Only deliveries to this chain (repeatable)' -r
