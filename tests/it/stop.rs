@@ -106,3 +106,66 @@ async fn sigterm_stops_push_with_a_hung_destination_before_its_bound() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     drop(hole);
 }
+
+/// What does hold a stop is dropped at the bound: a webhook that takes the request and never
+/// answers keeps its sink worker in a hand-over (a sink's round is not cut short, since a
+/// hand-over cut midway is a doubt to look up on the next start). The stop waits until
+/// `--stop-timeout`, then drops that worker, names it, exits 130 and leaves a clean store; the
+/// healthy chain's deliveries are all there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drops_a_stalled_sink_at_the_bound() {
+    use crate::support::webhook::{Mode, WebhookReceiver};
+
+    let net = Net::start(1).await;
+    let _miner = Miner::start(vec![net.dests[0].0.url()], Duration::from_millis(500));
+    let hook = WebhookReceiver::start(None);
+    hook.set_mode(Mode::Stall(Duration::from_secs(120)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = config(&net, &[0], &[])
+        .replace(
+            "routes:\n",
+            &format!("  hook:\n    kind: webhook\n    url: \"{}\"\n    timeout: 60s\nroutes:\n", hook.url()),
+        )
+        .replace("targets: [receiver]", "targets: [receiver, hook]");
+    std::fs::write(dir.path().join("ferry.yaml"), yaml).expect("config");
+    net.emit(0, 3).await;
+    let bound = Duration::from_secs(3);
+    let (mut watch, log) = spawn_watch(dir.path(), &["--stop-timeout", "3s"]);
+
+    // d0 gets everything; the webhook holds the first request it was handed.
+    let (anvil, receiver) = &net.dests[0];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while view_u256(anvil, *receiver, IBatchReceiver::totalRecordedCall {}.abi_encode()).await
+        != U256::from(3)
+        || hook.requests().is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "d0 or the webhook got nothing; the log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        net.source.mine(1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let asked = Instant::now();
+    assert!(watch.signal("TERM"), "SIGTERM sent");
+    let status = watch.wait_within(Duration::from_secs(60)).await.expect("watch stops");
+    let took = asked.elapsed();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    println!("watch stopped {took:?} after SIGTERM, with a stop timeout of {bound:?}");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    // The bound, and a margin for dropping what is left and closing the store.
+    assert!(took < bound + Duration::from_secs(3), "stopped after {took:?}: {stderr}");
+    assert!(
+        took >= bound - Duration::from_millis(500),
+        "the stalled sink was waited for until the bound ({took:?})"
+    );
+    let abandoned = stderr.lines().find(|l| l.contains("stop timeout passed")).unwrap_or_default();
+    assert!(abandoned.contains("hook") && !abandoned.contains("\"d0\""), "names what it dropped: {stderr}");
+
+    // The store was closed cleanly: a reader opens it as it is.
+    let out = run(dir.path(), &["inspect-store", "summary"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("not closed cleanly"), "{}", text(&out));
+}
