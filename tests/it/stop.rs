@@ -6,6 +6,7 @@
 //! tested with a sink that never answers (`sigterm_drops_a_stalled_sink_at_the_bound`).
 
 use std::net::TcpListener;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
@@ -16,6 +17,7 @@ use crate::reload::{config, spawn_watch};
 use crate::support::command::run;
 use crate::support::devnet::IBatchReceiver;
 use crate::support::output::text;
+use crate::support::process::KillOnDrop;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_a_hung_destination_stops_before_the_bound_and_leaves_the_store_clean() {
@@ -34,37 +36,51 @@ async fn sigterm_with_a_hung_destination_stops_before_the_bound_and_leaves_the_s
     let (mut watch, log) = spawn_watch(dir.path(), &["--stop-timeout", "3s"]);
 
     // The healthy chain delivers; d1's worker is stuck in a request meanwhile.
+    until_delivered(&net, 3, &log, || true).await;
+
+    let (took, stderr) = terminate(&mut watch, &log, bound).await;
+    // The hung request is dropped with its round: the stop needs no bound at all.
+    assert!(took < bound, "stopped after {took:?}, not before the bound: {stderr}");
+    assert!(!stderr.contains("stop timeout passed"), "nothing was left to drop: {stderr}");
+    assert_closed_cleanly(dir.path());
+    drop(hole);
+}
+
+/// Mines the source until d0 recorded `n` items and `also()` holds, within a minute.
+async fn until_delivered(net: &Net, n: u64, log: &Path, also: impl Fn() -> bool) {
     let (anvil, receiver) = &net.dests[0];
     let deadline = Instant::now() + Duration::from_secs(60);
     while view_u256(anvil, *receiver, IBatchReceiver::totalRecordedCall {}.abi_encode()).await
-        != U256::from(3)
+        != U256::from(n)
+        || !also()
     {
         assert!(
             Instant::now() < deadline,
-            "d0 got nothing; the log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            "not delivered in time; the log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
         );
         net.source.mine(1).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
 
+/// SIGTERM to `watch`: it exits 130; how long that took, and its stderr.
+async fn terminate(watch: &mut KillOnDrop, log: &Path, bound: Duration) -> (Duration, String) {
     let asked = Instant::now();
     assert!(watch.signal("TERM"), "SIGTERM sent");
     let status = watch.wait_within(Duration::from_secs(60)).await.expect("watch stops");
     let took = asked.elapsed();
-    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    let stderr = std::fs::read_to_string(log).unwrap_or_default();
     println!("watch stopped {took:?} after SIGTERM, with a stop timeout of {bound:?}");
     assert_eq!(status.code(), Some(130), "{stderr}");
-    // The bound, and a margin for dropping what is left and closing the store.
-    // The hung request is dropped with its round: the stop needs no bound at all.
-    assert!(took < bound, "stopped after {took:?}, not before the bound: {stderr}");
-    assert!(!stderr.contains("stop timeout passed"), "nothing was left to drop: {stderr}");
+    (took, stderr)
+}
 
-    // The store was closed cleanly: a reader opens it as it is.
-    let out = run(dir.path(), &["inspect-store", "summary"]);
+/// The store was closed cleanly: a reader opens it as it is.
+fn assert_closed_cleanly(dir: &Path) {
+    let out = run(dir, &["inspect-store", "summary"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(!text(&out).contains("not closed cleanly"), "{}", text(&out));
-    drop(hole);
 }
 
 /// `push --stop-timeout`: the one-shot's hung worker is dropped where it waits, before the bound;
@@ -80,7 +96,7 @@ async fn sigterm_stops_push_with_a_hung_destination_before_its_bound() {
     net.emit(0, 2).await;
     net.source.mine(1).await;
     let log = dir.path().join("push.log");
-    let mut push = crate::support::process::KillOnDrop::spawn(
+    let mut push = KillOnDrop::spawn(
         crate::support::command::ferry_command(dir.path())
             .args(["push", "--timeout", "5m", "--stop-timeout", "2s"])
             .stdout(std::process::Stdio::null())
@@ -102,8 +118,7 @@ async fn sigterm_stops_push_with_a_hung_destination_before_its_bound() {
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(took < Duration::from_secs(2), "stopped after {took:?}, not before the bound: {stderr}");
     assert!(!stderr.contains("stop timeout (2s) passed"), "nothing was left to drop: {stderr}");
-    let out = run(dir.path(), &["inspect-store", "summary"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_closed_cleanly(dir.path());
     drop(hole);
 }
 
@@ -133,28 +148,9 @@ async fn sigterm_drops_a_stalled_sink_at_the_bound() {
     let (mut watch, log) = spawn_watch(dir.path(), &["--stop-timeout", "3s"]);
 
     // d0 gets everything; the webhook holds the first request it was handed.
-    let (anvil, receiver) = &net.dests[0];
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while view_u256(anvil, *receiver, IBatchReceiver::totalRecordedCall {}.abi_encode()).await
-        != U256::from(3)
-        || hook.requests().is_empty()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "d0 or the webhook got nothing; the log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        net.source.mine(1).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    until_delivered(&net, 3, &log, || !hook.requests().is_empty()).await;
 
-    let asked = Instant::now();
-    assert!(watch.signal("TERM"), "SIGTERM sent");
-    let status = watch.wait_within(Duration::from_secs(60)).await.expect("watch stops");
-    let took = asked.elapsed();
-    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-    println!("watch stopped {took:?} after SIGTERM, with a stop timeout of {bound:?}");
-    assert_eq!(status.code(), Some(130), "{stderr}");
+    let (took, stderr) = terminate(&mut watch, &log, bound).await;
     // The bound, and a margin for dropping what is left and closing the store.
     assert!(took < bound + Duration::from_secs(3), "stopped after {took:?}: {stderr}");
     assert!(
@@ -163,9 +159,5 @@ async fn sigterm_drops_a_stalled_sink_at_the_bound() {
     );
     let abandoned = stderr.lines().find(|l| l.contains("stop timeout passed")).unwrap_or_default();
     assert!(abandoned.contains("hook") && !abandoned.contains("\"d0\""), "names what it dropped: {stderr}");
-
-    // The store was closed cleanly: a reader opens it as it is.
-    let out = run(dir.path(), &["inspect-store", "summary"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(!text(&out).contains("not closed cleanly"), "{}", text(&out));
+    assert_closed_cleanly(dir.path());
 }
