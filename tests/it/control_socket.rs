@@ -77,19 +77,8 @@ async fn retry_and_skip_reach_the_running_watch_over_an_owner_only_socket() {
     let (anvil, receiver) = (&net.dests[0].0, net.dests[0].1);
     let _miner = Miner::start(vec![net.source.url(), anvil.url()], Duration::from_millis(300));
     // Heights 0 and 1 are there already: their simulation reverts, failed for good.
-    for h in 0..2u64 {
-        anvil
-            .send(receiver, IBatchReceiver::postBatchCall { height: h, root: [1u8; 32].into() }.abi_encode())
-            .await;
-    }
-    net.emit(0, 3).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    net.write_config(
-        dir.path(),
-        "function postBatch(uint64 height, bytes32 root)",
-        "    errors: [\"error BatchAlreadyExists(uint64 height)\"]\n",
-        None,
-    );
+    net.two_posted_by_hand(dir.path()).await;
     let log = "watch.log";
     let mut watch = start_watch(dir.path(), log);
     let rows =

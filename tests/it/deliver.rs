@@ -20,6 +20,26 @@ pub(crate) struct Net {
     pub(crate) dests: Vec<(Anvil, Address)>,
 }
 
+/// What [`Net::yaml`] writes: the target's function (and already-done lines), which
+/// destinations (all when `None`), per-destination (url, request timeout) overrides, and lines
+/// appended to the route.
+pub(crate) struct Yaml<'a> {
+    pub function: &'a str,
+    pub already_done: &'a str,
+    pub dests: Option<&'a [usize]>,
+    pub urls: &'a [(usize, String, &'a str)],
+    pub route: &'a str,
+}
+
+impl Default for Yaml<'_> {
+    fn default() -> Self {
+        Yaml { function: RECORD_FN, already_done: "", dests: None, urls: &[], route: "" }
+    }
+}
+
+/// The receiver's `record`, which takes every height (the reload, stop and metrics tests).
+pub(crate) const RECORD_FN: &str = "function record(uint64 height, bytes32 root)";
+
 impl Net {
     pub(crate) async fn start(n: usize) -> Net {
         let source = Anvil::start(31337).await;
@@ -41,15 +61,30 @@ impl Net {
         already_done: &str,
         dead_url_for: Option<usize>,
     ) {
+        let urls: Vec<(usize, String, &str)> =
+            dead_url_for.map(|i| (i, "http://127.0.0.1:9".to_string(), "2s")).into_iter().collect();
+        let yaml = self.yaml(&Yaml { function, already_done, urls: &urls, ..Yaml::default() });
+        std::fs::write(dir.join("ferry.yaml"), yaml).expect("config");
+    }
+
+    /// The text of a config routing BatchReady events to one `evm-call` target on the chosen
+    /// destinations, the one builder the delivery, reload, stop and metrics tests share.
+    pub(crate) fn yaml(&self, spec: &Yaml<'_>) -> String {
         let mut yaml = format!(
             "chains:\n  src:\n    chain_id: 31337\n    rpc: [\"{}\"]\n    confirmations: 1\n    poll_interval: 200ms\n",
             self.source.url()
         );
         let mut targets = String::new();
         for (i, (anvil, receiver)) in self.dests.iter().enumerate() {
-            let url = if dead_url_for == Some(i) { "http://127.0.0.1:9".to_string() } else { anvil.url() };
+            if spec.dests.is_some_and(|only| !only.contains(&i)) {
+                continue;
+            }
+            let (url, timeout) = match spec.urls.iter().find(|(j, _, _)| *j == i) {
+                Some((_, url, timeout)) => (url.clone(), *timeout),
+                None => (anvil.url(), "2s"),
+            };
             yaml.push_str(&format!(
-                "  d{i}:\n    chain_id: {}\n    rpc: [\"{url}\"]\n    confirmations: 1\n    poll_interval: 200ms\n    request_timeout: 2s\n    signer: {{ key_env: FERRY_TEST_SIGNER }}\n",
+                "  d{i}:\n    chain_id: {}\n    rpc: [\"{url}\"]\n    confirmations: 1\n    poll_interval: 200ms\n    request_timeout: {timeout}\n    signer: {{ key_env: FERRY_TEST_SIGNER }}\n",
                 anvil.chain_id()
             ));
             targets.push_str(&format!("      d{i}: \"{}\"\n", receiver.to_checksum(None)));
@@ -58,11 +93,37 @@ impl Net {
             "sources:\n  batches:\n    kind: evm\n    chain: src\n    contracts:\n      - address: \"{}\"\n        events: [\"event BatchReady(uint64 indexed height, bytes32 root)\"]\n",
             self.emitter.to_checksum(None)
         ));
+        let (function, already_done) = (spec.function, spec.already_done);
         yaml.push_str(&format!(
             "targets:\n  receiver:\n    kind: evm-call\n    function: {function}\n    args:\n      height: {{ field: height }}\n      root: {{ field: root }}\n{already_done}    chains:\n{targets}"
         ));
         yaml.push_str("routes:\n  - source: batches\n    targets: [receiver]\n");
-        std::fs::write(dir.join("ferry.yaml"), yaml).expect("config");
+        if !spec.route.is_empty() {
+            yaml.push_str(&format!("    {}\n", spec.route));
+        }
+        yaml
+    }
+
+    /// d0 holds heights 0 and 1 already, posted by hand; heights 0..3 are emitted and the config
+    /// posts them with `postBatch`, whose simulation reverts for those two: two deliveries that
+    /// fail for good and one that lands, for the operator's tests.
+    pub(crate) async fn two_posted_by_hand(&self, dir: &Path) {
+        let (anvil, receiver) = &self.dests[0];
+        for h in 0..2u64 {
+            anvil
+                .send(
+                    *receiver,
+                    IBatchReceiver::postBatchCall { height: h, root: [1u8; 32].into() }.abi_encode(),
+                )
+                .await;
+        }
+        self.emit(0, 3).await;
+        self.write_config(
+            dir,
+            "function postBatch(uint64 height, bytes32 root)",
+            "    errors: [\"error BatchAlreadyExists(uint64 height)\"]\n",
+            None,
+        );
     }
 
     pub(crate) async fn emit(&self, from: u64, n: u64) {
@@ -272,22 +333,10 @@ async fn watch_delivers_new_items_as_they_come() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_retries_and_skips_failed_deliveries_and_is_refused_without_yes() {
     let net = Net::start(1).await;
-    let (anvil, receiver) = &net.dests[0];
     // Heights 0 and 1 are there already; without `BatchAlreadyExists` declared as "already
     // there", their simulation reverts: failed for good, with the decoded reason.
-    for h in 0..2u64 {
-        anvil
-            .send(*receiver, IBatchReceiver::postBatchCall { height: h, root: [1u8; 32].into() }.abi_encode())
-            .await;
-    }
-    net.emit(0, 3).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    net.write_config(
-        dir.path(),
-        "function postBatch(uint64 height, bytes32 root)",
-        "    errors: [\"error BatchAlreadyExists(uint64 height)\"]\n",
-        None,
-    );
+    net.two_posted_by_hand(dir.path()).await;
     let (out, report) = push(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert_eq!(report["chains"][0]["failed"], 2, "{report}");

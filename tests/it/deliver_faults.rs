@@ -27,7 +27,7 @@ use crate::support::hex::hex_u128;
 use crate::support::output::text;
 use crate::support::process::KillOnDrop;
 
-const RECORD: &str = "function record(uint64 height, bytes32 root)";
+use crate::deliver::RECORD_FN as RECORD;
 const POST: &str = "function postBatch(uint64 height, bytes32 root)";
 const GWEI: u128 = 1_000_000_000;
 

@@ -16,7 +16,7 @@ use crate::support::hex::hex_u64;
 use crate::support::output::{json_or_null, text};
 use crate::support::process::KillOnDrop;
 
-const RECORD: &str = "function record(uint64 height, bytes32 root)";
+use crate::deliver::RECORD_FN as RECORD;
 const ETHER: u128 = 1_000_000_000_000_000_000;
 
 async fn set_signer_balance(anvil: &Anvil, wei: u128) {

@@ -9,12 +9,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use alloy::sol_types::SolCall;
 use serde_json::Value;
 
 use super::deliver::Net;
 use crate::support::command::{ferry_command, run};
-use crate::support::devnet::IBatchReceiver;
 use crate::support::output::{json_lines, stderr, text};
 
 /// Every shape the contract has, by its `kind`: one schema file each.
@@ -181,21 +179,10 @@ fn every_view_and_offline_command_matches_its_schema() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_backfill_and_operator_actions_match_their_schemas() {
     let net = Net::start(1).await;
-    let (anvil, receiver) = &net.dests[0];
+    let anvil = &net.dests[0].0;
     // Heights 0 and 1 are already posted: their deliveries revert and fail for good.
-    for h in 0..2u64 {
-        anvil
-            .send(*receiver, IBatchReceiver::postBatchCall { height: h, root: [1u8; 32].into() }.abi_encode())
-            .await;
-    }
-    net.emit(0, 3).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    net.write_config(
-        dir.path(),
-        "function postBatch(uint64 height, bytes32 root)",
-        "    errors: [\"error BatchAlreadyExists(uint64 height)\"]\n",
-        None,
-    );
+    net.two_posted_by_hand(dir.path()).await;
     let mut seen = BTreeSet::new();
 
     let online = json_run(dir.path(), &["check-config", "--online"], 0, &mut seen);

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::deliver::{Miner, Net};
+use crate::deliver::{Miner, Net, Yaml};
 use crate::support::command::{ferry_command, run, run_within};
 use crate::support::net::RefusingPort;
 use crate::support::output;
@@ -176,29 +176,10 @@ async fn scrape(http: &reqwest::Client, addr: &str) -> Vec<Sample> {
 /// The delivery tests' network (a source and two destinations), reached through `urls` (d0, d1),
 /// with `health` appended.
 fn write_config(net: &Net, dir: &Path, urls: [&str; 2], health: &str) {
-    let mut yaml = format!(
-        "chains:\n  src:\n    chain_id: 31337\n    rpc: [\"{}\"]\n    confirmations: 1\n    poll_interval: 200ms\n",
-        net.source.url()
-    );
-    let mut targets = String::new();
-    for (i, (anvil, receiver)) in net.dests.iter().enumerate() {
-        let url = urls[i];
-        yaml.push_str(&format!(
-            "  d{i}:\n    chain_id: {}\n    rpc: [\"{url}\"]\n    confirmations: 1\n    poll_interval: 200ms\n    request_timeout: 2s\n    signer: {{ key_env: FERRY_TEST_SIGNER }}\n",
-            anvil.chain_id()
-        ));
-        targets.push_str(&format!("      d{i}: \"{}\"\n", receiver.to_checksum(None)));
-    }
-    yaml.push_str(&format!(
-        "sources:\n  batches:\n    kind: evm\n    chain: src\n    contracts:\n      - address: \"{}\"\n        events: [\"event BatchReady(uint64 indexed height, bytes32 root)\"]\n",
-        net.emitter.to_checksum(None)
-    ));
-    yaml.push_str(&format!(
-        "targets:\n  receiver:\n    kind: evm-call\n    function: function record(uint64 height, bytes32 root)\n    args:\n      height: {{ field: height }}\n      root: {{ field: root }}\n    chains:\n{targets}"
-    ));
-    yaml.push_str("routes:\n  - source: batches\n    targets: [receiver]\n");
-    yaml.push_str(health);
-    std::fs::write(dir.join("ferry.yaml"), yaml).expect("config");
+    let urls: Vec<(usize, String, &str)> =
+        urls.iter().enumerate().map(|(i, url)| (i, url.to_string(), "2s")).collect();
+    let yaml = net.yaml(&Yaml { urls: &urls, ..Yaml::default() });
+    std::fs::write(dir.join("ferry.yaml"), format!("{yaml}{health}")).expect("config");
 }
 
 /// The done-when of the metrics work: a running `watch` with one source and two destinations,

@@ -13,7 +13,7 @@ use crate::support::devnet::{Anvil, DEV_ADDRESSES, IBatchReceiver};
 use crate::support::hex::hex_u64;
 use crate::support::output::{json_or_null, text};
 
-const RECORD: &str = "function record(uint64 height, bytes32 root)";
+use crate::deliver::RECORD_FN as RECORD;
 
 fn d0(report: &Value) -> &Value {
     report["chains"]

@@ -14,7 +14,7 @@ use crate::support::command::run;
 use crate::support::devnet::IBatchReceiver;
 use crate::support::output::{json_or_null, text};
 
-const RECORD: &str = "function record(uint64 height, bytes32 root)";
+use crate::deliver::RECORD_FN as RECORD;
 const POST: &str = "function postBatch(uint64 height, bytes32 root)";
 const DEAD: &str = "http://127.0.0.1:9";
 const GWEI: u128 = 1_000_000_000;

@@ -11,7 +11,7 @@ use alloy::primitives::U256;
 use alloy::sol_types::SolCall;
 use serde_json::Value;
 
-use crate::deliver::{Miner, Net, view_u256};
+use crate::deliver::{Miner, Net, Yaml, view_u256};
 use crate::support::command::{ferry_command, run};
 use crate::support::devnet::IBatchReceiver;
 use crate::support::output::text;
@@ -25,35 +25,7 @@ pub(crate) fn config(net: &Net, dests: &[usize], urls: &[(usize, String, &str)])
 
 /// [`config`] with `route` appended to the route (e.g. `deliver_existing: true`).
 fn config_with(net: &Net, dests: &[usize], urls: &[(usize, String, &str)], route: &str) -> String {
-    let mut yaml = format!(
-        "chains:\n  src:\n    chain_id: 31337\n    rpc: [\"{}\"]\n    confirmations: 1\n    poll_interval: 200ms\n",
-        net.source.url()
-    );
-    let mut targets = String::new();
-    for &i in dests {
-        let (anvil, receiver) = &net.dests[i];
-        let (url, timeout) = match urls.iter().find(|(j, _, _)| *j == i) {
-            Some((_, url, timeout)) => (url.clone(), *timeout),
-            None => (anvil.url(), "2s"),
-        };
-        yaml.push_str(&format!(
-            "  d{i}:\n    chain_id: {}\n    rpc: [\"{url}\"]\n    confirmations: 1\n    poll_interval: 200ms\n    request_timeout: {timeout}\n    signer: {{ key_env: FERRY_TEST_SIGNER }}\n",
-            anvil.chain_id()
-        ));
-        targets.push_str(&format!("      d{i}: \"{}\"\n", receiver.to_checksum(None)));
-    }
-    yaml.push_str(&format!(
-        "sources:\n  batches:\n    kind: evm\n    chain: src\n    contracts:\n      - address: \"{}\"\n        events: [\"event BatchReady(uint64 indexed height, bytes32 root)\"]\n",
-        net.emitter.to_checksum(None)
-    ));
-    yaml.push_str(&format!(
-        "targets:\n  receiver:\n    kind: evm-call\n    function: function record(uint64 height, bytes32 root)\n    args:\n      height: {{ field: height }}\n      root: {{ field: root }}\n    chains:\n{targets}"
-    ));
-    yaml.push_str("routes:\n  - source: batches\n    targets: [receiver]\n");
-    if !route.is_empty() {
-        yaml.push_str(&format!("    {route}\n"));
-    }
-    yaml
+    net.yaml(&Yaml { dests: Some(dests), urls, route, ..Yaml::default() })
 }
 
 /// `ferry watch ARGS…` in `dir`, its standard error written to `watch.log` there (read while it
