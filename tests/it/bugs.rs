@@ -12,16 +12,7 @@ async fn a_panicked_delivery_worker_makes_push_exit_1_not_0() {
     let dest = Anvil::start(41000).await;
     let receiver = dest.deploy("BatchReceiver", &[]).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = format!(
-        "chains:\n  dst:\n    chain_id: 41000\n    rpc: [\"{}\"]\n    confirmations: 1\n\
-         \x20   signer: {{ key_env: FERRY_TEST_SIGNER }}\n\
-         targets:\n  receiver:\n    kind: evm-call\n    function: function record(uint64 height, bytes32 root)\n\
-         \x20   args:\n      height: {{ field: height }}\n      root: {{ field: root }}\n\
-         \x20   chains:\n      dst: \"{}\"\n",
-        dest.url(),
-        receiver.to_checksum(None)
-    );
-    std::fs::write(dir.path().join("ferry.yaml"), config).expect("config");
+    write_one_chain_config(dir.path(), &dest, receiver);
 
     // Without the injected panic: nothing to do, done.
     let out =
@@ -41,4 +32,23 @@ async fn a_panicked_delivery_worker_makes_push_exit_1_not_0() {
     assert!(said.contains("injected by FERRY_TEST_PANIC_IN_WORKER"), "what panicked is said: {said}");
     assert!(!said.contains("damaged"), "{said}");
     assert!(started.elapsed() < Duration::from_secs(25), "the panic ended the command at once");
+}
+
+/// One destination `dst` (the anvil `dest`, chain 41000) with an evm-call target on `receiver`,
+/// and no source: for the tests that inject a panic into its worker.
+pub(crate) fn write_one_chain_config(
+    dir: &std::path::Path,
+    dest: &Anvil,
+    receiver: alloy::primitives::Address,
+) {
+    let config = format!(
+        "chains:\n  dst:\n    chain_id: 41000\n    rpc: [\"{}\"]\n    confirmations: 1\n\
+         \x20   signer: {{ key_env: FERRY_TEST_SIGNER }}\n\
+         targets:\n  receiver:\n    kind: evm-call\n    function: function record(uint64 height, bytes32 root)\n\
+         \x20   args:\n      height: {{ field: height }}\n      root: {{ field: root }}\n\
+         \x20   chains:\n      dst: \"{}\"\n",
+        dest.url(),
+        receiver.to_checksum(None)
+    );
+    std::fs::write(dir.join("ferry.yaml"), config).expect("config");
 }

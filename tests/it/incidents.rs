@@ -141,12 +141,7 @@ fn check_config_no_env_names_the_unset_variables_and_passes() {
     let out = check_config(dir.path(), &["--json"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let report = json_or_null(&out);
-    let errors: Vec<&Value> = report["diagnostics"]
-        .as_array()
-        .expect("diagnostics")
-        .iter()
-        .filter(|d| d["severity"] == "error")
-        .collect();
+    let errors = with_severity(&report, "error");
     assert_eq!(errors.len(), 3, "{report}");
 
     // Without: each is a warning naming the variable and its key, and the config passes.
@@ -154,11 +149,8 @@ fn check_config_no_env_names_the_unset_variables_and_passes() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report = json_or_null(&out);
     assert_eq!(report["ok"], true, "{report}");
-    let warnings: Vec<(String, String)> = report["diagnostics"]
-        .as_array()
-        .expect("diagnostics")
-        .iter()
-        .filter(|d| d["severity"] == "warning")
+    let warnings: Vec<(String, String)> = with_severity(&report, "warning")
+        .into_iter()
         .map(|d| {
             (
                 d["key"].as_str().unwrap_or_default().to_string(),
@@ -258,12 +250,7 @@ fn offline_check_config_opens_keystores_and_names_a_wrong_password() {
     let said = text(&out);
     assert!(!said.contains("a-wrong-pass-5512"), "the password is never shown: {said}");
     let report = json_or_null(&out);
-    let errors: Vec<&Value> = report["diagnostics"]
-        .as_array()
-        .expect("diagnostics")
-        .iter()
-        .filter(|d| d["severity"] == "error")
-        .collect();
+    let errors = with_severity(&report, "error");
     assert_eq!(errors.len(), 1, "{report}");
     assert_eq!(errors[0]["key"], "chains.dest.signer.keystore", "{report}");
     assert_eq!(errors[0]["line"], 8, "the line of the signer: {report}");
@@ -274,4 +261,14 @@ fn offline_check_config_opens_keystores_and_names_a_wrong_password() {
     let out = run("the-right-pass-7781");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(!text(&out).contains("the-right-pass-7781"), "{}", text(&out));
+}
+
+/// The diagnostics of a `check-config --json` report with this severity.
+fn with_severity<'a>(report: &'a Value, severity: &str) -> Vec<&'a Value> {
+    report["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .filter(|d| d["severity"] == severity)
+        .collect()
 }

@@ -12,6 +12,7 @@ use std::process::Output;
 use serde_json::Value;
 
 use super::deliver::Net;
+use crate::bugs::write_one_chain_config;
 use crate::support::command::{ferry_command, run};
 use crate::support::output::{json_lines, stderr, text};
 
@@ -394,16 +395,7 @@ async fn a_panic_is_a_bug_document_and_a_json_log_line() {
     let dest = crate::support::devnet::Anvil::start(41000).await;
     let receiver = dest.deploy("BatchReceiver", &[]).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = format!(
-        "chains:\n  dst:\n    chain_id: 41000\n    rpc: [\"{}\"]\n    confirmations: 1\n\
-         \x20   signer: {{ key_env: FERRY_TEST_SIGNER }}\n\
-         targets:\n  receiver:\n    kind: evm-call\n    function: function record(uint64 height, bytes32 root)\n\
-         \x20   args:\n      height: {{ field: height }}\n      root: {{ field: root }}\n\
-         \x20   chains:\n      dst: \"{}\"\n",
-        dest.url(),
-        receiver.to_checksum(None)
-    );
-    std::fs::write(dir.path().join("ferry.yaml"), config).expect("config");
+    write_one_chain_config(dir.path(), &dest, receiver);
     let out = ferry_command(dir.path())
         .args(["push", "--no-sync", "--timeout", "30s", "--json", "--log-format", "json"])
         .env("FERRY_TEST_PANIC_IN_WORKER", "dst")
